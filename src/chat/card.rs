@@ -1,0 +1,245 @@
+//! The Card: what every chat surface shows for a case, built once from the case, its mention
+//! and the team file. Surfaces only lay it out (Block Kit, Discord embed, terminal box).
+
+use crate::clock::from_ms;
+use crate::domain::CaseState;
+use crate::playbook::Playbooks;
+use crate::store::{CaseRow, EventRow, MentionRow};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// Longest mention excerpt shown on a card.
+pub const TEXT_LIMIT: usize = 600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Button {
+    Claim,
+    Release,
+    DraftReply,
+    Escalate,
+    TakeOffline,
+    Resolve,
+    Reopen,
+}
+
+impl Button {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Button::Claim => "Claim",
+            Button::Release => "Release",
+            Button::DraftReply => "Draft reply",
+            Button::Escalate => "Escalate",
+            Button::TakeOffline => "Take offline",
+            Button::Resolve => "Resolve",
+            Button::Reopen => "Reopen",
+        }
+    }
+    /// The action id carried by the button (`claim`, `draft_reply`, …).
+    pub fn id(&self) -> &'static str {
+        match self {
+            Button::Claim => "claim",
+            Button::Release => "release",
+            Button::DraftReply => "draft_reply",
+            Button::Escalate => "escalate",
+            Button::TakeOffline => "take_offline",
+            Button::Resolve => "resolve",
+            Button::Reopen => "reopen",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tag {
+    pub label: String,
+    /// The words that triggered it, for "why".
+    pub why: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Card {
+    pub case_id: i64,
+    pub priority: String,
+    pub situation: String,
+    pub state: CaseState,
+    pub owner: Option<String>,
+    /// Where it was said; "forwarded post (confidential)" for confidential cases.
+    pub source: String,
+    pub site: Option<String>,
+    /// The author's public handle; never shown for confidential cases.
+    pub author: Option<String>,
+    pub rating: Option<f64>,
+    pub text: String,
+    pub url: Option<String>,
+    pub tags: Vec<Tag>,
+    pub sla: Vec<(String, DateTime<Utc>)>,
+    pub latest_step: Option<String>,
+    pub buttons: Vec<Button>,
+    pub confidential: bool,
+}
+
+fn trimmed(text: &str) -> String {
+    if text.chars().count() <= TEXT_LIMIT {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(TEXT_LIMIT).collect();
+    format!("{}…", cut.trim_end())
+}
+
+/// Buttons offered in a state.
+pub fn buttons_for(state: CaseState) -> Vec<Button> {
+    use Button::*;
+    match state {
+        CaseState::Open => vec![Claim, DraftReply, Escalate, TakeOffline, Resolve],
+        CaseState::Claimed => vec![Release, DraftReply, Escalate, TakeOffline, Resolve],
+        CaseState::Responded => vec![DraftReply, Escalate, TakeOffline, Resolve],
+        CaseState::Offline => vec![Escalate, Resolve],
+        CaseState::Resolved => vec![Reopen],
+    }
+}
+
+/// One line describing an event, for the card and the thread ("claimed by Dena Ortiz").
+pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
+    let who = playbooks.team.person(&e.actor).map(|p| p.name.clone()).unwrap_or_else(|| e.actor.clone());
+    let d = &e.detail;
+    let s = |k: &str| d.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    match e.action.as_str() {
+        "opened" => "opened".into(),
+        "claim" => format!("claimed by {who}"),
+        "release" => format!("released by {who}"),
+        "reassign" => format!(
+            "reassigned to {} by {who}",
+            s("to").and_then(|t| playbooks.team.person(&t).map(|p| p.name.clone())).unwrap_or_default()
+        ),
+        "respond" => format!("public reply posted by {who}"),
+        "offline" => format!("taken offline ({}) by {who}", s("via").unwrap_or_default()),
+        "escalate" => {
+            let to = d.get("to").map(|t| {
+                let kind = t.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+                let id = t.get("id").and_then(|k| k.as_str()).unwrap_or("");
+                match kind {
+                    "site_owner" => "site owner".to_string(),
+                    "role" => format!("{id} role"),
+                    "on_call" => format!("on-call ({id})"),
+                    "person" => playbooks.team.person(id).map(|p| p.name.clone()).unwrap_or_else(|| id.to_string()),
+                    _ => "channel".to_string(),
+                }
+            });
+            format!("escalated to {} by {who}", to.unwrap_or_default())
+        }
+        "resolve" => format!("resolved ({}) by {who}", s("outcome").unwrap_or_default()),
+        "reopen" => format!("reopened by {who}"),
+        "note" => format!("note by {who}"),
+        "revised" => {
+            let old = d.get("old_rating").and_then(|v| v.as_f64());
+            let new = d.get("new_rating").and_then(|v| v.as_f64());
+            match (old, new) {
+                (Some(o), Some(n)) if o != n => format!("review revised: rating {o} → {n}"),
+                _ => "review text revised".into(),
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+impl Card {
+    pub fn build(case: &CaseRow, mention: &MentionRow, last: Option<&EventRow>, playbooks: &Playbooks) -> Card {
+        let situation = playbooks.situations.get(&case.situation);
+        let team = &playbooks.team;
+        let rule_label = |kind: &str, id: &str| match kind {
+            "site" => team.site(id).map(|s| s.name.clone()).unwrap_or_else(|| id.to_string()),
+            _ => playbooks
+                .triage_rules
+                .rules
+                .iter()
+                .find(|r| r.id == id)
+                .map(|r| r.label.clone())
+                .unwrap_or_else(|| id.to_string()),
+        };
+        let tags = case
+            .reasons
+            .iter()
+            .filter(|r| r.kind != "site")
+            .map(|r| Tag {
+                label: match r.kind.as_str() {
+                    "risk" => format!("⚠ {}", rule_label(&r.kind, &r.rule)),
+                    "urgency" => format!("⏱ {}", rule_label(&r.kind, &r.rule)),
+                    _ => rule_label(&r.kind, &r.rule),
+                },
+                why: r.matched.clone(),
+            })
+            .collect();
+        let mut sla = Vec::new();
+        for (label, due, met) in [
+            ("Acknowledge", case.ack_due, case.claimed_at.is_some() || case.state != CaseState::Open),
+            ("First response", case.response_due, case.first_response_at.is_some()),
+            ("Follow-up", case.follow_up_due, false),
+            ("Resolve", case.resolve_due, case.state == CaseState::Resolved),
+        ] {
+            if let (Some(d), false) = (due, met) {
+                sla.push((label.to_string(), from_ms(d)));
+            }
+        }
+        let source = if case.confidential {
+            "forwarded post (confidential)".to_string()
+        } else {
+            mention.source.clone()
+        };
+        Card {
+            case_id: case.id,
+            priority: case.priority.to_uppercase(),
+            situation: situation.map(|s| s.label.clone()).unwrap_or_else(|| case.situation.clone()),
+            state: case.state,
+            owner: case.owner.as_ref().map(|o| team.person(o).map(|p| p.name.clone()).unwrap_or_else(|| o.clone())),
+            source,
+            site: case.site.as_ref().map(|s| team.site(s).map(|x| x.name.clone()).unwrap_or_else(|| s.clone())),
+            author: if case.confidential { None } else { mention.author.clone() },
+            rating: mention.rating,
+            text: mention.text.as_deref().map(trimmed).unwrap_or_else(|| "(text purged by retention)".into()),
+            url: if case.confidential { None } else { mention.url.clone() },
+            tags,
+            sla,
+            latest_step: last.map(|e| describe_event(e, playbooks)),
+            buttons: buttons_for(case.state),
+            confidential: case.confidential,
+        }
+    }
+
+    /// A plain-text rendering (console surface, notifications, tests).
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let site = self.site.as_deref().unwrap_or("no site detected");
+        out.push_str(&format!("[{}] Case #{} · {} · {}\n", self.priority, self.case_id, self.situation, site));
+        let mut who = format!("Source: {}", self.source);
+        if let Some(a) = &self.author {
+            who.push_str(&format!(" · by {a}"));
+        }
+        if let Some(r) = self.rating {
+            who.push_str(&format!(" · {r}★"));
+        }
+        out.push_str(&who);
+        out.push('\n');
+        for line in self.text.lines() {
+            out.push_str(&format!("> {line}\n"));
+        }
+        if let Some(u) = &self.url {
+            out.push_str(&format!("Link: {u}\n"));
+        }
+        if !self.tags.is_empty() {
+            let tags: Vec<String> = self.tags.iter().map(|t| format!("{} (\"{}\")", t.label, t.why)).collect();
+            out.push_str(&format!("Tags: {}\n", tags.join(", ")));
+        }
+        for (label, due) in &self.sla {
+            out.push_str(&format!("{label} due {}\n", due.format("%Y-%m-%d %H:%M UTC")));
+        }
+        let owner = self.owner.as_deref().map(|o| format!(" · owner {o}")).unwrap_or_default();
+        out.push_str(&format!("State: {}{owner}\n", self.state));
+        if let Some(s) = &self.latest_step {
+            out.push_str(&format!("Latest: {s}\n"));
+        }
+        let buttons: Vec<String> = self.buttons.iter().map(|b| format!("[{}]", b.label())).collect();
+        out.push_str(&buttons.join(" "));
+        out.push('\n');
+        out
+    }
+}

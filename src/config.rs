@@ -1,0 +1,360 @@
+//! Deployment settings: `config/carebot.toml`, overridden key by key from the environment
+//! (`CAREBOT__SECTION__KEY`), secrets only from the environment. Validated once, with the
+//! file and line of each problem.
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+pub const DEFAULT_PATH: &str = "config/carebot.toml";
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub http: HttpSettings,
+    pub chat: ChatSettings,
+    pub playbooks: PlaybookSettings,
+    pub outbox: OutboxSettings,
+    pub sources: SourcesSettings,
+    pub retention: RetentionSettings,
+    /// Scheduled jobs by name (see `carebot jobs`): cron expression and time zone.
+    pub jobs: BTreeMap<String, JobSettings>,
+    /// Filled from the environment only, never from the file.
+    #[serde(skip)]
+    pub secrets: Secrets,
+    /// Where the settings were read from (for error messages).
+    #[serde(skip)]
+    pub source_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// SQLite file used when `DATABASE_URL` is not set (the embedded default).
+    pub sqlite_path: PathBuf,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings { sqlite_path: PathBuf::from("data/carebot.db"), max_connections: 10 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    pub listen: String,
+    pub body_limit_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings { listen: "127.0.0.1:8080".into(), body_limit_bytes: 1024 * 1024 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SurfaceKind {
+    /// Slack if its tokens are set, else Discord if its are, else the console.
+    #[default]
+    Auto,
+    Console,
+    Slack,
+    Discord,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChatSettings {
+    pub surface: SurfaceKind,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlaybookSettings {
+    pub dir: PathBuf,
+}
+
+impl Default for PlaybookSettings {
+    fn default() -> Self {
+        PlaybookSettings { dir: PathBuf::from("playbooks") }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxSettings {
+    /// How often the delivery worker looks for due messages when not woken up.
+    pub poll_interval_ms: u64,
+    /// After this many failed attempts a message is marked failed (and counted on /metrics).
+    pub max_attempts: i64,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    pub batch_size: i64,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        OutboxSettings { poll_interval_ms: 500, max_attempts: 12, backoff_base_ms: 1000, backoff_max_ms: 300_000, batch_size: 50 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourcesSettings {
+    pub files: FilesSourceSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesSourceSettings {
+    pub enabled: bool,
+    /// Drop folder: `.jsonl` and `.csv` files put here are ingested, then moved to `done/`.
+    pub dir: PathBuf,
+    /// Source name for rows that do not say theirs.
+    pub default_source: String,
+    /// Files ingested once when `carebot serve` starts (idempotent: duplicates are skipped).
+    pub import_on_start: Vec<PathBuf>,
+}
+
+impl Default for FilesSourceSettings {
+    fn default() -> Self {
+        FilesSourceSettings {
+            enabled: true,
+            dir: PathBuf::from("data/inbox"),
+            default_source: "files".into(),
+            import_on_start: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    /// Mention text and author are purged from closed cases after this many days.
+    pub mention_text_days: i64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings { mention_text_days: 365 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    /// Six or seven fields, seconds first: "0 */5 * * * *" is every five minutes.
+    pub cron: String,
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Secrets, read from the environment only.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    pub database_url: Option<String>,
+    pub slack_bot_token: Option<String>,
+    pub slack_signing_secret: Option<String>,
+    pub slack_app_token: Option<String>,
+    pub discord_bot_token: Option<String>,
+    pub discord_public_key: Option<String>,
+    pub discord_application_id: Option<String>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |o: &Option<String>| if o.is_some() { "<set>" } else { "<unset>" };
+        f.debug_struct("Secrets")
+            .field("database_url", &set(&self.database_url))
+            .field("slack_bot_token", &set(&self.slack_bot_token))
+            .field("discord_bot_token", &set(&self.discord_bot_token))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Secrets {
+    pub fn from_env() -> Secrets {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Secrets {
+            database_url: get("DATABASE_URL"),
+            slack_bot_token: get("SLACK_BOT_TOKEN"),
+            slack_signing_secret: get("SLACK_SIGNING_SECRET"),
+            slack_app_token: get("SLACK_APP_TOKEN"),
+            discord_bot_token: get("DISCORD_BOT_TOKEN"),
+            discord_public_key: get("DISCORD_PUBLIC_KEY"),
+            discord_application_id: get("DISCORD_APPLICATION_ID"),
+        }
+    }
+}
+
+/// A configuration problem, located where possible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub file: Option<PathBuf>,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.file, self.line) {
+            (Some(p), Some(l)) => write!(f, "{}:{}: {}", p.display(), l, self.message),
+            (Some(p), None) => write!(f, "{}: {}", p.display(), self.message),
+            _ => write!(f, "{}", self.message),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError(pub Vec<ConfigProblem>);
+
+/// Finds the line of `a.b.c` in a TOML file: the `key =` line inside table `[a.b]` (or a
+/// dotted key). Good enough to point a person at the right place; `None` if not found.
+pub fn locate_key(text: &str, path: &[String]) -> Option<usize> {
+    let (key, table) = path.split_last()?;
+    let want_table = table.join(".");
+    let mut current = String::new();
+    let mut table_line = None;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if let Some(h) = t.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            current = h.trim().trim_matches('"').to_string();
+            if current == want_table {
+                table_line = Some(i + 1);
+            }
+            continue;
+        }
+        let k = t.split('=').next().unwrap_or("").trim().trim_matches('"');
+        if t.contains('=') && current == want_table && k == key {
+            return Some(i + 1);
+        }
+    }
+    table_line
+}
+
+impl Settings {
+    /// Reads the file (which must exist) and the environment.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        let problem = |line, message: String| ConfigProblem { file: Some(path.to_path_buf()), line, message };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(vec![problem(None, format!("cannot read config file: {e}"))]))?;
+        let figment = Figment::new().merge(Toml::string(&text)).merge(Env::prefixed("CAREBOT__").split("__"));
+        let mut settings: Settings = figment.extract().map_err(|errs| {
+            ConfigError(
+                errs.into_iter()
+                    .map(|e| {
+                        let from_env = e.metadata.as_ref().is_some_and(|m| m.name.contains("environment"));
+                        let line = if from_env { None } else { locate_key(&text, &e.path) };
+                        let key = e.path.join(".");
+                        let mut msg = e.kind.to_string();
+                        if !key.is_empty() {
+                            msg = format!("{key}: {msg}");
+                        }
+                        if from_env {
+                            msg.push_str(" (from the environment)");
+                        }
+                        problem(line, msg)
+                    })
+                    .collect(),
+            )
+        })?;
+        settings.secrets = Secrets::from_env();
+        settings.source_file = Some(path.to_path_buf());
+        let problems = settings.validate(&text);
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+
+    /// Semantic checks that serde cannot make: cron expressions, time zones, job names.
+    fn validate(&self, text: &str) -> Vec<ConfigProblem> {
+        let mut out = Vec::new();
+        let file = self.source_file.clone();
+        for (name, job) in &self.jobs {
+            let at = |k: &str| locate_key(text, &["jobs".into(), name.clone(), k.into()]);
+            if !crate::jobs::is_known(name) {
+                out.push(ConfigProblem {
+                    file: file.clone(),
+                    line: locate_key(text, &["jobs".into(), name.clone()]).or(at("cron")),
+                    message: format!("unknown job {name:?}; known jobs: {}", crate::jobs::names().join(", ")),
+                });
+            }
+            if let Err(e) = parse_cron(&job.cron) {
+                out.push(ConfigProblem { file: file.clone(), line: at("cron"), message: format!("jobs.{name}.cron: {e}") });
+            }
+            if let Some(tz) = &job.timezone {
+                if tz.parse::<chrono_tz::Tz>().is_err() {
+                    out.push(ConfigProblem {
+                        file: file.clone(),
+                        line: at("timezone"),
+                        message: format!("jobs.{name}.timezone: unknown time zone {tz:?}; use an IANA name such as America/Chicago"),
+                    });
+                }
+            }
+        }
+        if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+            out.push(ConfigProblem {
+                file: file.clone(),
+                line: locate_key(text, &["http".into(), "listen".into()]),
+                message: format!("http.listen: {:?} is not an address such as 127.0.0.1:8080", self.http.listen),
+            });
+        }
+        out
+    }
+
+    /// The database URL: `DATABASE_URL` if set, else the embedded SQLite file.
+    pub fn database_url(&self) -> String {
+        match &self.secrets.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.database.sqlite_path.display()),
+        }
+    }
+}
+
+/// Parses a cron expression, explaining the common mistake of a 5-field crontab line.
+pub fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
+    let fields = expr.split_whitespace().count();
+    if fields == 5 {
+        return Err(format!(
+            "{expr:?} has 5 fields; carebot cron expressions have 6 or 7, seconds first (write \"0 {expr}\")"
+        ));
+    }
+    cron::Schedule::from_str(expr).map_err(|e| format!("bad cron expression {expr:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crontab_line_is_refused_with_the_six_field_spelling() {
+        let e = parse_cron("*/5 * * * *").unwrap_err();
+        assert!(e.contains("write \"0 */5 * * * *\""), "{e}");
+        assert!(parse_cron("0 */5 * * * *").is_ok());
+        assert!(parse_cron("0 61 * * * *").is_err());
+    }
+
+    #[test]
+    fn keys_are_located_in_their_table() {
+        let text = "[http]\nlisten = \"x\"\n\n[jobs.retention]\ncron = \"bad\"\n";
+        assert_eq!(locate_key(text, &["jobs".into(), "retention".into(), "cron".into()]), Some(5));
+        assert_eq!(locate_key(text, &["http".into(), "listen".into()]), Some(2));
+        assert_eq!(locate_key(text, &["jobs".into(), "retention".into()]), Some(4));
+    }
+}

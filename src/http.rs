@@ -1,0 +1,85 @@
+//! The HTTP listener: health, readiness and Prometheus metrics today; chat callbacks and
+//! intake webhooks join this one router.
+
+use crate::app::Ctx;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::{Arc, OnceLock};
+use tower_http::limit::RequestBodyLimitLayer;
+
+/// The process-wide Prometheus recorder (the `metrics` facade is global by design).
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder was installed first; then our counters are not
+        // exported but /metrics still serves the database gauges.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+pub fn router(ctx: Arc<Ctx>) -> Router {
+    metrics_handle();
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .layer(RequestBodyLimitLayer::new(ctx.settings.http.body_limit_bytes))
+        .with_state(ctx)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
+    match ctx.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n".to_string())
+        }
+    }
+}
+
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " ")
+}
+
+/// Database-derived gauges (true across restarts and replicas) plus process counters.
+pub async fn render_metrics(ctx: &Ctx) -> anyhow::Result<String> {
+    let mut out = String::new();
+    out.push_str("# HELP carebot_cases Cases by state.\n# TYPE carebot_cases gauge\n");
+    let by_state = ctx.store.cases_by_state().await?;
+    for s in crate::domain::CaseState::ALL {
+        let n = by_state.iter().find(|(k, _)| k == s.as_str()).map(|(_, n)| *n).unwrap_or(0);
+        out.push_str(&format!("carebot_cases{{state=\"{}\"}} {n}\n", s.as_str()));
+    }
+    out.push_str("# HELP carebot_mentions_stored Mentions stored, by source.\n# TYPE carebot_mentions_stored gauge\n");
+    for (source, n) in ctx.store.mentions_by_source().await? {
+        out.push_str(&format!("carebot_mentions_stored{{source=\"{}\"}} {n}\n", label(&source)));
+    }
+    let (pending, failed) = ctx.store.outbox_depth().await?;
+    out.push_str("# HELP carebot_outbox_pending Chat messages waiting for delivery.\n# TYPE carebot_outbox_pending gauge\n");
+    out.push_str(&format!("carebot_outbox_pending {pending}\n"));
+    out.push_str("# HELP carebot_outbox_failed Chat messages given up on.\n# TYPE carebot_outbox_failed gauge\n");
+    out.push_str(&format!("carebot_outbox_failed {failed}\n"));
+    out.push_str(&metrics_handle().render());
+    Ok(out)
+}
+
+async fn metrics_text(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
+    match render_metrics(&ctx).await {
+        Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "metrics failed");
+            (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "text/plain")], "metrics unavailable\n".into())
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Intake: dedupe on (source, external id), triage, open the case and queue its card — all
+//! in one transaction, so a mention accepted is a mention stored with its card on the way.
+//! A known mention with new text or rating is a revision event on its existing case.
+
+use crate::app::Ctx;
+use crate::chat::ChatOp;
+use crate::domain::Mention;
+use crate::store::{cases, is_contention, outbox, NewCase, Tx};
+use anyhow::Context as _;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    /// A new case was opened.
+    Opened(i64),
+    /// The mention was known and changed: a revision event on this case.
+    Revised(i64),
+    /// Known and unchanged: nothing to do.
+    Duplicate(i64),
+}
+
+impl Ingested {
+    pub fn case_id(&self) -> i64 {
+        match self {
+            Ingested::Opened(c) | Ingested::Revised(c) | Ingested::Duplicate(c) => *c,
+        }
+    }
+}
+
+/// Stores a batch in one transaction (retrying on write contention) and wakes the outbox.
+pub async fn ingest(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Ingested>> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match ingest_once(ctx, mentions).await {
+            Ok(out) => {
+                for (m, r) in mentions.iter().zip(&out) {
+                    if matches!(r, Ingested::Opened(_)) {
+                        metrics::counter!("carebot_mentions_ingested_total", "source" => m.source.clone()).increment(1);
+                    }
+                }
+                ctx.outbox_wake.notify_one();
+                return Ok(out);
+            }
+            Err(e) if attempt < 8 && is_contention(&e) => {
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn ingest_once(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Ingested>> {
+    let now = ctx.now_ms();
+    let mut tx = ctx.store.begin().await?;
+    let mut out = Vec::with_capacity(mentions.len());
+    for m in mentions {
+        let r = match cases::insert_mention(&mut tx, m, now).await? {
+            Some(mention_id) => Ingested::Opened(open_case(ctx, &mut tx, mention_id, m, now).await?),
+            None => revise(&mut tx, m, now).await?,
+        };
+        out.push(r);
+    }
+    tx.commit().await.context("committing intake")?;
+    Ok(out)
+}
+
+async fn open_case(ctx: &Ctx, tx: &mut Tx<'_>, mention_id: i64, m: &Mention, now: i64) -> anyhow::Result<i64> {
+    let t = ctx.triage.triage(m);
+    let situation = ctx.playbooks.situations.pick(&t, m);
+    let due = |s: Option<crate::domain::Span>| s.map(|s| now + s.as_millis());
+    let new = NewCase {
+        situation: situation.id.clone(),
+        priority: situation.priority.as_str().to_string(),
+        channel: situation.channel.clone(),
+        site: t.site.clone(),
+        categories: t.categories.clone(),
+        sentiment: t.sentiment.as_str().to_string(),
+        sentiment_score: t.sentiment_score,
+        risk: t.risk,
+        urgent: t.urgent,
+        spam: t.spam,
+        positive: t.positive,
+        confidential: m.confidential,
+        reasons: t.reasons.clone(),
+        opened_at: now,
+        ack_due: due(situation.sla.acknowledge),
+        response_due: due(situation.sla.first_response),
+        follow_up_due: due(situation.sla.follow_up),
+        resolve_due: due(situation.sla.resolve),
+    };
+    let case_id = cases::insert_case(tx, mention_id, &new).await?;
+    let detail = serde_json::json!({
+        "source": m.source, "situation": situation.id, "priority": new.priority,
+        "site": t.site, "categories": t.categories, "risk": t.risk, "urgent": t.urgent,
+    });
+    cases::append_event(tx, case_id, now, "carebot", "opened", &detail).await?;
+    for channel in std::iter::once(&situation.channel).chain(&situation.also_post_to) {
+        let op = ChatOp::PostCard { case_id, channel: channel.clone() };
+        outbox::enqueue(tx, Some(case_id), op.name(), &serde_json::to_string(&op)?, now).await?;
+    }
+    Ok(case_id)
+}
+
+async fn revise(tx: &mut Tx<'_>, m: &Mention, now: i64) -> anyhow::Result<Ingested> {
+    let known = cases::mention_by_key(tx, &m.source, &m.external_id)
+        .await?
+        .context("mention vanished between insert and lookup")?;
+    let case_id = known.case_id.context("mention without a case")?;
+    let text_changed = known.text.as_deref().is_some_and(|t| t != m.text);
+    let rating_changed = known.rating != m.rating;
+    if !text_changed && !rating_changed {
+        return Ok(Ingested::Duplicate(case_id));
+    }
+    cases::revise_mention(tx, known.id, &m.text, m.rating).await?;
+    let detail = serde_json::json!({
+        "old_rating": known.rating, "new_rating": m.rating, "text_changed": text_changed,
+        "revision": known.revision + 1,
+    });
+    cases::append_event(tx, case_id, now, "carebot", "revised", &detail).await?;
+    let line = match (known.rating, m.rating) {
+        (Some(o), Some(n)) if o != n => format!("Review revised: rating {o} → {n}"),
+        _ => "Review text revised".to_string(),
+    };
+    for op in [ChatOp::UpdateCard { case_id }, ChatOp::ThreadReply { case_id, text: line }] {
+        outbox::enqueue(tx, Some(case_id), op.name(), &serde_json::to_string(&op)?, now).await?;
+    }
+    Ok(Ingested::Revised(case_id))
+}

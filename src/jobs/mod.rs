@@ -1,0 +1,77 @@
+//! Scheduled and background work, registered in one list. Each job is a file with one entry
+//! point `run(&Ctx, at) -> summary`; the scheduler runs them on their cron schedules and
+//! `carebot run-job NAME --at T` runs one as if at time T.
+
+pub mod outbox;
+pub mod retention;
+pub mod scheduler;
+
+use crate::app::Ctx;
+use chrono::{DateTime, Utc};
+use std::future::Future;
+use std::pin::Pin;
+
+pub type JobFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<String>> + Send + 'a>>;
+
+pub struct Job {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub run: for<'a> fn(&'a Ctx, DateTime<Utc>) -> JobFuture<'a>,
+}
+
+/// The registry: every job carebot knows, by name.
+pub const JOBS: &[Job] = &[
+    Job {
+        name: "deliver_outbox",
+        about: "deliver due chat messages once (the worker in `serve` does this continuously)",
+        run: |ctx, at| Box::pin(async move { outbox::deliver_due(ctx, at).await.map(|n| format!("{n} message(s) handled")) }),
+    },
+    Job {
+        name: "poll_files",
+        about: "ingest JSON-lines/CSV files dropped into sources.files.dir",
+        run: |ctx, _at| Box::pin(crate::sources::files::poll_drop_folder(ctx)),
+    },
+    Job {
+        name: "retention",
+        about: "purge mention text and authors of cases resolved more than retention.mention_text_days ago",
+        run: |ctx, at| Box::pin(retention::run(ctx, at)),
+    },
+];
+
+pub fn find(name: &str) -> Option<&'static Job> {
+    JOBS.iter().find(|j| j.name == name)
+}
+
+pub fn is_known(name: &str) -> bool {
+    find(name).is_some()
+}
+
+pub fn names() -> Vec<&'static str> {
+    JOBS.iter().map(|j| j.name).collect()
+}
+
+/// Runs one job once as if at `at`, recording the run (`carebot run-job`).
+pub async fn run_once(ctx: &Ctx, name: &str, at: DateTime<Utc>) -> anyhow::Result<String> {
+    let job = find(name).ok_or_else(|| anyhow::anyhow!("unknown job {name:?}; known jobs: {}", names().join(", ")))?;
+    let at_ms = at.timestamp_millis();
+    ctx.store.record_manual_run(job.name, at_ms, ctx.now_ms()).await?;
+    let result = (job.run)(ctx, at).await;
+    let (ok, detail) = match &result {
+        Ok(s) => (true, s.clone()),
+        Err(e) => (false, format!("{e:#}")),
+    };
+    ctx.store.finish_job_run(job.name, at_ms, ctx.now_ms(), ok, &detail).await?;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn job_names_are_unique() {
+        let mut names = super::names();
+        names.sort();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len());
+    }
+}

@@ -1,0 +1,95 @@
+//! The scheduler: runs each configured job on its cron schedule in its time zone. A run is
+//! claimed as a (job, scheduled time) row first, so it happens once across restarts and
+//! replicas; after downtime a missed run is caught up once, not once per missed tick.
+
+use crate::app::Ctx;
+use crate::config::parse_cron;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+struct Scheduled {
+    job: &'static super::Job,
+    schedule: cron::Schedule,
+    tz: Tz,
+    next: Option<DateTime<Utc>>,
+}
+
+fn next_after(s: &Scheduled, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    s.schedule.after(&t.with_timezone(&s.tz)).next().map(|d| d.with_timezone(&Utc))
+}
+
+async fn plan(ctx: &Ctx) -> Vec<Scheduled> {
+    let mut out = Vec::new();
+    let now = ctx.clock.now();
+    for (name, cfg) in &ctx.settings.jobs {
+        if !cfg.enabled {
+            continue;
+        }
+        // Names, expressions and zones were validated when the settings were loaded.
+        let (Some(job), Ok(schedule)) = (super::find(name), parse_cron(&cfg.cron)) else { continue };
+        let tz = cfg.timezone.as_deref().and_then(|t| t.parse().ok()).unwrap_or(ctx.playbooks.team.timezone);
+        let mut s = Scheduled { job, schedule, tz, next: None };
+        let last = ctx.store.last_job_run(name).await.ok().flatten();
+        let from = last.map(|r| crate::clock::from_ms(r.scheduled_at)).unwrap_or(now);
+        s.next = next_after(&s, from);
+        out.push(s);
+    }
+    out
+}
+
+async fn run_due(ctx: &Arc<Ctx>, s: &mut Scheduled, now: DateTime<Utc>) {
+    let Some(due) = s.next.filter(|n| *n <= now) else { return };
+    let due_ms = due.timestamp_millis();
+    match ctx.store.claim_job_run(s.job.name, due_ms, now.timestamp_millis()).await {
+        Ok(true) => {
+            let job = s.job;
+            let task_ctx = ctx.clone();
+            // Spawned so a panicking job is reported as a failed run, not a dead scheduler.
+            let res = tokio::spawn(async move { (job.run)(&task_ctx, due).await }).await;
+            let (ok, detail) = match res {
+                Ok(Ok(s)) => (true, s),
+                Ok(Err(e)) => (false, format!("{e:#}")),
+                Err(e) => (false, format!("job panicked: {e}")),
+            };
+            if ok {
+                tracing::debug!(job = job.name, %detail, "job finished");
+            } else {
+                tracing::error!(job = job.name, %detail, "job failed");
+            }
+            if let Err(e) = ctx.store.finish_job_run(job.name, due_ms, ctx.now_ms(), ok, &detail).await {
+                tracing::error!(job = job.name, error = %format!("{e:#}"), "could not record job result");
+            }
+        }
+        Ok(false) => {} // another replica has this run
+        Err(e) => {
+            tracing::error!(job = s.job.name, error = %format!("{e:#}"), "could not claim job run; will retry");
+            return;
+        }
+    }
+    // Skip ticks missed while down: the next run is the first one after now.
+    s.next = next_after(s, now);
+}
+
+pub async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
+    let mut jobs = plan(&ctx).await;
+    loop {
+        let now = ctx.clock.now();
+        for s in jobs.iter_mut() {
+            run_due(&ctx, s, now).await;
+        }
+        let wait = jobs
+            .iter()
+            .filter_map(|s| s.next)
+            .min()
+            .map(|n| (n - ctx.clock.now()).to_std().unwrap_or_default())
+            .unwrap_or(Duration::from_secs(1))
+            .clamp(Duration::from_millis(50), Duration::from_secs(1));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}

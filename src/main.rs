@@ -1,0 +1,316 @@
+//! The `carebot` command line: parse arguments, load settings, call the library, print.
+
+use anyhow::Context as _;
+use carebot::app::{chat_surface, App, Ctx};
+use carebot::clock::SystemClock;
+use carebot::config::{Settings, DEFAULT_PATH};
+use carebot::domain::{Action, CaseState, EscalationTarget, OfflineVia, Outcome};
+use carebot::store::CaseFilter;
+use carebot::{jobs, ops, sources};
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "carebot", version, about = "Turns public mentions of your hospital into tracked cases in chat")]
+struct Cli {
+    /// Settings file.
+    #[arg(long, global = true, env = "CAREBOT_CONFIG", default_value = DEFAULT_PATH)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything: HTTP listener, outbox delivery, scheduler, intake.
+    Serve,
+    /// Validate settings and playbooks; names file, line and problem.
+    Check,
+    /// Create or upgrade the database schema.
+    Migrate,
+    /// Ingest a JSON-lines (.jsonl) or CSV (.csv) file of mentions.
+    Ingest {
+        file: PathBuf,
+        /// Source name for rows that do not say theirs (e.g. healthgrades).
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// List cases.
+    Cases {
+        /// Only cases in this state (repeatable).
+        #[arg(long, value_parser = parse_state)]
+        state: Vec<CaseState>,
+        /// Only cases not yet resolved.
+        #[arg(long)]
+        open: bool,
+        /// Only cases owned by the person given with --as.
+        #[arg(long)]
+        mine: bool,
+        /// Only unclaimed cases.
+        #[arg(long)]
+        unclaimed: bool,
+        #[arg(long)]
+        site: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
+        /// Only cases past an SLA clock.
+        #[arg(long)]
+        overdue: bool,
+        #[arg(long, env = "CAREBOT_USER")]
+        r#as: Option<String>,
+        #[arg(long)]
+        limit: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show or act on one case.
+    Case {
+        #[command(subcommand)]
+        action: CaseCmd,
+    },
+    /// Run one scheduled job once, as if at a given time.
+    RunJob {
+        name: String,
+        /// RFC 3339 time, e.g. 2026-11-23T09:00:00-06:00 (default: now).
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// List the jobs carebot knows and their schedules.
+    Jobs,
+}
+
+#[derive(Subcommand)]
+enum CaseCmd {
+    /// The card and the full history.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take ownership of an open case.
+    Claim { id: i64, #[command(flatten)] who: Who },
+    /// Give a claimed case back to the queue.
+    Release { id: i64, #[command(flatten)] who: Who },
+    /// Hand a case to someone else.
+    Reassign {
+        id: i64,
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Record that the public reply was posted.
+    Respond {
+        id: i64,
+        /// The text that was posted.
+        #[arg(long)]
+        text: Option<String>,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Record that the conversation moved to a private channel.
+    Offline {
+        id: i64,
+        #[arg(long, value_parser = parse_via)]
+        via: OfflineVia,
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Escalate: site-owner, channel, role:NAME, oncall:ROTATION or @person.
+    Escalate {
+        id: i64,
+        #[arg(long, value_parser = parse_target)]
+        to: EscalationTarget,
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Close the case with an outcome.
+    Resolve {
+        id: i64,
+        /// recovered, resolved, no_reply, referred or not_actionable.
+        #[arg(long, value_parser = parse_outcome)]
+        outcome: Outcome,
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Bring a resolved case back.
+    Reopen {
+        id: i64,
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Add a note to the history.
+    Note {
+        id: i64,
+        text: String,
+        #[command(flatten)]
+        who: Who,
+    },
+}
+
+#[derive(clap::Args)]
+struct Who {
+    /// Who is acting: a person id from playbooks/team.yaml.
+    #[arg(long = "as", env = "CAREBOT_USER")]
+    person: String,
+}
+
+fn parse_state(s: &str) -> Result<CaseState, String> {
+    s.parse()
+}
+fn parse_via(s: &str) -> Result<OfflineVia, String> {
+    s.parse()
+}
+fn parse_target(s: &str) -> Result<EscalationTarget, String> {
+    s.parse()
+}
+fn parse_outcome(s: &str) -> Result<Outcome, String> {
+    s.parse()
+}
+
+async fn cli_ctx(settings: Settings) -> anyhow::Result<Ctx> {
+    let chat = chat_surface(&settings)?;
+    Ctx::new(settings, chat, Arc::new(SystemClock)).await
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::FAILURE
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "carebot=info,warn".into()),
+        )
+        .init();
+
+    if let Command::Check = cli.command {
+        return match ops::check(&cli.config) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(problems) => {
+                for p in &problems {
+                    eprintln!("{p}");
+                }
+                eprintln!("{} problem(s) found", problems.len());
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let settings = match Settings::load(&cli.config) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    match run(cli.command, settings).await {
+        Ok(code) => code,
+        Err(e) => fail(format!("{e:#}")),
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Check => unreachable!("handled before settings are loaded"),
+        Command::Serve => {
+            let app = App::build(settings).await?;
+            println!("carebot listening on http://{}", app.addr());
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate => {
+            let store = carebot::store::Store::connect(&settings.database_url(), 1).await?;
+            store.migrate().await?;
+            println!("{} database is up to date", store.backend().as_str());
+        }
+        Command::Ingest { file, source } => {
+            let ctx = cli_ctx(settings).await?;
+            let default = source.or_else(|| Some(ctx.settings.sources.files.default_source.clone()));
+            let report = sources::files::ingest_file(&ctx, &file, default.as_deref()).await?;
+            for e in &report.errors {
+                eprintln!("{}:{}: {}", file.display(), e.line, e.message);
+            }
+            println!("{}: {report}", file.display());
+        }
+        Command::Cases { state, open, mine, unclaimed, site, category, overdue, r#as, limit, json } => {
+            let ctx = cli_ctx(settings).await?;
+            if mine && r#as.is_none() {
+                anyhow::bail!("--mine needs --as PERSON (or CAREBOT_USER)");
+            }
+            let filter = CaseFilter {
+                states: state,
+                open_only: open,
+                owner: if mine { r#as } else { None },
+                unclaimed,
+                site,
+                category,
+                overdue_at: overdue.then(|| ctx.now_ms()),
+                limit,
+            };
+            println!("{}", ops::cases(&ctx, &filter, json).await?);
+        }
+        Command::Case { action } => {
+            let ctx = cli_ctx(settings).await?;
+            let result = match action {
+                CaseCmd::Show { id, json } => ops::case_show(&ctx, id, json).await,
+                CaseCmd::Claim { id, who } => ops::case_act(&ctx, id, &who.person, Action::Claim).await,
+                CaseCmd::Release { id, who } => ops::case_act(&ctx, id, &who.person, Action::Release).await,
+                CaseCmd::Reassign { id, to, who } => ops::case_act(&ctx, id, &who.person, Action::Reassign { to }).await,
+                CaseCmd::Respond { id, text, who } => ops::case_act(&ctx, id, &who.person, Action::Respond { text }).await,
+                CaseCmd::Offline { id, via, note, who } => {
+                    ops::case_act(&ctx, id, &who.person, Action::TakeOffline { via, note }).await
+                }
+                CaseCmd::Escalate { id, to, note, who } => {
+                    ops::case_act(&ctx, id, &who.person, Action::Escalate { to, note }).await
+                }
+                CaseCmd::Resolve { id, outcome, note, who } => {
+                    ops::case_act(&ctx, id, &who.person, Action::Resolve { outcome, note }).await
+                }
+                CaseCmd::Reopen { id, note, who } => ops::case_act(&ctx, id, &who.person, Action::Reopen { note }).await,
+                CaseCmd::Note { id, text, who } => ops::case_act(&ctx, id, &who.person, Action::Note { text }).await,
+            };
+            match result {
+                Ok(text) => println!("{text}"),
+                Err(e) => return Ok(fail(e)),
+            }
+        }
+        Command::RunJob { name, at } => {
+            let at: DateTime<Utc> = match at {
+                None => Utc::now(),
+                Some(s) => DateTime::parse_from_rfc3339(&s)
+                    .with_context(|| format!("--at {s:?} is not an RFC 3339 time such as 2026-11-23T09:00:00Z"))?
+                    .with_timezone(&Utc),
+            };
+            if !jobs::is_known(&name) {
+                anyhow::bail!("unknown job {name:?}; known jobs: {}", jobs::names().join(", "));
+            }
+            let ctx = cli_ctx(settings).await?;
+            println!("{name}: {}", jobs::run_once(&ctx, &name, at).await?);
+        }
+        Command::Jobs => {
+            for j in jobs::JOBS {
+                let sched = settings
+                    .jobs
+                    .get(j.name)
+                    .map(|c| format!("{} ({})", c.cron, c.timezone.as_deref().unwrap_or("team time zone")))
+                    .unwrap_or_else(|| "not scheduled".into());
+                println!("{:<16} {:<40} {}", j.name, sched, j.about);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

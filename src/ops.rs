@@ -1,0 +1,104 @@
+//! What the CLI commands do, as library functions returning text (or JSON) for the terminal.
+//! `main.rs` only parses arguments and prints.
+
+use crate::app::Ctx;
+use crate::clock::from_ms;
+use crate::config::Settings;
+use crate::playbook::{Playbooks, Triage};
+use crate::store::{CaseFilter, CaseRow};
+use crate::workflow::{act, ActError};
+use std::path::Path;
+
+/// `carebot check`: every problem in the config and playbooks, or a summary when clean.
+pub fn check(config_path: &Path) -> Result<String, Vec<String>> {
+    let settings = Settings::load(config_path).map_err(|e| e.0.iter().map(|p| p.to_string()).collect::<Vec<_>>())?;
+    let playbooks = Playbooks::load(&settings.playbooks.dir).map_err(|p| p.0.iter().map(|x| x.to_string()).collect::<Vec<_>>())?;
+    Triage::compile(&playbooks.triage_rules, &playbooks.team).map_err(|e| vec![format!("triage rules: {e}")])?;
+    let t = &playbooks.team;
+    Ok(format!(
+        "{}: ok\n{}: ok ({} people, {} sites, {} rotation(s), {} triage rules, {} situations, {} channels)\nscheduled jobs: {}",
+        config_path.display(),
+        settings.playbooks.dir.display(),
+        t.people.len(),
+        t.sites.len(),
+        t.rotations.len(),
+        playbooks.triage_rules.rules.len(),
+        playbooks.situations.situations.len(),
+        playbooks.situations.channels.len(),
+        if settings.jobs.is_empty() { "none".to_string() } else { settings.jobs.keys().cloned().collect::<Vec<_>>().join(", ") }
+    ))
+}
+
+fn fmt_time(ms: Option<i64>) -> String {
+    ms.map(|m| from_ms(m).format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn next_due(c: &CaseRow) -> Option<i64> {
+    use crate::domain::CaseState::*;
+    match c.state {
+        Open => c.ack_due.or(c.response_due).or(c.resolve_due),
+        Claimed => c.response_due.or(c.resolve_due),
+        Responded | Offline => c.resolve_due,
+        Resolved => None,
+    }
+}
+
+/// `carebot cases`: a table (or JSON array) of cases matching the filter.
+pub async fn cases(ctx: &Ctx, filter: &CaseFilter, json: bool) -> anyhow::Result<String> {
+    let list = ctx.store.list_cases(filter).await?;
+    if json {
+        return Ok(serde_json::to_string_pretty(&list)?);
+    }
+    if list.is_empty() {
+        return Ok("no cases match".into());
+    }
+    let now = ctx.now_ms();
+    let mut out = format!(
+        "{:>5}  {:<9}  {:<3}  {:<16}  {:<10}  {:<8}  {:<16}  {}\n",
+        "case", "state", "pri", "situation", "site", "owner", "opened (UTC)", "next due (UTC)"
+    );
+    for c in &list {
+        let overdue = if c.overdue_at(now) { "  OVERDUE" } else { "" };
+        out.push_str(&format!(
+            "{:>5}  {:<9}  {:<3}  {:<16}  {:<10}  {:<8}  {:<16}  {}{overdue}\n",
+            c.id,
+            c.state.as_str(),
+            c.priority,
+            c.situation,
+            c.site.as_deref().unwrap_or("-"),
+            c.owner.as_deref().unwrap_or("-"),
+            fmt_time(Some(c.opened_at)),
+            fmt_time(next_due(c)),
+        ));
+    }
+    out.push_str(&format!("{} case(s)", list.len()));
+    Ok(out)
+}
+
+/// `carebot case show N`: the card, the history and delivery state.
+pub async fn case_show(ctx: &Ctx, id: i64, json: bool) -> Result<String, ActError> {
+    let case = ctx.store.case(id).await?.ok_or(ActError::UnknownCase(id))?;
+    let mention = ctx.store.mention(case.mention_id).await?.ok_or(ActError::UnknownCase(id))?;
+    let events = ctx.store.events(id).await?;
+    let messages = ctx.store.case_messages(id).await?;
+    if json {
+        let v = serde_json::json!({ "case": case, "mention": mention, "events": events, "messages": messages });
+        return Ok(serde_json::to_string_pretty(&v).map_err(anyhow::Error::from)?);
+    }
+    let card = crate::chat::Card::build(&case, &mention, events.last(), &ctx.playbooks);
+    let mut out = card.to_text();
+    out.push_str("\nHistory:\n");
+    for e in &events {
+        let line = crate::chat::card::describe_event(e, &ctx.playbooks);
+        let note = e.detail.get("note").or_else(|| e.detail.get("text")).and_then(|v| v.as_str());
+        let note = note.map(|n| format!(" — {n}")).unwrap_or_default();
+        out.push_str(&format!("  {}  {line}{note}\n", fmt_time(Some(e.at))));
+    }
+    Ok(out)
+}
+
+/// Runs a case action for the CLI and returns the confirmation line.
+pub async fn case_act(ctx: &Ctx, id: i64, who: &str, action: crate::domain::Action) -> Result<String, ActError> {
+    let done = act(ctx, id, who, action).await?;
+    Ok(format!("Case {id}: {} (now {})", done.summary, done.case.state))
+}

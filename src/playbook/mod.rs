@@ -1,0 +1,119 @@
+//! Playbooks: the files a PX lead edits (team & sites, triage rules, situations), parsed and
+//! validated once at load. Every problem is reported with file, line and what to fix.
+
+pub mod situations;
+pub mod team;
+pub mod triage;
+pub mod triage_rules;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use situations::{Channel, EscalationStep, Notify, Situation, SituationBook, SlaClock, Slas, When};
+pub use team::{Contacts, Person, Rotation, Site, Team};
+pub use triage::{Sentiment, Triage, TriageResult};
+pub use triage_rules::TriageBook;
+
+pub const TEAM_FILE: &str = "team.yaml";
+pub const TRIAGE_FILE: &str = "triage.yaml";
+pub const SITUATIONS_FILE: &str = "situations.yaml";
+
+/// One problem in one playbook file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<u64>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: {}", self.file.display(), l, self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+/// Every problem found while loading, so a lead fixes them all in one pass.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Collects problems for one file while validating.
+pub(crate) struct Report<'a> {
+    file: &'a Path,
+    pub problems: Vec<Problem>,
+}
+
+impl<'a> Report<'a> {
+    pub fn new(file: &'a Path) -> Self {
+        Report { file, problems: Vec::new() }
+    }
+    pub fn at(&mut self, line: u64, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: self.file.to_path_buf(),
+            line: (line > 0).then_some(line),
+            message: message.into(),
+        });
+    }
+}
+
+/// Parses one YAML file into its raw form, turning syntax and shape errors into a Problem.
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Problems> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Problems(vec![Problem { file: path.to_path_buf(), line: None, message: format!("cannot read: {e}") }])
+    })?;
+    serde_saphyr::from_str::<T>(&text).map_err(|e| {
+        let line = e.location().map(|l| l.line()).filter(|l| *l > 0);
+        // The library's own message may repeat the location and a snippet; keep the first line.
+        let full = e.to_string();
+        let message = full.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid YAML").trim().to_string();
+        Problems(vec![Problem { file: path.to_path_buf(), line, message }])
+    })
+}
+
+/// The validated playbook set the bot runs on.
+#[derive(Debug)]
+pub struct Playbooks {
+    pub dir: PathBuf,
+    pub team: Team,
+    pub triage_rules: TriageBook,
+    pub situations: SituationBook,
+}
+
+impl Playbooks {
+    /// Loads and cross-checks all playbook files in `dir`; returns every problem found.
+    pub fn load(dir: &Path) -> Result<Playbooks, Problems> {
+        let mut problems = Vec::new();
+        let team = team::load(&dir.join(TEAM_FILE)).map_err(|p| problems.extend(p.0)).ok();
+        let rules = triage_rules::load(&dir.join(TRIAGE_FILE)).map_err(|p| problems.extend(p.0)).ok();
+        let situations = match (&team, &rules) {
+            (Some(t), Some(r)) => situations::load(&dir.join(SITUATIONS_FILE), t, r)
+                .map_err(|p| problems.extend(p.0))
+                .ok(),
+            _ => None,
+        };
+        match (team, rules, situations) {
+            (Some(team), Some(triage_rules), Some(situations)) if problems.is_empty() => Ok(Playbooks {
+                dir: dir.to_path_buf(),
+                team,
+                triage_rules,
+                situations,
+            }),
+            _ => Err(Problems(problems)),
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! `team.yaml`: people and their roles, sites (how to recognise them, who owns them, offline
+//! contacts) and on-call rotations.
+
+use super::{parse_yaml, Problems, Report};
+use crate::domain::{Actor, Role};
+use chrono::{DateTime, NaiveTime, TimeZone, Utc, Weekday};
+use chrono_tz::Tz;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::HashSet;
+use std::path::Path;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTeam {
+    #[serde(default)]
+    timezone: Option<Spanned<String>>,
+    people: Vec<RawPerson>,
+    sites: Vec<RawSite>,
+    #[serde(default)]
+    rotations: Vec<RawRotation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPerson {
+    id: Spanned<String>,
+    name: String,
+    roles: Spanned<Vec<String>>,
+    #[serde(default)]
+    slack: Option<String>,
+    #[serde(default)]
+    discord: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    id: Spanned<String>,
+    name: String,
+    #[serde(default)]
+    aliases: Vec<String>,
+    #[serde(default)]
+    keywords: Vec<String>,
+    #[serde(default)]
+    listings: Vec<String>,
+    owner: Spanned<String>,
+    #[serde(default)]
+    timezone: Option<Spanned<String>>,
+    contacts: Spanned<RawContacts>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContacts {
+    email: String,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    phone_public: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRotation {
+    id: Spanned<String>,
+    members: Vec<Spanned<String>>,
+    handoff: RawHandoff,
+    #[serde(default)]
+    timezone: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHandoff {
+    day: Spanned<String>,
+    time: Spanned<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub id: String,
+    pub name: String,
+    pub roles: Vec<Role>,
+    pub slack: Option<String>,
+    pub discord: Option<String>,
+    pub email: Option<String>,
+}
+
+impl Person {
+    pub fn actor(&self) -> Actor {
+        Actor::new(self.id.clone(), self.roles.iter().copied())
+    }
+    pub fn first_name(&self) -> &str {
+        self.name.split_whitespace().next().unwrap_or(&self.name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Contacts {
+    pub email: String,
+    pub phone: Option<String>,
+    /// Whether the phone number may appear in a public reply.
+    pub phone_public: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub id: String,
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub keywords: Vec<String>,
+    pub listings: Vec<String>,
+    pub owner: String,
+    pub timezone: Tz,
+    pub contacts: Contacts,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    pub id: String,
+    pub members: Vec<String>,
+    pub handoff_day: Weekday,
+    pub handoff_time: NaiveTime,
+    pub timezone: Tz,
+}
+
+impl Rotation {
+    /// Who is on call at `at`: rotations hand off weekly at the given local day and time,
+    /// members in file order, counted from the first handoff after 1970-01-01.
+    pub fn on_call(&self, at: DateTime<Utc>) -> &str {
+        let local = at.with_timezone(&self.timezone).naive_local();
+        // Shift time so that every handoff instant falls on a Monday 00:00.
+        let offset = chrono::Duration::days(self.handoff_day.num_days_from_monday() as i64)
+            + (self.handoff_time - NaiveTime::MIN);
+        let shifted = local - offset;
+        let monday_1970 = chrono::NaiveDate::from_ymd_opt(1970, 1, 5).expect("valid date").and_time(NaiveTime::MIN);
+        let weeks = (shifted - monday_1970).num_seconds().div_euclid(7 * 86_400);
+        let idx = weeks.rem_euclid(self.members.len() as i64) as usize;
+        &self.members[idx]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Team {
+    pub timezone: Tz,
+    pub people: Vec<Person>,
+    pub sites: Vec<Site>,
+    pub rotations: Vec<Rotation>,
+}
+
+impl Team {
+    pub fn person(&self, id: &str) -> Option<&Person> {
+        let id = id.trim_start_matches('@');
+        self.people.iter().find(|p| p.id == id)
+    }
+    pub fn person_by_slack(&self, slack_id: &str) -> Option<&Person> {
+        self.people.iter().find(|p| p.slack.as_deref() == Some(slack_id))
+    }
+    pub fn person_by_discord(&self, discord_id: &str) -> Option<&Person> {
+        self.people.iter().find(|p| p.discord.as_deref() == Some(discord_id))
+    }
+    pub fn site(&self, id: &str) -> Option<&Site> {
+        self.sites.iter().find(|s| s.id == id)
+    }
+    pub fn rotation(&self, id: &str) -> Option<&Rotation> {
+        self.rotations.iter().find(|r| r.id == id)
+    }
+    pub fn with_role(&self, role: Role) -> impl Iterator<Item = &Person> {
+        self.people.iter().filter(move |p| p.roles.contains(&role))
+    }
+}
+
+fn parse_tz(raw: &Option<Spanned<String>>, default: Tz, rep: &mut Report) -> Tz {
+    match raw {
+        None => default,
+        Some(s) => s.value.parse::<Tz>().unwrap_or_else(|_| {
+            rep.at(s.referenced.line(), format!("unknown time zone {:?}; use an IANA name such as America/Chicago", s.value));
+            default
+        }),
+    }
+}
+
+fn check_unique<'a>(seen: &mut HashSet<&'a str>, id: &'a Spanned<String>, what: &str, rep: &mut Report) {
+    if id.value.trim().is_empty() {
+        rep.at(id.referenced.line(), format!("{what} id must not be empty"));
+    } else if !seen.insert(id.value.as_str()) {
+        rep.at(id.referenced.line(), format!("duplicate {what} id {:?}", id.value));
+    }
+}
+
+pub(crate) fn load(path: &Path) -> Result<Team, Problems> {
+    let raw: RawTeam = parse_yaml(path)?;
+    let mut rep = Report::new(path);
+    let timezone = parse_tz(&raw.timezone, chrono_tz::UTC, &mut rep);
+
+    let mut ids = HashSet::new();
+    let mut people = Vec::new();
+    for p in &raw.people {
+        check_unique(&mut ids, &p.id, "person", &mut rep);
+        let mut roles = Vec::new();
+        for r in &p.roles.value {
+            match Role::parse(r) {
+                Some(role) => roles.push(role),
+                None => rep.at(
+                    p.roles.referenced.line(),
+                    format!("unknown role {r:?} for {}; one of agent, lead, risk, leadership", p.id.value),
+                ),
+            }
+        }
+        if p.roles.value.is_empty() {
+            rep.at(p.roles.referenced.line(), format!("{} has no roles", p.id.value));
+        }
+        people.push(Person {
+            id: p.id.value.clone(),
+            name: p.name.clone(),
+            roles,
+            slack: p.slack.clone(),
+            discord: p.discord.clone(),
+            email: p.email.clone(),
+        });
+    }
+    let known = |id: &str| raw.people.iter().any(|p| p.id.value == id);
+
+    let mut site_ids = HashSet::new();
+    let mut sites = Vec::new();
+    for s in &raw.sites {
+        check_unique(&mut site_ids, &s.id, "site", &mut rep);
+        if !known(&s.owner.value) {
+            rep.at(s.owner.referenced.line(), format!("site {} has unknown owner {:?}", s.id.value, s.owner.value));
+        }
+        let c = &s.contacts.value;
+        if !c.email.contains('@') {
+            rep.at(s.contacts.referenced.line(), format!("site {} needs an offline contact email", s.id.value));
+        }
+        if c.phone_public && c.phone.is_none() {
+            rep.at(s.contacts.referenced.line(), format!("site {} sets phone_public but has no phone", s.id.value));
+        }
+        sites.push(Site {
+            id: s.id.value.clone(),
+            name: s.name.clone(),
+            aliases: s.aliases.clone(),
+            keywords: s.keywords.clone(),
+            listings: s.listings.clone(),
+            owner: s.owner.value.clone(),
+            timezone: parse_tz(&s.timezone, timezone, &mut rep),
+            contacts: Contacts { email: c.email.clone(), phone: c.phone.clone(), phone_public: c.phone_public },
+        });
+    }
+
+    let mut rot_ids = HashSet::new();
+    let mut rotations = Vec::new();
+    for r in &raw.rotations {
+        check_unique(&mut rot_ids, &r.id, "rotation", &mut rep);
+        if r.members.is_empty() {
+            rep.at(r.id.referenced.line(), format!("rotation {} has no members", r.id.value));
+        }
+        for m in &r.members {
+            if !known(&m.value) {
+                rep.at(m.referenced.line(), format!("unknown person {:?} in rotation {}", m.value, r.id.value));
+            }
+        }
+        let day = r.handoff.day.value.parse::<Weekday>().unwrap_or_else(|_| {
+            rep.at(r.handoff.day.referenced.line(), format!("bad handoff day {:?}; write e.g. monday", r.handoff.day.value));
+            Weekday::Mon
+        });
+        let time = NaiveTime::parse_from_str(&r.handoff.time.value, "%H:%M").unwrap_or_else(|_| {
+            rep.at(r.handoff.time.referenced.line(), format!("bad handoff time {:?}; write HH:MM, e.g. 09:00", r.handoff.time.value));
+            NaiveTime::MIN
+        });
+        rotations.push(Rotation {
+            id: r.id.value.clone(),
+            members: r.members.iter().map(|m| m.value.clone()).collect(),
+            handoff_day: day,
+            handoff_time: time,
+            timezone: parse_tz(&r.timezone, timezone, &mut rep),
+        });
+    }
+
+    if rep.problems.is_empty() {
+        Ok(Team { timezone, people, sites, rotations })
+    } else {
+        Err(Problems(rep.problems))
+    }
+}
+
+/// Local wall-clock helper used by schedules and rotations.
+pub fn local_midnight(tz: Tz, date: chrono::NaiveDate) -> DateTime<Utc> {
+    tz.from_local_datetime(&date.and_time(NaiveTime::MIN))
+        .earliest()
+        .map(|d| d.with_timezone(&Utc))
+        .unwrap_or_else(|| Utc.from_utc_datetime(&date.and_time(NaiveTime::MIN)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rotation() -> Rotation {
+        Rotation {
+            id: "px".into(),
+            members: vec!["a".into(), "b".into(), "c".into()],
+            handoff_day: Weekday::Mon,
+            handoff_time: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+            timezone: chrono_tz::America::Chicago,
+        }
+    }
+
+    #[test]
+    fn on_call_hands_off_weekly_at_the_local_handoff_time() {
+        let r = rotation();
+        // Monday 2026-11-23 08:59 and 09:00 in Chicago (CST, UTC-6).
+        let before = Utc.with_ymd_and_hms(2026, 11, 23, 14, 59, 0).unwrap();
+        let after = Utc.with_ymd_and_hms(2026, 11, 23, 15, 0, 0).unwrap();
+        assert_ne!(r.on_call(before), r.on_call(after));
+        // The same person all week, back to them after three handoffs.
+        let later = after + chrono::Duration::days(6);
+        assert_eq!(r.on_call(after), r.on_call(later));
+        assert_eq!(r.on_call(after), r.on_call(after + chrono::Duration::weeks(3)));
+    }
+}

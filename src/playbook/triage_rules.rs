@@ -1,0 +1,163 @@
+//! `triage.yaml`: phrase and pattern rules for categories, clinical/legal risk, on-site
+//! urgency, spam, and the thresholds for sentiment and positive shout-outs.
+
+use super::{parse_yaml, Problems, Report};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::HashSet;
+use std::path::Path;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBook {
+    #[serde(default)]
+    sentiment: RawSentiment,
+    #[serde(default)]
+    positive: RawPositive,
+    categories: Vec<RawRule>,
+    #[serde(default)]
+    risk: Vec<RawRule>,
+    #[serde(default)]
+    urgency: Vec<RawRule>,
+    #[serde(default)]
+    spam: Vec<RawRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSentiment {
+    negative_below: f64,
+    positive_above: f64,
+}
+
+impl Default for RawSentiment {
+    fn default() -> Self {
+        RawSentiment { negative_below: -0.05, positive_above: 0.05 }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPositive {
+    min_rating: f64,
+    min_sentiment: f64,
+}
+
+impl Default for RawPositive {
+    fn default() -> Self {
+        RawPositive { min_rating: 4.0, min_sentiment: 0.5 }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    id: Spanned<String>,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    phrases: Vec<Spanned<String>>,
+    #[serde(default)]
+    patterns: Vec<Spanned<String>>,
+    /// Categories only: this category is praise, not a complaint.
+    #[serde(default)]
+    praise: bool,
+}
+
+/// Which family a rule belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    Category,
+    Risk,
+    Urgency,
+    Spam,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub kind: RuleKind,
+    pub id: String,
+    pub label: String,
+    /// Lowercased literal phrases, matched on word boundaries, case-insensitively.
+    pub phrases: Vec<String>,
+    /// Case-insensitive regular expressions (already checked to compile).
+    pub patterns: Vec<String>,
+    pub praise: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TriageBook {
+    pub negative_below: f64,
+    pub positive_above: f64,
+    pub positive_min_rating: f64,
+    pub positive_min_sentiment: f64,
+    pub rules: Vec<Rule>,
+}
+
+impl TriageBook {
+    pub fn category(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.kind == RuleKind::Category && r.id == id)
+    }
+}
+
+pub(crate) fn load(path: &Path) -> Result<TriageBook, Problems> {
+    let raw: RawBook = parse_yaml(path)?;
+    let mut rep = Report::new(path);
+    if raw.sentiment.negative_below > raw.sentiment.positive_above {
+        rep.at(0, "sentiment.negative_below must not be above sentiment.positive_above");
+    }
+    let mut rules = Vec::new();
+    for (kind, list) in [
+        (RuleKind::Category, &raw.categories),
+        (RuleKind::Risk, &raw.risk),
+        (RuleKind::Urgency, &raw.urgency),
+        (RuleKind::Spam, &raw.spam),
+    ] {
+        let mut seen = HashSet::new();
+        for r in list {
+            let line = r.id.referenced.line();
+            if r.id.value.trim().is_empty() {
+                rep.at(line, "rule id must not be empty");
+            } else if !seen.insert(r.id.value.as_str()) {
+                rep.at(line, format!("duplicate {kind:?} rule id {:?}", r.id.value).to_lowercase());
+            }
+            if r.phrases.is_empty() && r.patterns.is_empty() {
+                rep.at(line, format!("rule {} has neither phrases nor patterns", r.id.value));
+            }
+            if r.praise && kind != RuleKind::Category {
+                rep.at(line, format!("rule {}: `praise` applies to categories only", r.id.value));
+            }
+            for p in &r.phrases {
+                if p.value.trim().is_empty() {
+                    rep.at(p.referenced.line(), format!("rule {} has an empty phrase", r.id.value));
+                }
+            }
+            for p in &r.patterns {
+                if let Err(e) = regex::RegexBuilder::new(&p.value).case_insensitive(true).build() {
+                    let first = e.to_string().lines().last().unwrap_or("invalid").trim().to_string();
+                    rep.at(p.referenced.line(), format!("pattern {:?} in rule {} does not compile: {first}", p.value, r.id.value));
+                }
+            }
+            rules.push(Rule {
+                kind,
+                id: r.id.value.clone(),
+                label: r.label.clone().unwrap_or_else(|| r.id.value.replace('_', " ")),
+                phrases: r.phrases.iter().map(|p| p.value.trim().to_lowercase()).collect(),
+                patterns: r.patterns.iter().map(|p| p.value.clone()).collect(),
+                praise: r.praise,
+            });
+        }
+    }
+    if rep.problems.is_empty() {
+        Ok(TriageBook {
+            negative_below: raw.sentiment.negative_below,
+            positive_above: raw.sentiment.positive_above,
+            positive_min_rating: raw.positive.min_rating,
+            positive_min_sentiment: raw.positive.min_sentiment,
+            rules,
+        })
+    } else {
+        Err(Problems(rep.problems))
+    }
+}

@@ -1,0 +1,4 @@
+//! Intake adapters: each turns an outside format or API into checked `Mention`s and hands
+//! them to `intake::ingest`. Files (JSON lines, CSV, a drop folder) are here today.
+
+pub mod files;

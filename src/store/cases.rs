@@ -1,0 +1,505 @@
+//! Mentions, cases, their event history and the chat messages that show them.
+
+use super::{flag, Store, Tx};
+use crate::domain::{CaseState, CaseStatus, Mention, Outcome};
+use crate::playbook::triage::Reason;
+use anyhow::Context as _;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MentionRow {
+    pub id: i64,
+    pub source: String,
+    pub external_id: String,
+    pub url: Option<String>,
+    pub author: Option<String>,
+    /// `None` once the retention job has purged it.
+    pub text: Option<String>,
+    pub rating: Option<f64>,
+    pub posted_at: i64,
+    pub received_at: i64,
+    pub location_hint: Option<String>,
+    pub visibility: String,
+    pub forwarded_by: Option<String>,
+    pub confidential: bool,
+    pub case_id: Option<i64>,
+    pub revision: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CaseRow {
+    pub id: i64,
+    pub mention_id: i64,
+    pub state: CaseState,
+    pub owner: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub situation: String,
+    pub priority: String,
+    pub channel: String,
+    pub site: Option<String>,
+    pub categories: Vec<String>,
+    pub sentiment: String,
+    pub sentiment_score: f64,
+    pub risk: bool,
+    pub urgent: bool,
+    pub spam: bool,
+    pub positive: bool,
+    pub confidential: bool,
+    pub escalation_level: i64,
+    pub reasons: Vec<Reason>,
+    pub opened_at: i64,
+    pub updated_at: i64,
+    pub claimed_at: Option<i64>,
+    pub first_response_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+    pub ack_due: Option<i64>,
+    pub response_due: Option<i64>,
+    pub follow_up_due: Option<i64>,
+    pub resolve_due: Option<i64>,
+    pub version: i64,
+}
+
+impl CaseRow {
+    pub fn status(&self) -> CaseStatus {
+        CaseStatus {
+            state: self.state,
+            owner: self.owner.clone(),
+            outcome: self.outcome,
+            escalation_level: self.escalation_level,
+        }
+    }
+    /// Past its next unmet SLA clock at `now` (ms).
+    pub fn overdue_at(&self, now: i64) -> bool {
+        let past = |d: Option<i64>| d.is_some_and(|d| d < now);
+        match self.state {
+            CaseState::Open => past(self.ack_due) || past(self.response_due) || past(self.resolve_due),
+            CaseState::Claimed => past(self.response_due) || past(self.resolve_due),
+            CaseState::Responded | CaseState::Offline => past(self.resolve_due),
+            CaseState::Resolved => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EventRow {
+    pub id: i64,
+    pub case_id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub detail: serde_json::Value,
+}
+
+/// A chat message showing a case's card.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MessageRef {
+    pub surface: String,
+    pub channel: String,
+    pub message_ref: String,
+}
+
+/// Everything needed to open a case; built by intake from triage.
+#[derive(Debug, Clone)]
+pub struct NewCase {
+    pub situation: String,
+    pub priority: String,
+    pub channel: String,
+    pub site: Option<String>,
+    pub categories: Vec<String>,
+    pub sentiment: String,
+    pub sentiment_score: f64,
+    pub risk: bool,
+    pub urgent: bool,
+    pub spam: bool,
+    pub positive: bool,
+    pub confidential: bool,
+    pub reasons: Vec<Reason>,
+    pub opened_at: i64,
+    pub ack_due: Option<i64>,
+    pub response_due: Option<i64>,
+    pub follow_up_due: Option<i64>,
+    pub resolve_due: Option<i64>,
+}
+
+/// Filters for `carebot cases` and the chat queue.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    pub states: Vec<CaseState>,
+    /// Not resolved.
+    pub open_only: bool,
+    pub owner: Option<String>,
+    pub unclaimed: bool,
+    pub site: Option<String>,
+    pub category: Option<String>,
+    /// Past an SLA clock at this time (ms).
+    pub overdue_at: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+const CASE_COLS: &str = "id, mention_id, state, owner, outcome, situation, priority, channel, site, categories, \
+    sentiment, sentiment_score, risk, urgent, spam, positive, confidential, escalation_level, reasons, opened_at, \
+    updated_at, claimed_at, first_response_at, resolved_at, ack_due, response_due, follow_up_due, resolve_due, version";
+
+const MENTION_COLS: &str = "id, source, external_id, url, author, text, rating, posted_at, received_at, location_hint, \
+    visibility, forwarded_by, confidential, case_id, revision";
+
+fn case_from_row(r: &AnyRow) -> anyhow::Result<CaseRow> {
+    let state: String = r.try_get("state")?;
+    let outcome: Option<String> = r.try_get("outcome")?;
+    let categories: String = r.try_get("categories")?;
+    let reasons: String = r.try_get("reasons")?;
+    Ok(CaseRow {
+        id: r.try_get("id")?,
+        mention_id: r.try_get("mention_id")?,
+        state: state.parse().map_err(anyhow::Error::msg)?,
+        owner: r.try_get("owner")?,
+        outcome: outcome.map(|o| o.parse()).transpose().map_err(anyhow::Error::msg)?,
+        situation: r.try_get("situation")?,
+        priority: r.try_get("priority")?,
+        channel: r.try_get("channel")?,
+        site: r.try_get("site")?,
+        categories: categories.split(',').filter(|c| !c.is_empty()).map(str::to_string).collect(),
+        sentiment: r.try_get("sentiment")?,
+        sentiment_score: r.try_get("sentiment_score")?,
+        risk: r.try_get::<i64, _>("risk")? != 0,
+        urgent: r.try_get::<i64, _>("urgent")? != 0,
+        spam: r.try_get::<i64, _>("spam")? != 0,
+        positive: r.try_get::<i64, _>("positive")? != 0,
+        confidential: r.try_get::<i64, _>("confidential")? != 0,
+        escalation_level: r.try_get("escalation_level")?,
+        reasons: serde_json::from_str(&reasons).unwrap_or_default(),
+        opened_at: r.try_get("opened_at")?,
+        updated_at: r.try_get("updated_at")?,
+        claimed_at: r.try_get("claimed_at")?,
+        first_response_at: r.try_get("first_response_at")?,
+        resolved_at: r.try_get("resolved_at")?,
+        ack_due: r.try_get("ack_due")?,
+        response_due: r.try_get("response_due")?,
+        follow_up_due: r.try_get("follow_up_due")?,
+        resolve_due: r.try_get("resolve_due")?,
+        version: r.try_get("version")?,
+    })
+}
+
+fn mention_from_row(r: &AnyRow) -> anyhow::Result<MentionRow> {
+    Ok(MentionRow {
+        id: r.try_get("id")?,
+        source: r.try_get("source")?,
+        external_id: r.try_get("external_id")?,
+        url: r.try_get("url")?,
+        author: r.try_get("author")?,
+        text: r.try_get("text")?,
+        rating: r.try_get("rating")?,
+        posted_at: r.try_get("posted_at")?,
+        received_at: r.try_get("received_at")?,
+        location_hint: r.try_get("location_hint")?,
+        visibility: r.try_get("visibility")?,
+        forwarded_by: r.try_get("forwarded_by")?,
+        confidential: r.try_get::<i64, _>("confidential")? != 0,
+        case_id: r.try_get("case_id")?,
+        revision: r.try_get("revision")?,
+    })
+}
+
+fn event_from_row(r: &AnyRow) -> anyhow::Result<EventRow> {
+    let detail: String = r.try_get("detail")?;
+    Ok(EventRow {
+        id: r.try_get("id")?,
+        case_id: r.try_get("case_id")?,
+        at: r.try_get("at")?,
+        actor: r.try_get("actor")?,
+        action: r.try_get("action")?,
+        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+/// Inserts a mention unless (source, external id) is known; returns the new id, or `None`.
+pub async fn insert_mention(tx: &mut Tx<'_>, m: &Mention, received_at: i64) -> anyhow::Result<Option<i64>> {
+    let row = sqlx::query(
+        "INSERT INTO mentions (source, external_id, url, author, text, rating, posted_at, received_at, \
+         location_hint, visibility, forwarded_by, confidential) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         ON CONFLICT (source, external_id) DO NOTHING RETURNING id",
+    )
+    .bind(&m.source)
+    .bind(&m.external_id)
+    .bind(&m.url)
+    .bind(&m.author)
+    .bind(&m.text)
+    .bind(m.rating)
+    .bind(m.posted_at.timestamp_millis())
+    .bind(received_at)
+    .bind(&m.location_hint)
+    .bind(m.visibility.as_str())
+    .bind(&m.forwarded_by)
+    .bind(flag(m.confidential))
+    .fetch_optional(&mut **tx)
+    .await
+    .context("inserting mention")?;
+    Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?)
+}
+
+pub async fn mention_by_key(tx: &mut Tx<'_>, source: &str, external_id: &str) -> anyhow::Result<Option<MentionRow>> {
+    let sql = format!("SELECT {MENTION_COLS} FROM mentions WHERE source = $1 AND external_id = $2");
+    let row = sqlx::query(&sql).bind(source).bind(external_id).fetch_optional(&mut **tx).await?;
+    row.as_ref().map(mention_from_row).transpose()
+}
+
+/// Applies a revised text/rating to a known mention.
+pub async fn revise_mention(tx: &mut Tx<'_>, id: i64, text: &str, rating: Option<f64>) -> anyhow::Result<()> {
+    sqlx::query("UPDATE mentions SET text = $1, rating = $2, revision = revision + 1 WHERE id = $3")
+        .bind(text)
+        .bind(rating)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn insert_case(tx: &mut Tx<'_>, mention_id: i64, c: &NewCase) -> anyhow::Result<i64> {
+    let row = sqlx::query(
+        "INSERT INTO cases (mention_id, state, situation, priority, channel, site, categories, sentiment, \
+         sentiment_score, risk, urgent, spam, positive, confidential, reasons, opened_at, updated_at, \
+         ack_due, response_due, follow_up_due, resolve_due) \
+         VALUES ($1, 'open', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17, $18, $19) \
+         RETURNING id",
+    )
+    .bind(mention_id)
+    .bind(&c.situation)
+    .bind(&c.priority)
+    .bind(&c.channel)
+    .bind(&c.site)
+    .bind(c.categories.join(","))
+    .bind(&c.sentiment)
+    .bind(c.sentiment_score)
+    .bind(flag(c.risk))
+    .bind(flag(c.urgent))
+    .bind(flag(c.spam))
+    .bind(flag(c.positive))
+    .bind(flag(c.confidential))
+    .bind(serde_json::to_string(&c.reasons)?)
+    .bind(c.opened_at)
+    .bind(c.ack_due)
+    .bind(c.response_due)
+    .bind(c.follow_up_due)
+    .bind(c.resolve_due)
+    .fetch_one(&mut **tx)
+    .await
+    .context("inserting case")?;
+    let id: i64 = row.try_get(0)?;
+    sqlx::query("UPDATE mentions SET case_id = $1 WHERE id = $2").bind(id).bind(mention_id).execute(&mut **tx).await?;
+    Ok(id)
+}
+
+pub async fn case_in_tx(tx: &mut Tx<'_>, id: i64) -> anyhow::Result<Option<CaseRow>> {
+    let sql = format!("SELECT {CASE_COLS} FROM cases WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await?;
+    row.as_ref().map(case_from_row).transpose()
+}
+
+/// Timestamps a transition sets, besides the status.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stamps {
+    pub claimed_at: Option<i64>,
+    pub first_response_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+    pub clear_resolved: bool,
+}
+
+/// Writes a new status if the case still has `version`; false if someone got there first.
+pub async fn update_status(
+    tx: &mut Tx<'_>,
+    id: i64,
+    version: i64,
+    s: &CaseStatus,
+    stamps: Stamps,
+    now: i64,
+) -> anyhow::Result<bool> {
+    let r = sqlx::query(
+        "UPDATE cases SET state = $1, owner = $2, outcome = $3, escalation_level = $4, updated_at = $5, \
+         claimed_at = COALESCE(claimed_at, $6), first_response_at = COALESCE(first_response_at, $7), \
+         resolved_at = CASE WHEN $8 = 1 THEN NULL ELSE COALESCE($9, resolved_at) END, version = version + 1 \
+         WHERE id = $10 AND version = $11",
+    )
+    .bind(s.state.as_str())
+    .bind(&s.owner)
+    .bind(s.outcome.map(|o| o.as_str()))
+    .bind(s.escalation_level)
+    .bind(now)
+    .bind(stamps.claimed_at)
+    .bind(stamps.first_response_at)
+    .bind(flag(stamps.clear_resolved))
+    .bind(stamps.resolved_at)
+    .bind(id)
+    .bind(version)
+    .execute(&mut **tx)
+    .await
+    .context("updating case status")?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn append_event(
+    tx: &mut Tx<'_>,
+    case_id: i64,
+    at: i64,
+    actor: &str,
+    action: &str,
+    detail: &serde_json::Value,
+) -> anyhow::Result<i64> {
+    let row = sqlx::query("INSERT INTO case_events (case_id, at, actor, action, detail) VALUES ($1, $2, $3, $4, $5) RETURNING id")
+        .bind(case_id)
+        .bind(at)
+        .bind(actor)
+        .bind(action)
+        .bind(detail.to_string())
+        .fetch_one(&mut **tx)
+        .await
+        .context("appending case event")?;
+    Ok(row.try_get(0)?)
+}
+
+impl Store {
+    pub async fn case(&self, id: i64) -> anyhow::Result<Option<CaseRow>> {
+        let sql = format!("SELECT {CASE_COLS} FROM cases WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(case_from_row).transpose()
+    }
+
+    pub async fn mention(&self, id: i64) -> anyhow::Result<Option<MentionRow>> {
+        let sql = format!("SELECT {MENTION_COLS} FROM mentions WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(mention_from_row).transpose()
+    }
+
+    pub async fn events(&self, case_id: i64) -> anyhow::Result<Vec<EventRow>> {
+        let rows = sqlx::query("SELECT id, case_id, at, actor, action, detail FROM case_events WHERE case_id = $1 ORDER BY id")
+            .bind(case_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    pub async fn count(&self, table: Table) -> anyhow::Result<i64> {
+        let sql = format!("SELECT COUNT(*) FROM {}", table.name());
+        Ok(sqlx::query(&sql).fetch_one(self.pool()).await?.try_get(0)?)
+    }
+
+    pub async fn list_cases(&self, f: &CaseFilter) -> anyhow::Result<Vec<CaseRow>> {
+        let mut sql = format!("SELECT {CASE_COLS} FROM cases WHERE 1 = 1");
+        let mut args: Vec<String> = Vec::new();
+        let mut bind = |sql: &mut String, clause: &str, v: String| {
+            args.push(v);
+            sql.push_str(&clause.replace('?', &format!("${}", args.len())));
+        };
+        if f.open_only {
+            sql.push_str(" AND state <> 'resolved'");
+        }
+        if !f.states.is_empty() {
+            let list: Vec<String> = f.states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+            sql.push_str(&format!(" AND state IN ({})", list.join(", ")));
+        }
+        if f.unclaimed {
+            sql.push_str(" AND owner IS NULL");
+        }
+        if let Some(o) = &f.owner {
+            bind(&mut sql, " AND owner = ?", o.clone());
+        }
+        if let Some(s) = &f.site {
+            bind(&mut sql, " AND site = ?", s.clone());
+        }
+        if let Some(c) = &f.category {
+            bind(&mut sql, " AND (',' || categories || ',') LIKE ?", format!("%,{c},%"));
+        }
+        sql.push_str(" ORDER BY opened_at, id");
+        let mut q = sqlx::query(&sql);
+        for a in &args {
+            q = q.bind(a);
+        }
+        let rows = q.fetch_all(self.pool()).await?;
+        let mut out: Vec<CaseRow> = rows.iter().map(case_from_row).collect::<anyhow::Result<_>>()?;
+        if let Some(now) = f.overdue_at {
+            out.retain(|c| c.overdue_at(now));
+        }
+        if let Some(n) = f.limit {
+            out.truncate(n.max(0) as usize);
+        }
+        Ok(out)
+    }
+
+    pub async fn case_messages(&self, case_id: i64) -> anyhow::Result<Vec<MessageRef>> {
+        let rows = sqlx::query("SELECT surface, channel, message_ref FROM case_messages WHERE case_id = $1 ORDER BY posted_at")
+            .bind(case_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MessageRef {
+                    surface: r.try_get("surface")?,
+                    channel: r.try_get("channel")?,
+                    message_ref: r.try_get("message_ref")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn save_case_message(&self, case_id: i64, m: &MessageRef, now: i64) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO case_messages (case_id, surface, channel, message_ref, posted_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (case_id, surface, channel) DO UPDATE SET message_ref = $4",
+        )
+        .bind(case_id)
+        .bind(&m.surface)
+        .bind(&m.channel)
+        .bind(&m.message_ref)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Case counts by state, for /metrics.
+    pub async fn cases_by_state(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM cases GROUP BY state").fetch_all(self.pool()).await?;
+        rows.iter().map(|r| Ok((r.try_get("state")?, r.try_get("n")?))).collect()
+    }
+
+    /// Mentions stored per source, for /metrics (survives restarts, unlike a process counter).
+    pub async fn mentions_by_source(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT source, COUNT(*) AS n FROM mentions GROUP BY source").fetch_all(self.pool()).await?;
+        rows.iter().map(|r| Ok((r.try_get("source")?, r.try_get("n")?))).collect()
+    }
+
+    /// Clears mention text and author of resolved cases closed before `cutoff` (ms).
+    pub async fn purge_mention_text(&self, cutoff: i64, now: i64) -> anyhow::Result<u64> {
+        let r = sqlx::query(
+            "UPDATE mentions SET text = NULL, author = NULL, purged_at = $1 WHERE purged_at IS NULL AND case_id IN \
+             (SELECT id FROM cases WHERE state = 'resolved' AND resolved_at < $2)",
+        )
+        .bind(now)
+        .bind(cutoff)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected())
+    }
+}
+
+/// Tables that can be counted (a closed list: table names are not bound parameters).
+#[derive(Debug, Clone, Copy)]
+pub enum Table {
+    Mentions,
+    Cases,
+    CaseEvents,
+    Outbox,
+}
+
+impl Table {
+    fn name(&self) -> &'static str {
+        match self {
+            Table::Mentions => "mentions",
+            Table::Cases => "cases",
+            Table::CaseEvents => "case_events",
+            Table::Outbox => "outbox",
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Persistence with sqlx, on SQLite (the embedded default) and PostgreSQL (production and
+//! multi-replica).
+//!
+//! Why `sqlx::Any` and not two typed pools: every query here is written once, in the
+//! portable subset both databases share (`$1` placeholders, `ON CONFLICT`, `RETURNING`),
+//! and the schema keeps to types `Any` moves losslessly between them: BIGINT epoch
+//! milliseconds for times, BIGINT 0/1 for flags, TEXT (JSON where structured) and DOUBLE.
+//! The DDL differs per backend, so each has its own migrations directory. The one place
+//! the backends behave differently — claiming outbox rows — branches on `Backend`.
+
+pub mod cases;
+pub mod jobs;
+pub mod outbox;
+
+use anyhow::Context as _;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Executor};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub use cases::{CaseFilter, CaseRow, EventRow, MentionRow, MessageRef, NewCase};
+pub use outbox::OutboxRow;
+
+pub type Tx<'a> = sqlx::Transaction<'a, Any>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/postgres");
+
+impl Store {
+    /// Connects to `url` (`postgres://…` or `sqlite://…`). Creates the SQLite file's folder.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            anyhow::bail!("unsupported database URL scheme (use postgres://… or sqlite://…)");
+        };
+        if backend == Backend::Sqlite {
+            let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+            let path = path.split('?').next().unwrap_or("");
+            if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            }
+        }
+        let opts = AnyConnectOptions::from_str(url).context("parsing the database URL")?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { max_connections.min(8) } else { max_connections })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets the CLI and `serve` share the file; busy_timeout waits out
+                        // the other writer instead of failing at once.
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await
+            .with_context(|| format!("connecting to the {} database", backend.as_str()))?;
+        Ok(Store { pool, backend })
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let m = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        m.run(&self.pool).await.context("running database migrations")?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn begin(&self) -> anyhow::Result<Tx<'static>> {
+        self.pool.begin().await.context("starting a transaction")
+    }
+
+    /// Readiness: the database answers a trivial query.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// True for errors worth retrying the whole transaction for: SQLite's writer lock and
+/// Postgres serialization/deadlock failures.
+pub fn is_contention(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<sqlx::Error>().is_some_and(|e| match e {
+            sqlx::Error::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                matches!(code.as_ref(), "5" | "6" | "517" | "261" | "40001" | "40P01")
+                    || db.message().contains("database is locked")
+            }
+            sqlx::Error::PoolTimedOut => true,
+            _ => false,
+        })
+    })
+}
+
+pub(crate) fn flag(b: bool) -> i64 {
+    i64::from(b)
+}
