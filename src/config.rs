@@ -225,6 +225,13 @@ pub struct ConfigError(pub Vec<ConfigProblem>);
 /// Finds the line of `a.b.c` in a TOML file: the `key =` line inside table `[a.b]` (or a
 /// dotted key). Good enough to point a person at the right place; `None` if not found.
 pub fn locate_key(text: &str, path: &[String]) -> Option<usize> {
+    let whole = path.join(".");
+    let header = text.lines().position(|l| {
+        l.trim().strip_prefix('[').and_then(|h| h.strip_suffix(']')).is_some_and(|h| h.trim() == whole)
+    });
+    if let Some(i) = header {
+        return Some(i + 1);
+    }
     let (key, table) = path.split_last()?;
     let want_table = table.join(".");
     let mut current = String::new();

@@ -87,6 +87,10 @@ fn on_word_boundary(text: &[u8], start: usize, end: usize) -> bool {
     before && after
 }
 
+fn any_of(rules: &[RuleRef], hit: &[bool], kind: RuleKind) -> bool {
+    rules.iter().zip(hit).any(|(r, h)| *h && r.kind == kind)
+}
+
 impl Triage {
     /// Compiles the rules. Patterns were checked at playbook load; failure here is a bug.
     pub fn compile(book: &TriageBook, team: &Team) -> anyhow::Result<Triage> {
@@ -201,15 +205,18 @@ impl Triage {
         }
 
         let score = self.vader.polarity_scores(text).get("compound").copied().unwrap_or(0.0);
+        let complaint = self.rules.iter().zip(&hit).any(|(r, h)| *h && r.kind == RuleKind::Category && !r.praise);
         let sentiment = match m.rating {
             Some(r) if r <= 2.0 => Sentiment::Negative,
             Some(r) if r >= 4.0 && score > self.book.negative_below => Sentiment::Positive,
             _ if score <= self.book.negative_below => Sentiment::Negative,
             _ if score >= self.book.positive_above => Sentiment::Positive,
+            // A matched complaint in flat wording ("on hold for 40 minutes") is still a complaint.
+            _ if complaint || any_of(&self.rules, &hit, RuleKind::Risk) => Sentiment::Negative,
             _ => Sentiment::Neutral,
         };
 
-        let any = |k: RuleKind| self.rules.iter().zip(&hit).any(|(r, h)| *h && r.kind == k);
+        let any = |k: RuleKind| any_of(&self.rules, &hit, k);
         let categories: Vec<String> = self
             .rules
             .iter()
@@ -217,7 +224,6 @@ impl Triage {
             .filter(|(r, h)| **h && r.kind == RuleKind::Category)
             .map(|(r, _)| r.id.clone())
             .collect();
-        let complaint = self.rules.iter().zip(&hit).any(|(r, h)| *h && r.kind == RuleKind::Category && !r.praise);
         let praise = self.rules.iter().zip(&hit).any(|(r, h)| *h && r.praise);
         let risk = any(RuleKind::Risk);
         let urgent = any(RuleKind::Urgency);
@@ -242,5 +248,100 @@ impl Triage {
             positive,
             reasons,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::RawMention;
+    use std::path::Path;
+
+    fn triage() -> (Triage, crate::playbook::Playbooks) {
+        let pb = crate::playbook::Playbooks::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks")).unwrap();
+        (Triage::compile(&pb.triage_rules, &pb.team).unwrap(), pb)
+    }
+
+    fn mention(text: &str, rating: Option<f64>, url: Option<&str>) -> Mention {
+        RawMention {
+            source: Some("google".into()),
+            external_id: Some("1".into()),
+            text: Some(text.into()),
+            rating,
+            url: url.map(str::to_string),
+            ..Default::default()
+        }
+        .parse(None, chrono::Utc::now())
+        .unwrap()
+    }
+
+    #[test]
+    fn a_clinical_harm_report_with_a_legal_threat_is_risk_and_names_the_words() {
+        let (t, _) = triage();
+        let r = t.triage(&mention("They gave my dad the wrong medication at Riverside. Calling a lawyer.", None, None));
+        assert!(r.risk);
+        assert_eq!(r.site.as_deref(), Some("riverside"));
+        let rules: Vec<&str> = r.reasons.iter().filter(|x| x.kind == "risk").map(|x| x.rule.as_str()).collect();
+        assert_eq!(rules, ["clinical_harm", "legal_threat"]);
+    }
+
+    #[test]
+    fn someone_waiting_on_site_now_is_urgent() {
+        let (t, _) = triage();
+        let r = t.triage(&mention("sitting in the ER at Eastbrook right now, been here 3 hours now", None, None));
+        assert!(r.urgent);
+        assert_eq!(r.site.as_deref(), Some("eastbrook"));
+    }
+
+    #[test]
+    fn phrases_match_whole_words_only() {
+        let (t, _) = triage();
+        // "sue" must not match inside "issue", "bill" not inside "billboard".
+        let r = t.triage(&mention("Small issue with the billboard near the road, great people though", None, None));
+        assert!(!r.risk);
+        assert!(!r.categories.contains(&"billing".to_string()), "{:?}", r.categories);
+    }
+
+    #[test]
+    fn praise_with_five_stars_is_a_shout_out_but_mixed_feelings_are_not() {
+        let (t, _) = triage();
+        let r = t.triage(&mention("Thank you to the nurses at Northgate, so kind!", Some(5.0), None));
+        assert!(r.positive);
+        assert_eq!(r.sentiment, Sentiment::Positive);
+        let mixed = t.triage(&mention("Nurses were so kind but we waited 5 hours in the waiting room", Some(3.0), None));
+        assert!(!mixed.positive);
+        assert!(mixed.categories.contains(&"wait_times".to_string()));
+    }
+
+    #[test]
+    fn a_flatly_worded_complaint_is_negative() {
+        let (t, _) = triage();
+        let r = t.triage(&mention("The phone line keeps me on hold for 40 minutes to book an appointment", None, None));
+        assert_eq!(r.sentiment, Sentiment::Negative);
+    }
+
+    #[test]
+    fn the_review_listing_url_decides_the_site() {
+        let (t, _) = triage();
+        let r = t.triage(&mention("Terrible experience.", Some(1.0), Some("https://www.yelp.com/biz/eastbrook-urgent-care?x=1")));
+        assert_eq!(r.site.as_deref(), Some("eastbrook"));
+        assert_eq!(r.sentiment, Sentiment::Negative);
+    }
+
+    #[test]
+    fn promotions_are_spam_unless_they_carry_risk() {
+        let (t, _) = triage();
+        assert!(t.triage(&mention("free followers, click here", None, None)).spam);
+        assert!(!t.triage(&mention("click here: my lawyer says malpractice", None, None)).spam);
+    }
+
+    #[test]
+    fn situations_route_risk_before_everything_else() {
+        let (t, pb) = triage();
+        let m = mention("Wrong dose given at Riverside, still waiting right now", None, None);
+        let r = t.triage(&m);
+        assert_eq!(pb.situations.pick(&r, &m).id, "clinical-risk");
+        let m = mention("Love this place", Some(5.0), None);
+        assert_eq!(pb.situations.pick(&t.triage(&m), &m).id, "shout-out");
     }
 }
