@@ -14,7 +14,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "carebot", version, about = "Turns public mentions of your hospital into tracked cases in chat")]
+#[command(
+    name = "carebot",
+    version,
+    about = "Turns public mentions of your hospital into tracked cases in chat"
+)]
 struct Cli {
     /// Settings file.
     #[arg(long, global = true, env = "CAREBOT_CONFIG", default_value = DEFAULT_PATH)]
@@ -91,9 +95,17 @@ enum CaseCmd {
         json: bool,
     },
     /// Take ownership of an open case.
-    Claim { id: i64, #[command(flatten)] who: Who },
+    Claim {
+        id: i64,
+        #[command(flatten)]
+        who: Who,
+    },
     /// Give a claimed case back to the queue.
-    Release { id: i64, #[command(flatten)] who: Who },
+    Release {
+        id: i64,
+        #[command(flatten)]
+        who: Who,
+    },
     /// Hand a case to someone else.
     Reassign {
         id: i64,
@@ -195,7 +207,8 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "carebot=info,warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "carebot=info,warn".into()),
         )
         .init();
 
@@ -239,14 +252,26 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
         }
         Command::Ingest { file, source } => {
             let ctx = cli_ctx(settings).await?;
-            let default = source.or_else(|| Some(ctx.settings.sources.files.default_source.clone()));
+            let default =
+                source.or_else(|| Some(ctx.settings.sources.files.default_source.clone()));
             let report = sources::files::ingest_file(&ctx, &file, default.as_deref()).await?;
             for e in &report.errors {
                 eprintln!("{}:{}: {}", file.display(), e.line, e.message);
             }
             println!("{}: {report}", file.display());
         }
-        Command::Cases { state, open, mine, unclaimed, site, category, overdue, r#as, limit, json } => {
+        Command::Cases {
+            state,
+            open,
+            mine,
+            unclaimed,
+            site,
+            category,
+            overdue,
+            r#as,
+            limit,
+            json,
+        } => {
             let ctx = cli_ctx(settings).await?;
             if mine && r#as.is_none() {
                 anyhow::bail!("--mine needs --as PERSON (or CAREBOT_USER)");
@@ -267,21 +292,36 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             let ctx = cli_ctx(settings).await?;
             let result = match action {
                 CaseCmd::Show { id, json } => ops::case_show(&ctx, id, json).await,
-                CaseCmd::Claim { id, who } => ops::case_act(&ctx, id, &who.person, Action::Claim).await,
-                CaseCmd::Release { id, who } => ops::case_act(&ctx, id, &who.person, Action::Release).await,
-                CaseCmd::Reassign { id, to, who } => ops::case_act(&ctx, id, &who.person, Action::Reassign { to }).await,
-                CaseCmd::Respond { id, text, who } => ops::case_act(&ctx, id, &who.person, Action::Respond { text }).await,
+                CaseCmd::Claim { id, who } => {
+                    ops::case_act(&ctx, id, &who.person, Action::Claim).await
+                }
+                CaseCmd::Release { id, who } => {
+                    ops::case_act(&ctx, id, &who.person, Action::Release).await
+                }
+                CaseCmd::Reassign { id, to, who } => {
+                    ops::case_act(&ctx, id, &who.person, Action::Reassign { to }).await
+                }
+                CaseCmd::Respond { id, text, who } => {
+                    ops::case_act(&ctx, id, &who.person, Action::Respond { text }).await
+                }
                 CaseCmd::Offline { id, via, note, who } => {
                     ops::case_act(&ctx, id, &who.person, Action::TakeOffline { via, note }).await
                 }
                 CaseCmd::Escalate { id, to, note, who } => {
                     ops::case_act(&ctx, id, &who.person, Action::Escalate { to, note }).await
                 }
-                CaseCmd::Resolve { id, outcome, note, who } => {
-                    ops::case_act(&ctx, id, &who.person, Action::Resolve { outcome, note }).await
+                CaseCmd::Resolve {
+                    id,
+                    outcome,
+                    note,
+                    who,
+                } => ops::case_act(&ctx, id, &who.person, Action::Resolve { outcome, note }).await,
+                CaseCmd::Reopen { id, note, who } => {
+                    ops::case_act(&ctx, id, &who.person, Action::Reopen { note }).await
                 }
-                CaseCmd::Reopen { id, note, who } => ops::case_act(&ctx, id, &who.person, Action::Reopen { note }).await,
-                CaseCmd::Note { id, text, who } => ops::case_act(&ctx, id, &who.person, Action::Note { text }).await,
+                CaseCmd::Note { id, text, who } => {
+                    ops::case_act(&ctx, id, &who.person, Action::Note { text }).await
+                }
             };
             match result {
                 Ok(text) => println!("{text}"),
@@ -292,11 +332,16 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             let at: DateTime<Utc> = match at {
                 None => Utc::now(),
                 Some(s) => DateTime::parse_from_rfc3339(&s)
-                    .with_context(|| format!("--at {s:?} is not an RFC 3339 time such as 2026-11-23T09:00:00Z"))?
+                    .with_context(|| {
+                        format!("--at {s:?} is not an RFC 3339 time such as 2026-11-23T09:00:00Z")
+                    })?
                     .with_timezone(&Utc),
             };
             if !jobs::is_known(&name) {
-                anyhow::bail!("unknown job {name:?}; known jobs: {}", jobs::names().join(", "));
+                anyhow::bail!(
+                    "unknown job {name:?}; known jobs: {}",
+                    jobs::names().join(", ")
+                );
             }
             let ctx = cli_ctx(settings).await?;
             println!("{name}: {}", jobs::run_once(&ctx, &name, at).await?);
@@ -306,7 +351,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 let sched = settings
                     .jobs
                     .get(j.name)
-                    .map(|c| format!("{} ({})", c.cron, c.timezone.as_deref().unwrap_or("team time zone")))
+                    .map(|c| {
+                        format!(
+                            "{} ({})",
+                            c.cron,
+                            c.timezone.as_deref().unwrap_or("team time zone")
+                        )
+                    })
                     .unwrap_or_else(|| "not scheduled".into());
                 println!("{:<16} {:<40} {}", j.name, sched, j.about);
             }

@@ -11,9 +11,12 @@ use std::path::Path;
 
 /// `carebot check`: every problem in the config and playbooks, or a summary when clean.
 pub fn check(config_path: &Path) -> Result<String, Vec<String>> {
-    let settings = Settings::load(config_path).map_err(|e| e.0.iter().map(|p| p.to_string()).collect::<Vec<_>>())?;
-    let playbooks = Playbooks::load(&settings.playbooks.dir).map_err(|p| p.0.iter().map(|x| x.to_string()).collect::<Vec<_>>())?;
-    Triage::compile(&playbooks.triage_rules, &playbooks.team).map_err(|e| vec![format!("triage rules: {e}")])?;
+    let settings = Settings::load(config_path)
+        .map_err(|e| e.0.iter().map(|p| p.to_string()).collect::<Vec<_>>())?;
+    let playbooks = Playbooks::load(&settings.playbooks.dir)
+        .map_err(|p| p.0.iter().map(|x| x.to_string()).collect::<Vec<_>>())?;
+    Triage::compile(&playbooks.triage_rules, &playbooks.team)
+        .map_err(|e| vec![format!("triage rules: {e}")])?;
     let t = &playbooks.team;
     Ok(format!(
         "{}: ok\n{}: ok ({} people, {} sites, {} rotation(s), {} triage rules, {} situations, {} channels)\nscheduled jobs: {}",
@@ -30,7 +33,8 @@ pub fn check(config_path: &Path) -> Result<String, Vec<String>> {
 }
 
 fn fmt_time(ms: Option<i64>) -> String {
-    ms.map(|m| from_ms(m).format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "-".into())
+    ms.map(|m| from_ms(m).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|| "-".into())
 }
 
 fn next_due(c: &CaseRow) -> Option<i64> {
@@ -78,7 +82,11 @@ pub async fn cases(ctx: &Ctx, filter: &CaseFilter, json: bool) -> anyhow::Result
 /// `carebot case show N`: the card, the history and delivery state.
 pub async fn case_show(ctx: &Ctx, id: i64, json: bool) -> Result<String, ActError> {
     let case = ctx.store.case(id).await?.ok_or(ActError::UnknownCase(id))?;
-    let mention = ctx.store.mention(case.mention_id).await?.ok_or(ActError::UnknownCase(id))?;
+    let mention = ctx
+        .store
+        .mention(case.mention_id)
+        .await?
+        .ok_or(ActError::UnknownCase(id))?;
     let events = ctx.store.events(id).await?;
     let messages = ctx.store.case_messages(id).await?;
     if json {
@@ -90,7 +98,11 @@ pub async fn case_show(ctx: &Ctx, id: i64, json: bool) -> Result<String, ActErro
     out.push_str("\nHistory:\n");
     for e in &events {
         let line = crate::chat::card::describe_event(e, &ctx.playbooks);
-        let note = e.detail.get("note").or_else(|| e.detail.get("text")).and_then(|v| v.as_str());
+        let note = e
+            .detail
+            .get("note")
+            .or_else(|| e.detail.get("text"))
+            .and_then(|v| v.as_str());
         let note = note.map(|n| format!(" — {n}")).unwrap_or_default();
         out.push_str(&format!("  {}  {line}{note}\n", fmt_time(Some(e.at))));
     }
@@ -98,7 +110,15 @@ pub async fn case_show(ctx: &Ctx, id: i64, json: bool) -> Result<String, ActErro
 }
 
 /// Runs a case action for the CLI and returns the confirmation line.
-pub async fn case_act(ctx: &Ctx, id: i64, who: &str, action: crate::domain::Action) -> Result<String, ActError> {
+pub async fn case_act(
+    ctx: &Ctx,
+    id: i64,
+    who: &str,
+    action: crate::domain::Action,
+) -> Result<String, ActError> {
     let done = act(ctx, id, who, action).await?;
-    Ok(format!("Case {id}: {} (now {})", done.summary, done.case.state))
+    Ok(format!(
+        "Case {id}: {} (now {})",
+        done.summary, done.case.state
+    ))
 }

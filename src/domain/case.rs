@@ -45,7 +45,9 @@ impl FromStr for CaseState {
         CaseState::ALL
             .into_iter()
             .find(|c| c.as_str() == s)
-            .ok_or_else(|| format!("unknown state {s:?}; one of open, claimed, responded, offline, resolved"))
+            .ok_or_else(|| {
+                format!("unknown state {s:?}; one of open, claimed, responded, offline, resolved")
+            })
     }
 }
 
@@ -197,7 +199,11 @@ impl FromStr for EscalationTarget {
         if let Some(r) = s.strip_prefix("oncall:").filter(|r| !r.is_empty()) {
             return Ok(EscalationTarget::OnCall(r.to_string()));
         }
-        if let Some(p) = s.strip_prefix('@').or_else(|| s.strip_prefix("person:")).filter(|p| !p.is_empty()) {
+        if let Some(p) = s
+            .strip_prefix('@')
+            .or_else(|| s.strip_prefix("person:"))
+            .filter(|p| !p.is_empty())
+        {
             return Ok(EscalationTarget::Person(p.to_string()));
         }
         Err(bad())
@@ -221,13 +227,30 @@ impl fmt::Display for EscalationTarget {
 pub enum Action {
     Claim,
     Release,
-    Reassign { to: String },
-    Respond { text: Option<String> },
-    TakeOffline { via: OfflineVia, note: Option<String> },
-    Escalate { to: EscalationTarget, note: Option<String> },
-    Resolve { outcome: Outcome, note: Option<String> },
-    Reopen { note: Option<String> },
-    Note { text: String },
+    Reassign {
+        to: String,
+    },
+    Respond {
+        text: Option<String>,
+    },
+    TakeOffline {
+        via: OfflineVia,
+        note: Option<String>,
+    },
+    Escalate {
+        to: EscalationTarget,
+        note: Option<String>,
+    },
+    Resolve {
+        outcome: Outcome,
+        note: Option<String>,
+    },
+    Reopen {
+        note: Option<String>,
+    },
+    Note {
+        text: String,
+    },
 }
 
 impl Action {
@@ -258,7 +281,12 @@ pub struct CaseStatus {
 
 impl CaseStatus {
     pub fn open() -> Self {
-        CaseStatus { state: CaseState::Open, owner: None, outcome: None, escalation_level: 0 }
+        CaseStatus {
+            state: CaseState::Open,
+            owner: None,
+            outcome: None,
+            escalation_level: 0,
+        }
     }
 }
 
@@ -280,13 +308,24 @@ pub enum Refusal {
     #[error("belongs to @{owner}; only they or a lead can {action} it")]
     NotOwner { owner: String, action: &'static str },
     #[error("is {state}; you cannot {action} it{hint}")]
-    Illegal { state: CaseState, action: &'static str, hint: &'static str },
+    Illegal {
+        state: CaseState,
+        action: &'static str,
+        hint: &'static str,
+    },
     #[error("cannot be changed by you: {action} needs the {needs} role")]
-    NotPermitted { action: &'static str, needs: &'static str },
+    NotPermitted {
+        action: &'static str,
+        needs: &'static str,
+    },
 }
 
 fn illegal(state: CaseState, action: &'static str, hint: &'static str) -> Refusal {
-    Refusal::Illegal { state, action, hint }
+    Refusal::Illegal {
+        state,
+        action,
+        hint,
+    }
 }
 
 /// Decides an action. Pure: no clock, no store, no team lookup beyond the actor's roles.
@@ -300,7 +339,10 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
     match action {
         Action::Note { .. } => {}
         _ if !roles.works_cases() => {
-            return Err(Refusal::NotPermitted { action: name, needs: "agent, lead or risk" })
+            return Err(Refusal::NotPermitted {
+                action: name,
+                needs: "agent, lead or risk",
+            })
         }
         _ => {}
     }
@@ -308,7 +350,10 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
     // Actions on a case someone else owns need that owner or a lead.
     let owned_by_other = cur.owner.as_deref().filter(|o| *o != actor.id);
     let guard_owner = || match owned_by_other {
-        Some(o) if !is_lead => Err(Refusal::NotOwner { owner: o.to_string(), action: name }),
+        Some(o) if !is_lead => Err(Refusal::NotOwner {
+            owner: o.to_string(),
+            action: name,
+        }),
         _ => Ok(()),
     };
 
@@ -415,7 +460,11 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
             detail = serde_json::json!({ "text": text });
         }
     }
-    Ok(Transition { next, event: name, detail })
+    Ok(Transition {
+        next,
+        event: name,
+        detail,
+    })
 }
 
 #[cfg(test)]
@@ -443,11 +492,22 @@ mod tests {
             Action::Release,
             Action::Reassign { to: "sam".into() },
             Action::Respond { text: None },
-            Action::TakeOffline { via: OfflineVia::Phone, note: None },
-            Action::Escalate { to: EscalationTarget::SiteOwner, note: None },
-            Action::Resolve { outcome: Outcome::Recovered, note: None },
+            Action::TakeOffline {
+                via: OfflineVia::Phone,
+                note: None,
+            },
+            Action::Escalate {
+                to: EscalationTarget::SiteOwner,
+                note: None,
+            },
+            Action::Resolve {
+                outcome: Outcome::Recovered,
+                note: None,
+            },
             Action::Reopen { note: None },
-            Action::Note { text: "called back".into() },
+            Action::Note {
+                text: "called back".into(),
+            },
         ]
     }
 
@@ -457,11 +517,76 @@ mod tests {
     fn every_state_and_action_pair_for_the_owner_follows_the_lifecycle() {
         let expected: &[(CaseState, &[Option<CaseState>])] = &[
             // claim, release, reassign, respond, offline, escalate, resolve(recovered), reopen, note
-            (Open, &[Some(Claimed), None, None, Some(Responded), Some(Offline), Some(Open), None, None, Some(Open)]),
-            (Claimed, &[None, Some(Open), Some(Claimed), Some(Responded), Some(Offline), Some(Claimed), Some(Resolved), None, Some(Claimed)]),
-            (Responded, &[None, None, Some(Responded), Some(Responded), Some(Offline), Some(Responded), Some(Resolved), None, Some(Responded)]),
-            (Offline, &[None, None, Some(Offline), None, None, Some(Offline), Some(Resolved), None, Some(Offline)]),
-            (Resolved, &[None, None, None, None, None, None, None, Some(Open), Some(Resolved)]),
+            (
+                Open,
+                &[
+                    Some(Claimed),
+                    None,
+                    None,
+                    Some(Responded),
+                    Some(Offline),
+                    Some(Open),
+                    None,
+                    None,
+                    Some(Open),
+                ],
+            ),
+            (
+                Claimed,
+                &[
+                    None,
+                    Some(Open),
+                    Some(Claimed),
+                    Some(Responded),
+                    Some(Offline),
+                    Some(Claimed),
+                    Some(Resolved),
+                    None,
+                    Some(Claimed),
+                ],
+            ),
+            (
+                Responded,
+                &[
+                    None,
+                    None,
+                    Some(Responded),
+                    Some(Responded),
+                    Some(Offline),
+                    Some(Responded),
+                    Some(Resolved),
+                    None,
+                    Some(Responded),
+                ],
+            ),
+            (
+                Offline,
+                &[
+                    None,
+                    None,
+                    Some(Offline),
+                    None,
+                    None,
+                    Some(Offline),
+                    Some(Resolved),
+                    None,
+                    Some(Offline),
+                ],
+            ),
+            (
+                Resolved,
+                &[
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    Some(Open),
+                    Some(Resolved),
+                ],
+            ),
         ];
         for (state, row) in expected {
             let owner = if *state == Open { None } else { Some("dena") };
@@ -471,7 +596,10 @@ mod tests {
                 match (want, &got) {
                     (Some(s), Ok(t)) => assert_eq!(t.next.state, *s, "{state} + {}", action.name()),
                     (None, Err(_)) => {}
-                    _ => panic!("{state} + {}: expected {want:?}, got {got:?}", action.name()),
+                    _ => panic!(
+                        "{state} + {}: expected {want:?}, got {got:?}",
+                        action.name()
+                    ),
                 }
                 if got.is_err() {
                     // A refusal never implies a change: `apply` returned no new status at all.
@@ -486,9 +614,17 @@ mod tests {
         let t = apply(&CaseStatus::open(), &agent("dena"), &Action::Claim).unwrap();
         assert_eq!(t.next.owner.as_deref(), Some("dena"));
         let err = apply(&t.next, &agent("sam"), &Action::Claim).unwrap_err();
-        assert_eq!(err, Refusal::AlreadyClaimed { owner: "dena".into() });
+        assert_eq!(
+            err,
+            Refusal::AlreadyClaimed {
+                owner: "dena".into()
+            }
+        );
         assert_eq!(err.to_string(), "is already claimed by @dena");
-        assert_eq!(apply(&t.next, &agent("dena"), &Action::Claim).unwrap_err(), Refusal::AlreadyYours);
+        assert_eq!(
+            apply(&t.next, &agent("dena"), &Action::Claim).unwrap_err(),
+            Refusal::AlreadyYours
+        );
     }
 
     #[test]
@@ -497,15 +633,36 @@ mod tests {
         for action in [
             Action::Release,
             Action::Respond { text: None },
-            Action::Resolve { outcome: Outcome::Resolved, note: None },
-            Action::TakeOffline { via: OfflineVia::Email, note: None },
+            Action::Resolve {
+                outcome: Outcome::Resolved,
+                note: None,
+            },
+            Action::TakeOffline {
+                via: OfflineVia::Email,
+                note: None,
+            },
         ] {
             let err = apply(&cur, &agent("sam"), &action).unwrap_err();
-            assert!(matches!(err, Refusal::NotOwner { ref owner, .. } if owner == "dena"), "{err}");
-            assert!(apply(&cur, &lead("priya"), &action).is_ok(), "lead may {}", action.name());
+            assert!(
+                matches!(err, Refusal::NotOwner { ref owner, .. } if owner == "dena"),
+                "{err}"
+            );
+            assert!(
+                apply(&cur, &lead("priya"), &action).is_ok(),
+                "lead may {}",
+                action.name()
+            );
         }
         // Escalating and noting are open to every agent: anyone may raise the alarm.
-        assert!(apply(&cur, &agent("sam"), &Action::Escalate { to: EscalationTarget::SiteOwner, note: None }).is_ok());
+        assert!(apply(
+            &cur,
+            &agent("sam"),
+            &Action::Escalate {
+                to: EscalationTarget::SiteOwner,
+                note: None
+            }
+        )
+        .is_ok());
     }
 
     #[test]
@@ -513,25 +670,59 @@ mod tests {
         let boss = Actor::new("cfo", [Role::Leadership]);
         let err = apply(&CaseStatus::open(), &boss, &Action::Claim).unwrap_err();
         assert!(matches!(err, Refusal::NotPermitted { .. }));
-        assert!(apply(&CaseStatus::open(), &boss, &Action::Note { text: "seen".into() }).is_ok());
+        assert!(apply(
+            &CaseStatus::open(),
+            &boss,
+            &Action::Note {
+                text: "seen".into()
+            }
+        )
+        .is_ok());
     }
 
     #[test]
     fn an_unclaimed_case_closes_only_as_spam_or_referral() {
         let open = CaseStatus::open();
         for ok in [Outcome::NotActionable, Outcome::Referred] {
-            let t = apply(&open, &agent("sam"), &Action::Resolve { outcome: ok, note: None }).unwrap();
+            let t = apply(
+                &open,
+                &agent("sam"),
+                &Action::Resolve {
+                    outcome: ok,
+                    note: None,
+                },
+            )
+            .unwrap();
             assert_eq!((t.next.state, t.next.outcome), (Resolved, Some(ok)));
         }
-        let err = apply(&open, &agent("sam"), &Action::Resolve { outcome: Outcome::Recovered, note: None }).unwrap_err();
+        let err = apply(
+            &open,
+            &agent("sam"),
+            &Action::Resolve {
+                outcome: Outcome::Recovered,
+                note: None,
+            },
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("claim it first"), "{err}");
     }
 
     #[test]
     fn resolving_twice_is_refused_and_reopen_clears_owner_and_outcome() {
         let done = status(Resolved, Some("dena"));
-        let err = apply(&done, &agent("dena"), &Action::Resolve { outcome: Outcome::Resolved, note: None }).unwrap_err();
-        assert_eq!(err.to_string(), "is resolved; you cannot resolve it; it is already resolved");
+        let err = apply(
+            &done,
+            &agent("dena"),
+            &Action::Resolve {
+                outcome: Outcome::Resolved,
+                note: None,
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "is resolved; you cannot resolve it; it is already resolved"
+        );
         let t = apply(&done, &agent("sam"), &Action::Reopen { note: None }).unwrap();
         assert_eq!(t.next, CaseStatus::open());
     }
@@ -541,7 +732,10 @@ mod tests {
         let t = apply(
             &status(Claimed, Some("dena")),
             &agent("dena"),
-            &Action::Escalate { to: "oncall:px".parse().unwrap(), note: None },
+            &Action::Escalate {
+                to: "oncall:px".parse().unwrap(),
+                note: None,
+            },
         )
         .unwrap();
         assert_eq!(t.next.escalation_level, 1);
@@ -550,23 +744,44 @@ mod tests {
 
     #[test]
     fn responding_to_an_unclaimed_case_makes_the_responder_its_owner() {
-        let t = apply(&CaseStatus::open(), &agent("sam"), &Action::Respond { text: None }).unwrap();
+        let t = apply(
+            &CaseStatus::open(),
+            &agent("sam"),
+            &Action::Respond { text: None },
+        )
+        .unwrap();
         assert_eq!(t.next.owner.as_deref(), Some("sam"));
     }
 
     #[test]
     fn reassigning_an_unowned_case_needs_a_lead() {
-        let err = apply(&CaseStatus::open(), &agent("sam"), &Action::Reassign { to: "dena".into() }).unwrap_err();
+        let err = apply(
+            &CaseStatus::open(),
+            &agent("sam"),
+            &Action::Reassign { to: "dena".into() },
+        )
+        .unwrap_err();
         assert!(matches!(err, Refusal::NotPermitted { needs: "lead", .. }));
-        let t = apply(&CaseStatus::open(), &lead("priya"), &Action::Reassign { to: "dena".into() }).unwrap();
-        assert_eq!((t.next.state, t.next.owner.as_deref()), (Claimed, Some("dena")));
+        let t = apply(
+            &CaseStatus::open(),
+            &lead("priya"),
+            &Action::Reassign { to: "dena".into() },
+        )
+        .unwrap();
+        assert_eq!(
+            (t.next.state, t.next.owner.as_deref()),
+            (Claimed, Some("dena"))
+        );
     }
 
     #[test]
     fn escalation_targets_parse_from_what_people_type() {
         assert_eq!("site-owner".parse(), Ok(EscalationTarget::SiteOwner));
         assert_eq!("risk".parse(), Ok(EscalationTarget::Role(Role::Risk)));
-        assert_eq!("oncall:px".parse(), Ok(EscalationTarget::OnCall("px".into())));
+        assert_eq!(
+            "oncall:px".parse(),
+            Ok(EscalationTarget::OnCall("px".into()))
+        );
         assert_eq!("@dena".parse(), Ok(EscalationTarget::Person("dena".into())));
         assert!("the boss".parse::<EscalationTarget>().is_err());
         assert_eq!("No-Reply".parse(), Ok(Outcome::NoReply));

@@ -65,7 +65,7 @@ pub enum MentionError {
     Missing(&'static str),
     #[error("field `rating` must be between 0 and 5, got {0}")]
     Rating(f64),
-    #[error("field `posted_at` must be an RFC 3339 time such as 2026-11-02T14:05:00Z, got {0:?}")]
+    #[error("field `posted_at` must be an RFC 3339 time such as 2026-11-02T14:05:00Z or a date such as 2026-11-02, got {0:?}")]
     PostedAt(String),
     #[error("field `{0}` is too long ({1} characters, at most {2})")]
     TooLong(&'static str, usize, usize),
@@ -80,7 +80,11 @@ fn present(v: Option<String>) -> Option<String> {
 impl RawMention {
     /// Checks the raw fields. `default_source` fills `source` when the channel implies it
     /// (a webhook path, `carebot ingest --source`); `now` fills a missing `posted_at`.
-    pub fn parse(self, default_source: Option<&str>, now: DateTime<Utc>) -> Result<Mention, MentionError> {
+    pub fn parse(
+        self,
+        default_source: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Mention, MentionError> {
         let source = present(self.source)
             .or_else(|| default_source.map(str::to_string))
             .ok_or(MentionError::Missing("source"))?;
@@ -97,9 +101,13 @@ impl RawMention {
         }
         let posted_at = match present(self.posted_at) {
             None => now,
-            Some(s) => DateTime::parse_from_rfc3339(&s)
-                .map(|d| d.with_timezone(&Utc))
-                .map_err(|_| MentionError::PostedAt(s))?,
+            Some(s) => match DateTime::parse_from_rfc3339(&s) {
+                Ok(d) => d.with_timezone(&Utc),
+                // Review-site exports often carry only the day.
+                Err(_) => chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+                    .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+                    .map_err(|_| MentionError::PostedAt(s))?,
+            },
         };
         let visibility = self.visibility.unwrap_or_default();
         let forwarded_by = present(self.forwarded_by);
@@ -147,21 +155,46 @@ mod tests {
 
     #[test]
     fn missing_text_and_bad_rating_name_the_field() {
-        let e = RawMention { text: Some("  ".into()), ..raw() }.parse(None, Utc::now()).unwrap_err();
+        let e = RawMention {
+            text: Some("  ".into()),
+            ..raw()
+        }
+        .parse(None, Utc::now())
+        .unwrap_err();
         assert_eq!(e.to_string(), "missing field `text`");
-        let e = RawMention { rating: Some(7.0), ..raw() }.parse(None, Utc::now()).unwrap_err();
+        let e = RawMention {
+            rating: Some(7.0),
+            ..raw()
+        }
+        .parse(None, Utc::now())
+        .unwrap_err();
         assert!(e.to_string().contains("rating"));
-        let e = RawMention { posted_at: Some("yesterday".into()), ..raw() }
-            .parse(None, Utc::now())
-            .unwrap_err();
+        let e = RawMention {
+            posted_at: Some("yesterday".into()),
+            ..raw()
+        }
+        .parse(None, Utc::now())
+        .unwrap_err();
         assert!(e.to_string().contains("posted_at"));
+        let day = RawMention { posted_at: Some("2026-11-02".into()), ..raw() }.parse(None, Utc::now()).unwrap();
+        assert_eq!(day.posted_at.to_rfc3339(), "2026-11-02T00:00:00+00:00");
     }
 
     #[test]
     fn the_default_source_fills_a_missing_one() {
-        let m = RawMention { source: None, ..raw() }.parse(Some("Yelp"), Utc::now()).unwrap();
+        let m = RawMention {
+            source: None,
+            ..raw()
+        }
+        .parse(Some("Yelp"), Utc::now())
+        .unwrap();
         assert_eq!(m.source, "yelp");
-        let e = RawMention { source: None, ..raw() }.parse(None, Utc::now()).unwrap_err();
+        let e = RawMention {
+            source: None,
+            ..raw()
+        }
+        .parse(None, Utc::now())
+        .unwrap_err();
         assert_eq!(e, MentionError::Missing("source"));
     }
 }

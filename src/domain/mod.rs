@@ -7,8 +7,8 @@ pub mod mention;
 pub mod role;
 
 pub use case::{
-    apply, Action, CaseState, CaseStatus, EscalationTarget, OfflineVia, Outcome, Priority,
-    Refusal, Transition,
+    apply, Action, CaseState, CaseStatus, EscalationTarget, OfflineVia, Outcome, Priority, Refusal,
+    Transition,
 };
 pub use duration::Span;
 pub use mention::{Mention, MentionError, RawMention, Visibility};

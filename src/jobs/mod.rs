@@ -52,15 +52,21 @@ pub fn names() -> Vec<&'static str> {
 
 /// Runs one job once as if at `at`, recording the run (`carebot run-job`).
 pub async fn run_once(ctx: &Ctx, name: &str, at: DateTime<Utc>) -> anyhow::Result<String> {
-    let job = find(name).ok_or_else(|| anyhow::anyhow!("unknown job {name:?}; known jobs: {}", names().join(", ")))?;
+    let job = find(name).ok_or_else(|| {
+        anyhow::anyhow!("unknown job {name:?}; known jobs: {}", names().join(", "))
+    })?;
     let at_ms = at.timestamp_millis();
-    ctx.store.record_manual_run(job.name, at_ms, ctx.now_ms()).await?;
+    ctx.store
+        .record_manual_run(job.name, at_ms, ctx.now_ms())
+        .await?;
     let result = (job.run)(ctx, at).await;
     let (ok, detail) = match &result {
         Ok(s) => (true, s.clone()),
         Err(e) => (false, format!("{e:#}")),
     };
-    ctx.store.finish_job_run(job.name, at_ms, ctx.now_ms(), ok, &detail).await?;
+    ctx.store
+        .finish_job_run(job.name, at_ms, ctx.now_ms(), ok, &detail)
+        .await?;
     result
 }
 

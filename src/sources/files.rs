@@ -7,14 +7,33 @@ use crate::domain::{Mention, RawMention};
 use crate::intake::{ingest, Ingested};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Columns a CSV file may have (header names; aliases cover common export spellings).
 pub const CSV_COLUMNS: &[&str] = &[
-    "source", "external_id", "id", "review_id", "url", "author", "reviewer", "text", "review_text", "comment",
-    "rating", "stars", "posted_at", "date", "review_date", "location_hint", "location", "visibility",
-    "forwarded_by", "confidential",
+    "source",
+    "external_id",
+    "id",
+    "review_id",
+    "url",
+    "author",
+    "reviewer",
+    "text",
+    "review_text",
+    "comment",
+    "rating",
+    "stars",
+    "posted_at",
+    "date",
+    "review_date",
+    "location_hint",
+    "location",
+    "visibility",
+    "forwarded_by",
+    "confidential",
 ];
 
 /// Rows are written to the database in transactions of this many.
@@ -24,12 +43,6 @@ const BATCH: usize = 500;
 pub struct RowError {
     pub line: usize,
     pub message: String,
-}
-
-#[derive(Debug, Default)]
-pub struct Parsed {
-    pub mentions: Vec<(usize, Mention)>,
-    pub errors: Vec<RowError>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -78,22 +91,47 @@ struct CsvRow {
 
 impl CsvRow {
     fn into_raw(self) -> Result<RawMention, String> {
-        let rating = match self.rating.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let rating = match self
+            .rating
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             None => None,
-            Some(r) => Some(r.parse::<f64>().map_err(|_| format!("field `rating` must be a number, got {r:?}"))?),
+            Some(r) => Some(
+                r.parse::<f64>()
+                    .map_err(|_| format!("field `rating` must be a number, got {r:?}"))?,
+            ),
         };
-        let visibility = match self.visibility.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let visibility = match self
+            .visibility
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             None => None,
             Some("public") => Some(crate::domain::Visibility::Public),
             Some("private") => Some(crate::domain::Visibility::Private),
-            Some(v) => return Err(format!("field `visibility` must be public or private, got {v:?}")),
+            Some(v) => {
+                return Err(format!(
+                    "field `visibility` must be public or private, got {v:?}"
+                ))
+            }
         };
-        let confidential = match self.confidential.as_deref().map(|s| s.trim().to_lowercase()) {
+        let confidential = match self
+            .confidential
+            .as_deref()
+            .map(|s| s.trim().to_lowercase())
+        {
             None => None,
             Some(s) if s.is_empty() => None,
             Some(s) if ["true", "yes", "1"].contains(&s.as_str()) => Some(true),
             Some(s) if ["false", "no", "0"].contains(&s.as_str()) => Some(false),
-            Some(s) => return Err(format!("field `confidential` must be true or false, got {s:?}")),
+            Some(s) => {
+                return Err(format!(
+                    "field `confidential` must be true or false, got {s:?}"
+                ))
+            }
         };
         Ok(RawMention {
             source: self.source,
@@ -111,98 +149,138 @@ impl CsvRow {
     }
 }
 
-pub fn parse_jsonl(text: &str, default_source: Option<&str>, now: DateTime<Utc>) -> Parsed {
-    let mut out = Parsed::default();
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
-        if line.trim().is_empty() || line.trim_start().starts_with('#') {
-            continue;
-        }
-        match serde_json::from_str::<RawMention>(line) {
-            Err(e) => out.errors.push(RowError { line: line_no, message: format!("malformed JSON: {e}") }),
-            Ok(raw) => match raw.parse(default_source, now) {
-                Ok(m) => out.mentions.push((line_no, m)),
-                Err(e) => out.errors.push(RowError { line: line_no, message: e.to_string() }),
-            },
-        }
-    }
-    out
+fn check_raw(raw: RawMention, default_source: Option<&str>, now: DateTime<Utc>) -> Result<Mention, String> {
+    raw.parse(default_source, now).map_err(|e| e.to_string())
 }
 
-pub fn parse_csv(text: &str, default_source: Option<&str>, now: DateTime<Utc>) -> Result<Parsed, String> {
-    let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(text.as_bytes());
-    let headers = rdr.headers().map_err(|e| format!("line 1: cannot read the CSV header: {e}"))?.clone();
-    let unknown: Vec<&str> = headers.iter().filter(|h| !CSV_COLUMNS.contains(&h.trim())).collect();
-    if !unknown.is_empty() {
-        return Err(format!(
-            "line 1: unknown column(s) {}; known columns: {}",
-            unknown.join(", "),
-            CSV_COLUMNS.join(", ")
-        ));
-    }
-    let trimmed: csv::StringRecord = headers.iter().map(str::trim).collect();
-    rdr.set_headers(trimmed.clone());
-    let mut out = Parsed::default();
-    for rec in rdr.records() {
-        let (line, result) = match rec {
-            Err(e) => (e.position().map(|p| p.line() as usize).unwrap_or(0), Err(e.to_string())),
-            Ok(r) => {
-                let line = r.position().map(|p| p.line() as usize).unwrap_or(0);
-                let row = r
-                    .deserialize::<CsvRow>(Some(&trimmed))
-                    .map_err(|e| e.to_string())
-                    .and_then(CsvRow::into_raw)
-                    .and_then(|raw| raw.parse(default_source, now).map_err(|e| e.to_string()));
-                (line, row)
+enum Reader {
+    Jsonl { lines: std::io::Lines<BufReader<File>>, line: usize },
+    Csv { records: csv::StringRecordsIntoIter<File>, headers: csv::StringRecord },
+}
+
+/// The rows of one file, read lazily so a large export never sits in memory whole.
+/// Each item is a checked mention with its line number, or the line's problem.
+pub struct Rows {
+    reader: Reader,
+    default_source: Option<String>,
+    now: DateTime<Utc>,
+}
+
+impl Rows {
+    /// Opens a file by its extension (`.jsonl`/`.ndjson`/`.json` lines, or `.csv`); a CSV
+    /// header with unknown columns is refused here, before any row is read.
+    pub fn open(path: &Path, default_source: Option<&str>, now: DateTime<Utc>) -> anyhow::Result<Rows> {
+        let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_lowercase();
+        let reader = match ext.as_str() {
+            "jsonl" | "ndjson" | "json" => Reader::Jsonl { lines: BufReader::new(file).lines(), line: 0 },
+            "csv" => {
+                let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(file);
+                let headers = rdr
+                    .headers()
+                    .map_err(|e| anyhow::anyhow!("{}:1: cannot read the CSV header: {e}", path.display()))?
+                    .clone();
+                let unknown: Vec<&str> = headers.iter().map(str::trim).filter(|h| !CSV_COLUMNS.contains(h)).collect();
+                if !unknown.is_empty() {
+                    anyhow::bail!(
+                        "{}:1: unknown column(s) {}; known columns: {}",
+                        path.display(),
+                        unknown.join(", "),
+                        CSV_COLUMNS.join(", ")
+                    );
+                }
+                let headers: csv::StringRecord = headers.iter().map(str::trim).collect();
+                Reader::Csv { records: rdr.into_records(), headers }
             }
+            _ => anyhow::bail!("{}: unknown file type; use .jsonl (JSON lines) or .csv", path.display()),
         };
-        match result {
-            Ok(m) => out.mentions.push((line, m)),
-            Err(message) => out.errors.push(RowError { line, message }),
-        }
-    }
-    Ok(out)
-}
-
-/// Parses a file by its extension: `.jsonl`/`.ndjson`/`.json` lines, or `.csv`.
-pub fn parse_file(path: &Path, default_source: Option<&str>, now: DateTime<Utc>) -> anyhow::Result<Parsed> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_lowercase();
-    match ext.as_str() {
-        "csv" => parse_csv(&text, default_source, now).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
-        "jsonl" | "ndjson" | "json" => Ok(parse_jsonl(&text, default_source, now)),
-        _ => anyhow::bail!("{}: unknown file type; use .jsonl (JSON lines) or .csv", path.display()),
+        Ok(Rows { reader, default_source: default_source.map(str::to_string), now })
     }
 }
 
-/// Parses and ingests a whole file in batches; bad rows are collected, not fatal.
-pub async fn ingest_file(ctx: &Ctx, path: &Path, default_source: Option<&str>) -> anyhow::Result<IngestReport> {
-    let parsed = parse_file(path, default_source, ctx.clock.now())?;
-    ingest_parsed(ctx, parsed).await
-}
+impl Iterator for Rows {
+    type Item = Result<(usize, Mention), RowError>;
 
-/// Ingests parsed rows in batches of `BATCH` transactions.
-pub async fn ingest_parsed(ctx: &Ctx, parsed: Parsed) -> anyhow::Result<IngestReport> {
-    let mut report = IngestReport { errors: parsed.errors, ..Default::default() };
-    let mentions: Vec<Mention> = parsed.mentions.into_iter().map(|(_, m)| m).collect();
-    for chunk in mentions.chunks(BATCH) {
-        for r in ingest(ctx, chunk).await? {
-            match r {
-                Ingested::Opened(_) => report.opened += 1,
-                Ingested::Revised(_) => report.revised += 1,
-                Ingested::Duplicate(_) => report.duplicates += 1,
+    fn next(&mut self) -> Option<Self::Item> {
+        let source = self.default_source.as_deref();
+        match &mut self.reader {
+            Reader::Jsonl { lines, line } => loop {
+                *line += 1;
+                let text = match lines.next()? {
+                    Ok(t) => t,
+                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        return Some(Err(RowError { line: *line, message: "not valid UTF-8".into() }))
+                    }
+                    Err(e) => return Some(Err(RowError { line: *line, message: format!("read error: {e}") })),
+                };
+                if text.trim().is_empty() || text.trim_start().starts_with('#') {
+                    continue;
+                }
+                let row = serde_json::from_str::<RawMention>(&text)
+                    .map_err(|e| format!("malformed JSON: {e}"))
+                    .and_then(|raw| check_raw(raw, source, self.now));
+                return Some(row.map(|m| (*line, m)).map_err(|message| RowError { line: *line, message }));
+            },
+            Reader::Csv { records, headers } => {
+                let (line, row) = match records.next()? {
+                    Err(e) => (e.position().map(|p| p.line() as usize).unwrap_or(0), Err(e.to_string())),
+                    Ok(r) => (
+                        r.position().map(|p| p.line() as usize).unwrap_or(0),
+                        r.deserialize::<CsvRow>(Some(headers))
+                            .map_err(|e| e.to_string())
+                            .and_then(CsvRow::into_raw)
+                            .and_then(|raw| check_raw(raw, source, self.now)),
+                    ),
+                };
+                Some(row.map(|m| (line, m)).map_err(|message| RowError { line, message }))
             }
         }
     }
-    Ok(report)
+}
+
+/// Ingests a whole file, `BATCH` rows per transaction; bad rows are collected, not fatal.
+pub async fn ingest_file(ctx: &Ctx, path: &Path, default_source: Option<&str>) -> anyhow::Result<IngestReport> {
+    let rows = Rows::open(path, default_source, ctx.clock.now())?;
+    ingest_rows(ctx, rows).await
+}
+
+pub async fn ingest_rows(ctx: &Ctx, mut rows: Rows) -> anyhow::Result<IngestReport> {
+    let mut report = IngestReport::default();
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let row = rows.next();
+        let end = row.is_none();
+        match row {
+            Some(Ok((_, m))) => batch.push(m),
+            Some(Err(e)) => report.errors.push(e),
+            None => {}
+        }
+        if batch.len() == BATCH || (end && !batch.is_empty()) {
+            for r in ingest(ctx, &batch).await? {
+                match r {
+                    Ingested::Opened(_) => report.opened += 1,
+                    Ingested::Revised(_) => report.revised += 1,
+                    Ingested::Duplicate(_) => report.duplicates += 1,
+                }
+            }
+            batch.clear();
+        }
+        if end {
+            return Ok(report);
+        }
+    }
 }
 
 /// Files at serve start (`sources.files.import_on_start`), e.g. the bundled samples.
 pub async fn import_on_start(ctx: Arc<Ctx>) {
     for path in &ctx.settings.sources.files.import_on_start {
         match ingest_file(&ctx, path, Some(&ctx.settings.sources.files.default_source)).await {
-            Ok(r) => tracing::info!(file = %path.display(), opened = r.opened, duplicates = r.duplicates, bad_rows = r.errors.len(), "imported"),
-            Err(e) => tracing::error!(file = %path.display(), error = %format!("{e:#}"), "import failed"),
+            Ok(r) => {
+                tracing::info!(file = %path.display(), opened = r.opened, duplicates = r.duplicates, bad_rows = r.errors.len(), "imported")
+            }
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %format!("{e:#}"), "import failed")
+            }
         }
     }
 }
@@ -233,20 +311,32 @@ pub async fn poll_drop_folder(ctx: &Ctx) -> anyhow::Result<String> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&cfg.dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file())
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("jsonl" | "ndjson" | "csv")))
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("jsonl" | "ndjson" | "csv")
+            )
+        })
         .collect();
     files.sort();
     let mut summary = Vec::new();
     for path in files {
         // A file that cannot be parsed goes to failed/; a database error leaves it in place
         // to be retried on the next tick.
-        match parse_file(&path, Some(&cfg.default_source), ctx.clock.now()) {
-            Ok(parsed) => {
-                let report = ingest_parsed(ctx, parsed).await?;
+        match Rows::open(&path, Some(&cfg.default_source), ctx.clock.now()) {
+            Ok(rows) => {
+                let report = ingest_rows(ctx, rows).await?;
                 let dest = move_into(&path, &cfg.dir.join("done"))?;
                 if !report.errors.is_empty() {
-                    let lines: Vec<String> = report.errors.iter().map(|e| format!("line {}: {}", e.line, e.message)).collect();
-                    std::fs::write(format!("{}.errors.txt", dest.display()), lines.join("\n") + "\n")?;
+                    let lines: Vec<String> = report
+                        .errors
+                        .iter()
+                        .map(|e| format!("line {}: {}", e.line, e.message))
+                        .collect();
+                    std::fs::write(
+                        format!("{}.errors.txt", dest.display()),
+                        lines.join("\n") + "\n",
+                    )?;
                 }
                 summary.push(format!("{}: {report}", dest.display()));
             }
@@ -258,5 +348,9 @@ pub async fn poll_drop_folder(ctx: &Ctx) -> anyhow::Result<String> {
             }
         }
     }
-    Ok(if summary.is_empty() { "no new files".into() } else { summary.join("; ") })
+    Ok(if summary.is_empty() {
+        "no new files".into()
+    } else {
+        summary.join("; ")
+    })
 }

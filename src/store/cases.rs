@@ -73,7 +73,9 @@ impl CaseRow {
     pub fn overdue_at(&self, now: i64) -> bool {
         let past = |d: Option<i64>| d.is_some_and(|d| d < now);
         match self.state {
-            CaseState::Open => past(self.ack_due) || past(self.response_due) || past(self.resolve_due),
+            CaseState::Open => {
+                past(self.ack_due) || past(self.response_due) || past(self.resolve_due)
+            }
             CaseState::Claimed => past(self.response_due) || past(self.resolve_due),
             CaseState::Responded | CaseState::Offline => past(self.resolve_due),
             CaseState::Resolved => false,
@@ -141,7 +143,8 @@ const CASE_COLS: &str = "id, mention_id, state, owner, outcome, situation, prior
     sentiment, sentiment_score, risk, urgent, spam, positive, confidential, escalation_level, reasons, opened_at, \
     updated_at, claimed_at, first_response_at, resolved_at, ack_due, response_due, follow_up_due, resolve_due, version";
 
-const MENTION_COLS: &str = "id, source, external_id, url, author, text, rating, posted_at, received_at, location_hint, \
+const MENTION_COLS: &str =
+    "id, source, external_id, url, author, text, rating, posted_at, received_at, location_hint, \
     visibility, forwarded_by, confidential, case_id, revision";
 
 fn case_from_row(r: &AnyRow) -> anyhow::Result<CaseRow> {
@@ -154,12 +157,19 @@ fn case_from_row(r: &AnyRow) -> anyhow::Result<CaseRow> {
         mention_id: r.try_get("mention_id")?,
         state: state.parse().map_err(anyhow::Error::msg)?,
         owner: r.try_get("owner")?,
-        outcome: outcome.map(|o| o.parse()).transpose().map_err(anyhow::Error::msg)?,
+        outcome: outcome
+            .map(|o| o.parse())
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
         situation: r.try_get("situation")?,
         priority: r.try_get("priority")?,
         channel: r.try_get("channel")?,
         site: r.try_get("site")?,
-        categories: categories.split(',').filter(|c| !c.is_empty()).map(str::to_string).collect(),
+        categories: categories
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect(),
         sentiment: r.try_get("sentiment")?,
         sentiment_score: r.try_get("sentiment_score")?,
         risk: r.try_get::<i64, _>("risk")? != 0,
@@ -215,7 +225,11 @@ fn event_from_row(r: &AnyRow) -> anyhow::Result<EventRow> {
 }
 
 /// Inserts a mention unless (source, external id) is known; returns the new id, or `None`.
-pub async fn insert_mention(tx: &mut Tx<'_>, m: &Mention, received_at: i64) -> anyhow::Result<Option<i64>> {
+pub async fn insert_mention(
+    tx: &mut Tx<'_>,
+    m: &Mention,
+    received_at: i64,
+) -> anyhow::Result<Option<i64>> {
     let row = sqlx::query(
         "INSERT INTO mentions (source, external_id, url, author, text, rating, posted_at, received_at, \
          location_hint, visibility, forwarded_by, confidential) \
@@ -240,20 +254,35 @@ pub async fn insert_mention(tx: &mut Tx<'_>, m: &Mention, received_at: i64) -> a
     Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?)
 }
 
-pub async fn mention_by_key(tx: &mut Tx<'_>, source: &str, external_id: &str) -> anyhow::Result<Option<MentionRow>> {
+pub async fn mention_by_key(
+    tx: &mut Tx<'_>,
+    source: &str,
+    external_id: &str,
+) -> anyhow::Result<Option<MentionRow>> {
     let sql = format!("SELECT {MENTION_COLS} FROM mentions WHERE source = $1 AND external_id = $2");
-    let row = sqlx::query(&sql).bind(source).bind(external_id).fetch_optional(&mut **tx).await?;
+    let row = sqlx::query(&sql)
+        .bind(source)
+        .bind(external_id)
+        .fetch_optional(&mut **tx)
+        .await?;
     row.as_ref().map(mention_from_row).transpose()
 }
 
 /// Applies a revised text/rating to a known mention.
-pub async fn revise_mention(tx: &mut Tx<'_>, id: i64, text: &str, rating: Option<f64>) -> anyhow::Result<()> {
-    sqlx::query("UPDATE mentions SET text = $1, rating = $2, revision = revision + 1 WHERE id = $3")
-        .bind(text)
-        .bind(rating)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+pub async fn revise_mention(
+    tx: &mut Tx<'_>,
+    id: i64,
+    text: &str,
+    rating: Option<f64>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE mentions SET text = $1, rating = $2, revision = revision + 1 WHERE id = $3",
+    )
+    .bind(text)
+    .bind(rating)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -288,7 +317,11 @@ pub async fn insert_case(tx: &mut Tx<'_>, mention_id: i64, c: &NewCase) -> anyho
     .await
     .context("inserting case")?;
     let id: i64 = row.try_get(0)?;
-    sqlx::query("UPDATE mentions SET case_id = $1 WHERE id = $2").bind(id).bind(mention_id).execute(&mut **tx).await?;
+    sqlx::query("UPDATE mentions SET case_id = $1 WHERE id = $2")
+        .bind(id)
+        .bind(mention_id)
+        .execute(&mut **tx)
+        .await?;
     Ok(id)
 }
 
@@ -362,13 +395,19 @@ pub async fn append_event(
 impl Store {
     pub async fn case(&self, id: i64) -> anyhow::Result<Option<CaseRow>> {
         let sql = format!("SELECT {CASE_COLS} FROM cases WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(case_from_row).transpose()
     }
 
     pub async fn mention(&self, id: i64) -> anyhow::Result<Option<MentionRow>> {
         let sql = format!("SELECT {MENTION_COLS} FROM mentions WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(mention_from_row).transpose()
     }
 
@@ -396,7 +435,11 @@ impl Store {
             sql.push_str(" AND state <> 'resolved'");
         }
         if !f.states.is_empty() {
-            let list: Vec<String> = f.states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+            let list: Vec<String> = f
+                .states
+                .iter()
+                .map(|s| format!("'{}'", s.as_str()))
+                .collect();
             sql.push_str(&format!(" AND state IN ({})", list.join(", ")));
         }
         if f.unclaimed {
@@ -409,7 +452,11 @@ impl Store {
             bind(&mut sql, " AND site = ?", s.clone());
         }
         if let Some(c) = &f.category {
-            bind(&mut sql, " AND (',' || categories || ',') LIKE ?", format!("%,{c},%"));
+            bind(
+                &mut sql,
+                " AND (',' || categories || ',') LIKE ?",
+                format!("%,{c},%"),
+            );
         }
         sql.push_str(" ORDER BY opened_at, id");
         let mut q = sqlx::query(&sql);
@@ -417,7 +464,10 @@ impl Store {
             q = q.bind(a);
         }
         let rows = q.fetch_all(self.pool()).await?;
-        let mut out: Vec<CaseRow> = rows.iter().map(case_from_row).collect::<anyhow::Result<_>>()?;
+        let mut out: Vec<CaseRow> = rows
+            .iter()
+            .map(case_from_row)
+            .collect::<anyhow::Result<_>>()?;
         if let Some(now) = f.overdue_at {
             out.retain(|c| c.overdue_at(now));
         }
@@ -443,7 +493,12 @@ impl Store {
             .collect()
     }
 
-    pub async fn save_case_message(&self, case_id: i64, m: &MessageRef, now: i64) -> anyhow::Result<()> {
+    pub async fn save_case_message(
+        &self,
+        case_id: i64,
+        m: &MessageRef,
+        now: i64,
+    ) -> anyhow::Result<()> {
         sqlx::query(
             "INSERT INTO case_messages (case_id, surface, channel, message_ref, posted_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (case_id, surface, channel) DO UPDATE SET message_ref = $4",
@@ -460,14 +515,22 @@ impl Store {
 
     /// Case counts by state, for /metrics.
     pub async fn cases_by_state(&self) -> anyhow::Result<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM cases GROUP BY state").fetch_all(self.pool()).await?;
-        rows.iter().map(|r| Ok((r.try_get("state")?, r.try_get("n")?))).collect()
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM cases GROUP BY state")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
+            .collect()
     }
 
     /// Mentions stored per source, for /metrics (survives restarts, unlike a process counter).
     pub async fn mentions_by_source(&self) -> anyhow::Result<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT source, COUNT(*) AS n FROM mentions GROUP BY source").fetch_all(self.pool()).await?;
-        rows.iter().map(|r| Ok((r.try_get("source")?, r.try_get("n")?))).collect()
+        let rows = sqlx::query("SELECT source, COUNT(*) AS n FROM mentions GROUP BY source")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("source")?, r.try_get("n")?)))
+            .collect()
     }
 
     /// Clears mention text and author of resolved cases closed before `cutoff` (ms).
