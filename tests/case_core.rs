@@ -50,6 +50,45 @@ async fn the_same_mention_twice_opens_one_case(b: Backend) {
     assert_eq!(case.categories, ["wait_times", "front_office"]);
 }
 
+async fn unrated_and_rated_mentions_mix_in_one_batch(b: Backend) {
+    let e = env(b).await;
+    let batch = [
+        mention("x", "u-1", "Parking at Riverside again", None),
+        mention("google", "u-2", "Billing trouble at Northgate", Some(2.0)),
+        mention("x", "u-3", "Front desk at Eastbrook", None),
+        mention("google", "u-4", "Thank you Eastbrook", Some(4.5)),
+    ];
+    let out = ingest(&e.ctx, &batch).await.unwrap();
+    let mut ratings = Vec::new();
+    for r in &out {
+        let c = e.ctx.store.case(r.case_id()).await.unwrap().unwrap();
+        ratings.push(
+            e.ctx
+                .store
+                .mention(c.mention_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .rating,
+        );
+    }
+    assert_eq!(ratings, [None, Some(2.0), None, Some(4.5)]);
+    // A revision that drops the rating, in the same transaction as one that sets it.
+    let out = ingest(
+        &e.ctx,
+        &[
+            mention("google", "u-2", "Billing trouble at Northgate", None),
+            mention("x", "u-1", "Parking at Riverside again", Some(1.0)),
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(out[..], [Ingested::Revised(_), Ingested::Revised(_)]),
+        "{out:?}"
+    );
+}
+
 async fn a_changed_rating_is_a_revision_event_on_the_same_case(b: Backend) {
     let e = env(b).await;
     let id = ingest(
@@ -642,6 +681,7 @@ async fn retention_purges_text_of_long_resolved_cases_only(b: Backend) {
 on_both_backends!(
     the_same_mention_twice_opens_one_case,
     a_changed_rating_is_a_revision_event_on_the_same_case,
+    unrated_and_rated_mentions_mix_in_one_batch,
     intake_queues_a_card_for_each_channel_of_the_situation,
     a_second_claim_is_refused_names_the_owner_and_changes_nothing,
     an_illegal_transition_is_refused_and_changes_nothing,

@@ -176,7 +176,12 @@ mod tests {
         .parse(None, Utc::now())
         .unwrap_err();
         assert!(e.to_string().contains("posted_at"));
-        let day = RawMention { posted_at: Some("2026-11-02".into()), ..raw() }.parse(None, Utc::now()).unwrap();
+        let day = RawMention {
+            posted_at: Some("2026-11-02".into()),
+            ..raw()
+        }
+        .parse(None, Utc::now())
+        .unwrap();
         assert_eq!(day.posted_at.to_rfc3339(), "2026-11-02T00:00:00+00:00");
     }
 

@@ -149,13 +149,23 @@ impl CsvRow {
     }
 }
 
-fn check_raw(raw: RawMention, default_source: Option<&str>, now: DateTime<Utc>) -> Result<Mention, String> {
+fn check_raw(
+    raw: RawMention,
+    default_source: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Mention, String> {
     raw.parse(default_source, now).map_err(|e| e.to_string())
 }
 
 enum Reader {
-    Jsonl { lines: std::io::Lines<BufReader<File>>, line: usize },
-    Csv { records: csv::StringRecordsIntoIter<File>, headers: csv::StringRecord },
+    Jsonl {
+        lines: std::io::Lines<BufReader<File>>,
+        line: usize,
+    },
+    Csv {
+        records: csv::StringRecordsIntoIter<File>,
+        headers: csv::StringRecord,
+    },
 }
 
 /// The rows of one file, read lazily so a large export never sits in memory whole.
@@ -169,18 +179,35 @@ pub struct Rows {
 impl Rows {
     /// Opens a file by its extension (`.jsonl`/`.ndjson`/`.json` lines, or `.csv`); a CSV
     /// header with unknown columns is refused here, before any row is read.
-    pub fn open(path: &Path, default_source: Option<&str>, now: DateTime<Utc>) -> anyhow::Result<Rows> {
+    pub fn open(
+        path: &Path,
+        default_source: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Rows> {
         let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_lowercase();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_lowercase();
         let reader = match ext.as_str() {
-            "jsonl" | "ndjson" | "json" => Reader::Jsonl { lines: BufReader::new(file).lines(), line: 0 },
+            "jsonl" | "ndjson" | "json" => Reader::Jsonl {
+                lines: BufReader::new(file).lines(),
+                line: 0,
+            },
             "csv" => {
                 let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(file);
                 let headers = rdr
                     .headers()
-                    .map_err(|e| anyhow::anyhow!("{}:1: cannot read the CSV header: {e}", path.display()))?
+                    .map_err(|e| {
+                        anyhow::anyhow!("{}:1: cannot read the CSV header: {e}", path.display())
+                    })?
                     .clone();
-                let unknown: Vec<&str> = headers.iter().map(str::trim).filter(|h| !CSV_COLUMNS.contains(h)).collect();
+                let unknown: Vec<&str> = headers
+                    .iter()
+                    .map(str::trim)
+                    .filter(|h| !CSV_COLUMNS.contains(h))
+                    .collect();
                 if !unknown.is_empty() {
                     anyhow::bail!(
                         "{}:1: unknown column(s) {}; known columns: {}",
@@ -190,11 +217,21 @@ impl Rows {
                     );
                 }
                 let headers: csv::StringRecord = headers.iter().map(str::trim).collect();
-                Reader::Csv { records: rdr.into_records(), headers }
+                Reader::Csv {
+                    records: rdr.into_records(),
+                    headers,
+                }
             }
-            _ => anyhow::bail!("{}: unknown file type; use .jsonl (JSON lines) or .csv", path.display()),
+            _ => anyhow::bail!(
+                "{}: unknown file type; use .jsonl (JSON lines) or .csv",
+                path.display()
+            ),
         };
-        Ok(Rows { reader, default_source: default_source.map(str::to_string), now })
+        Ok(Rows {
+            reader,
+            default_source: default_source.map(str::to_string),
+            now,
+        })
     }
 }
 
@@ -209,9 +246,17 @@ impl Iterator for Rows {
                 let text = match lines.next()? {
                     Ok(t) => t,
                     Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                        return Some(Err(RowError { line: *line, message: "not valid UTF-8".into() }))
+                        return Some(Err(RowError {
+                            line: *line,
+                            message: "not valid UTF-8".into(),
+                        }))
                     }
-                    Err(e) => return Some(Err(RowError { line: *line, message: format!("read error: {e}") })),
+                    Err(e) => {
+                        return Some(Err(RowError {
+                            line: *line,
+                            message: format!("read error: {e}"),
+                        }))
+                    }
                 };
                 if text.trim().is_empty() || text.trim_start().starts_with('#') {
                     continue;
@@ -219,11 +264,17 @@ impl Iterator for Rows {
                 let row = serde_json::from_str::<RawMention>(&text)
                     .map_err(|e| format!("malformed JSON: {e}"))
                     .and_then(|raw| check_raw(raw, source, self.now));
-                return Some(row.map(|m| (*line, m)).map_err(|message| RowError { line: *line, message }));
+                return Some(row.map(|m| (*line, m)).map_err(|message| RowError {
+                    line: *line,
+                    message,
+                }));
             },
             Reader::Csv { records, headers } => {
                 let (line, row) = match records.next()? {
-                    Err(e) => (e.position().map(|p| p.line() as usize).unwrap_or(0), Err(e.to_string())),
+                    Err(e) => (
+                        e.position().map(|p| p.line() as usize).unwrap_or(0),
+                        Err(e.to_string()),
+                    ),
                     Ok(r) => (
                         r.position().map(|p| p.line() as usize).unwrap_or(0),
                         r.deserialize::<CsvRow>(Some(headers))
@@ -232,14 +283,21 @@ impl Iterator for Rows {
                             .and_then(|raw| check_raw(raw, source, self.now)),
                     ),
                 };
-                Some(row.map(|m| (line, m)).map_err(|message| RowError { line, message }))
+                Some(
+                    row.map(|m| (line, m))
+                        .map_err(|message| RowError { line, message }),
+                )
             }
         }
     }
 }
 
 /// Ingests a whole file, `BATCH` rows per transaction; bad rows are collected, not fatal.
-pub async fn ingest_file(ctx: &Ctx, path: &Path, default_source: Option<&str>) -> anyhow::Result<IngestReport> {
+pub async fn ingest_file(
+    ctx: &Ctx,
+    path: &Path,
+    default_source: Option<&str>,
+) -> anyhow::Result<IngestReport> {
     let rows = Rows::open(path, default_source, ctx.clock.now())?;
     ingest_rows(ctx, rows).await
 }

@@ -224,6 +224,10 @@ fn event_from_row(r: &AnyRow) -> anyhow::Result<EventRow> {
     })
 }
 
+// Optional floats are bound as a value plus a presence flag: sqlx 0.8's `Any` driver binds
+// a NULL f64 as FLOAT4 but a present one as FLOAT8, so on Postgres a statement first
+// prepared with a missing rating rejects every later rating on that connection.
+
 /// Inserts a mention unless (source, external id) is known; returns the new id, or `None`.
 pub async fn insert_mention(
     tx: &mut Tx<'_>,
@@ -233,7 +237,7 @@ pub async fn insert_mention(
     let row = sqlx::query(
         "INSERT INTO mentions (source, external_id, url, author, text, rating, posted_at, received_at, \
          location_hint, visibility, forwarded_by, confidential) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         VALUES ($1, $2, $3, $4, $5, CASE WHEN $13 = 1 THEN $6 END, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT (source, external_id) DO NOTHING RETURNING id",
     )
     .bind(&m.source)
@@ -241,13 +245,14 @@ pub async fn insert_mention(
     .bind(&m.url)
     .bind(&m.author)
     .bind(&m.text)
-    .bind(m.rating)
+    .bind(m.rating.unwrap_or(0.0))
     .bind(m.posted_at.timestamp_millis())
     .bind(received_at)
     .bind(&m.location_hint)
     .bind(m.visibility.as_str())
     .bind(&m.forwarded_by)
     .bind(flag(m.confidential))
+    .bind(flag(m.rating.is_some()))
     .fetch_optional(&mut **tx)
     .await
     .context("inserting mention")?;
@@ -276,13 +281,16 @@ pub async fn revise_mention(
     rating: Option<f64>,
 ) -> anyhow::Result<()> {
     sqlx::query(
-        "UPDATE mentions SET text = $1, rating = $2, revision = revision + 1 WHERE id = $3",
+        "UPDATE mentions SET text = $1, rating = CASE WHEN $4 = 1 THEN $2 END, \
+         revision = revision + 1 WHERE id = $3",
     )
     .bind(text)
-    .bind(rating)
+    .bind(rating.unwrap_or(0.0))
     .bind(id)
+    .bind(flag(rating.is_some()))
     .execute(&mut **tx)
-    .await?;
+    .await
+    .context("revising mention")?;
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! delivered later by the worker with retries, so a chat outage delays but never loses them.
 
 use super::{Backend, Store, Tx};
+use anyhow::Context as _;
 use sqlx::Row;
 
 #[derive(Debug, Clone)]
@@ -26,7 +27,8 @@ pub async fn enqueue(
         .bind(payload)
         .bind(now)
         .execute(&mut **tx)
-        .await?;
+        .await
+        .with_context(|| format!("queueing {op}"))?;
     Ok(())
 }
 
