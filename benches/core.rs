@@ -62,19 +62,12 @@ fn bench_triage(pb: &Playbooks) {
         }
         best = best.min(start.elapsed().as_secs_f64());
     }
-    println!(
-        "triage: {:.0} mentions/s on one core ({} mentions, best of 3)",
-        ms.len() as f64 / best,
-        ms.len()
-    );
+    println!("triage: {:.0} mentions/s on one core ({} mentions, best of 3)", ms.len() as f64 / best, ms.len());
 }
 
 async fn raw_insert_rates(ctx: &Ctx, n_single: usize) -> (f64, f64) {
     let pool = ctx.store.pool();
-    sqlx::query("CREATE TABLE bench_raw (k TEXT NOT NULL, payload TEXT NOT NULL)")
-        .execute(pool)
-        .await
-        .expect("create");
+    sqlx::query("CREATE TABLE bench_raw (k TEXT NOT NULL, payload TEXT NOT NULL)").execute(pool).await.expect("create");
     let start = Instant::now();
     for i in 0..n_single {
         sqlx::query("INSERT INTO bench_raw (k, payload) VALUES ($1, $2)")
@@ -106,13 +99,9 @@ async fn bench_intake(label: &str, url: &str) {
     let mut settings = Settings::default();
     settings.playbooks.dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks");
     settings.secrets.database_url = Some(url.to_string());
-    let ctx = Ctx::new(
-        settings,
-        Arc::new(Console::to_writer(Box::new(std::io::sink()))),
-        Arc::new(SystemClock),
-    )
-    .await
-    .expect("context");
+    let ctx = Ctx::new(settings, Arc::new(Console::to_writer(Box::new(std::io::sink()))), Arc::new(SystemClock))
+        .await
+        .expect("context");
     let n = 20_000;
     let ms = mentions(n, label);
     let start = Instant::now();
@@ -140,39 +129,22 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` asks for a list; there is nothing to unit-test here
     }
-    let pb = Playbooks::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks"))
-        .expect("playbooks");
+    let pb = Playbooks::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks")).expect("playbooks");
     bench_triage(&pb);
 
     let dir = tempfile::tempdir().expect("tempdir");
-    bench_intake(
-        "sqlite",
-        &format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("bench.db").display()
-        ),
-    )
-    .await;
+    bench_intake("sqlite", &format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display())).await;
 
-    let admin = std::env::var("CAREBOT_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let admin =
+        std::env::var("CAREBOT_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let name = format!("carebot_bench_{}", std::process::id());
     match sqlx::PgConnection::connect(&admin).await {
         Err(e) => println!("intake on postgres: skipped, no server at {admin}: {e}"),
         Ok(mut conn) => {
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut conn)
-                .await
-                .expect("create db");
-            let base = admin
-                .rsplit_once('/')
-                .map(|(b, _)| b.to_string())
-                .unwrap_or(admin.clone());
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create db");
+            let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
             bench_intake("postgres", &format!("{base}/{name}")).await;
-            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-                .execute(&mut conn)
-                .await
-                .expect("drop db");
+            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut conn).await.expect("drop db");
         }
     }
 }

@@ -27,15 +27,10 @@ pub struct Ctx {
 
 impl Ctx {
     /// Loads playbooks, connects to and migrates the database.
-    pub async fn new(
-        settings: Settings,
-        chat: Arc<dyn ChatSurface>,
-        clock: Arc<dyn Clock>,
-    ) -> anyhow::Result<Ctx> {
+    pub async fn new(settings: Settings, chat: Arc<dyn ChatSurface>, clock: Arc<dyn Clock>) -> anyhow::Result<Ctx> {
         let playbooks = Playbooks::load(&settings.playbooks.dir)?;
         let triage = Triage::compile(&playbooks.triage_rules, &playbooks.team)?;
-        let store =
-            Store::connect(&settings.database_url(), settings.database.max_connections).await?;
+        let store = Store::connect(&settings.database_url(), settings.database.max_connections).await?;
         store.migrate().await?;
         Ok(Ctx {
             settings,
@@ -87,15 +82,9 @@ impl App {
     /// Binds the listener for a prepared context (tests pass their own surface and clock).
     pub async fn from_ctx(ctx: Ctx) -> anyhow::Result<App> {
         let listen = ctx.settings.http.listen.clone();
-        let listener = tokio::net::TcpListener::bind(&listen)
-            .await
-            .with_context(|| format!("binding {listen}"))?;
+        let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
         let addr = listener.local_addr()?;
-        Ok(App {
-            ctx: Arc::new(ctx),
-            listener,
-            addr,
-        })
+        Ok(App { ctx: Arc::new(ctx), listener, addr })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -112,10 +101,7 @@ impl App {
     }
 
     /// Runs until `stop` completes; background work is stopped and the server drained.
-    pub async fn run_until(
-        self,
-        stop: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (tx, rx) = watch::channel(false);
         let ctx = self.ctx.clone();
         tracing::info!(addr = %self.addr, store = ctx.store.backend().as_str(), surface = ctx.chat.name(), "carebot serving");

@@ -41,10 +41,7 @@ pub struct DatabaseSettings {
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        DatabaseSettings {
-            sqlite_path: PathBuf::from("data/carebot.db"),
-            max_connections: 10,
-        }
+        DatabaseSettings { sqlite_path: PathBuf::from("data/carebot.db"), max_connections: 10 }
     }
 }
 
@@ -57,10 +54,7 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings {
-            listen: "127.0.0.1:8080".into(),
-            body_limit_bytes: 1024 * 1024,
-        }
+        HttpSettings { listen: "127.0.0.1:8080".into(), body_limit_bytes: 1024 * 1024 }
     }
 }
 
@@ -89,9 +83,7 @@ pub struct PlaybookSettings {
 
 impl Default for PlaybookSettings {
     fn default() -> Self {
-        PlaybookSettings {
-            dir: PathBuf::from("playbooks"),
-        }
+        PlaybookSettings { dir: PathBuf::from("playbooks") }
     }
 }
 
@@ -157,9 +149,7 @@ pub struct RetentionSettings {
 
 impl Default for RetentionSettings {
     fn default() -> Self {
-        RetentionSettings {
-            mention_text_days: 365,
-        }
+        RetentionSettings { mention_text_days: 365 }
     }
 }
 
@@ -242,12 +232,9 @@ pub struct ConfigError(pub Vec<ConfigProblem>);
 /// dotted key). Good enough to point a person at the right place; `None` if not found.
 pub fn locate_key(text: &str, path: &[String]) -> Option<usize> {
     let whole = path.join(".");
-    let header = text.lines().position(|l| {
-        l.trim()
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .is_some_and(|h| h.trim() == whole)
-    });
+    let header = text
+        .lines()
+        .position(|l| l.trim().strip_prefix('[').and_then(|h| h.strip_suffix(']')).is_some_and(|h| h.trim() == whole));
     if let Some(i) = header {
         return Some(i + 1);
     }
@@ -275,30 +262,16 @@ pub fn locate_key(text: &str, path: &[String]) -> Option<usize> {
 impl Settings {
     /// Reads the file (which must exist) and the environment.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
-        let problem = |line, message: String| ConfigProblem {
-            file: Some(path.to_path_buf()),
-            line,
-            message,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError(vec![problem(None, format!("cannot read config file: {e}"))])
-        })?;
-        let figment = Figment::new()
-            .merge(Toml::string(&text))
-            .merge(Env::prefixed("CAREBOT__").split("__"));
+        let problem = |line, message: String| ConfigProblem { file: Some(path.to_path_buf()), line, message };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(vec![problem(None, format!("cannot read config file: {e}"))]))?;
+        let figment = Figment::new().merge(Toml::string(&text)).merge(Env::prefixed("CAREBOT__").split("__"));
         let mut settings: Settings = figment.extract().map_err(|errs| {
             ConfigError(
                 errs.into_iter()
                     .map(|e| {
-                        let from_env = e
-                            .metadata
-                            .as_ref()
-                            .is_some_and(|m| m.name.contains("environment"));
-                        let line = if from_env {
-                            None
-                        } else {
-                            locate_key(&text, &e.path)
-                        };
+                        let from_env = e.metadata.as_ref().is_some_and(|m| m.name.contains("environment"));
+                        let line = if from_env { None } else { locate_key(&text, &e.path) };
                         let key = e.path.join(".");
                         let mut msg = e.kind.to_string();
                         if !key.is_empty() {
@@ -332,10 +305,7 @@ impl Settings {
                 out.push(ConfigProblem {
                     file: file.clone(),
                     line: locate_key(text, &["jobs".into(), name.clone()]).or(at("cron")),
-                    message: format!(
-                        "unknown job {name:?}; known jobs: {}",
-                        crate::jobs::names().join(", ")
-                    ),
+                    message: format!("unknown job {name:?}; known jobs: {}", crate::jobs::names().join(", ")),
                 });
             }
             if let Err(e) = parse_cron(&job.cron) {
@@ -350,7 +320,9 @@ impl Settings {
                     out.push(ConfigProblem {
                         file: file.clone(),
                         line: at("timezone"),
-                        message: format!("jobs.{name}.timezone: unknown time zone {tz:?}; use an IANA name such as America/Chicago"),
+                        message: format!(
+                            "jobs.{name}.timezone: unknown time zone {tz:?}; use an IANA name such as America/Chicago"
+                        ),
                     });
                 }
             }
@@ -359,10 +331,7 @@ impl Settings {
             out.push(ConfigProblem {
                 file: file.clone(),
                 line: locate_key(text, &["http".into(), "listen".into()]),
-                message: format!(
-                    "http.listen: {:?} is not an address such as 127.0.0.1:8080",
-                    self.http.listen
-                ),
+                message: format!("http.listen: {:?} is not an address such as 127.0.0.1:8080", self.http.listen),
             });
         }
         out
@@ -403,14 +372,8 @@ mod tests {
     #[test]
     fn keys_are_located_in_their_table() {
         let text = "[http]\nlisten = \"x\"\n\n[jobs.retention]\ncron = \"bad\"\n";
-        assert_eq!(
-            locate_key(text, &["jobs".into(), "retention".into(), "cron".into()]),
-            Some(5)
-        );
+        assert_eq!(locate_key(text, &["jobs".into(), "retention".into(), "cron".into()]), Some(5));
         assert_eq!(locate_key(text, &["http".into(), "listen".into()]), Some(2));
-        assert_eq!(
-            locate_key(text, &["jobs".into(), "retention".into()]),
-            Some(4)
-        );
+        assert_eq!(locate_key(text, &["jobs".into(), "retention".into()]), Some(4));
     }
 }

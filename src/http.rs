@@ -30,9 +30,7 @@ pub fn router(ctx: Arc<Ctx>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .layer(RequestBodyLimitLayer::new(
-            ctx.settings.http.body_limit_bytes,
-        ))
+        .layer(RequestBodyLimitLayer::new(ctx.settings.http.body_limit_bytes))
         .with_state(ctx)
 }
 
@@ -45,18 +43,13 @@ async fn readyz(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
         Ok(()) => (StatusCode::OK, "ready\n".to_string()),
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "database unreachable\n".to_string(),
-            )
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n".to_string())
         }
     }
 }
 
 fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', " ")
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " ")
 }
 
 /// Database-derived gauges (true across restarts and replicas) plus process counters.
@@ -65,22 +58,17 @@ pub async fn render_metrics(ctx: &Ctx) -> anyhow::Result<String> {
     out.push_str("# HELP carebot_cases Cases by state.\n# TYPE carebot_cases gauge\n");
     let by_state = ctx.store.cases_by_state().await?;
     for s in crate::domain::CaseState::ALL {
-        let n = by_state
-            .iter()
-            .find(|(k, _)| k == s.as_str())
-            .map(|(_, n)| *n)
-            .unwrap_or(0);
+        let n = by_state.iter().find(|(k, _)| k == s.as_str()).map(|(_, n)| *n).unwrap_or(0);
         out.push_str(&format!("carebot_cases{{state=\"{}\"}} {n}\n", s.as_str()));
     }
     out.push_str("# HELP carebot_mentions_stored Mentions stored, by source.\n# TYPE carebot_mentions_stored gauge\n");
     for (source, n) in ctx.store.mentions_by_source().await? {
-        out.push_str(&format!(
-            "carebot_mentions_stored{{source=\"{}\"}} {n}\n",
-            label(&source)
-        ));
+        out.push_str(&format!("carebot_mentions_stored{{source=\"{}\"}} {n}\n", label(&source)));
     }
     let (pending, failed) = ctx.store.outbox_depth().await?;
-    out.push_str("# HELP carebot_outbox_pending Chat messages waiting for delivery.\n# TYPE carebot_outbox_pending gauge\n");
+    out.push_str(
+        "# HELP carebot_outbox_pending Chat messages waiting for delivery.\n# TYPE carebot_outbox_pending gauge\n",
+    );
     out.push_str(&format!("carebot_outbox_pending {pending}\n"));
     out.push_str("# HELP carebot_outbox_failed Chat messages given up on.\n# TYPE carebot_outbox_failed gauge\n");
     out.push_str(&format!("carebot_outbox_failed {failed}\n"));
@@ -90,18 +78,10 @@ pub async fn render_metrics(ctx: &Ctx) -> anyhow::Result<String> {
 
 async fn metrics_text(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
     match render_metrics(&ctx).await {
-        Ok(body) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            body,
-        ),
+        Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body),
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "metrics failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(header::CONTENT_TYPE, "text/plain")],
-                "metrics unavailable\n".into(),
-            )
+            (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "text/plain")], "metrics unavailable\n".into())
         }
     }
 }

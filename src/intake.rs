@@ -55,9 +55,7 @@ async fn ingest_once(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Inge
     let mut out = Vec::with_capacity(mentions.len());
     for m in mentions {
         let r = match cases::insert_mention(&mut tx, m, now).await? {
-            Some(mention_id) => {
-                Ingested::Opened(open_case(ctx, &mut tx, mention_id, m, now).await?)
-            }
+            Some(mention_id) => Ingested::Opened(open_case(ctx, &mut tx, mention_id, m, now).await?),
             None => revise(&mut tx, m, now).await?,
         };
         out.push(r);
@@ -66,13 +64,7 @@ async fn ingest_once(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Inge
     Ok(out)
 }
 
-async fn open_case(
-    ctx: &Ctx,
-    tx: &mut Tx<'_>,
-    mention_id: i64,
-    m: &Mention,
-    now: i64,
-) -> anyhow::Result<i64> {
+async fn open_case(ctx: &Ctx, tx: &mut Tx<'_>, mention_id: i64, m: &Mention, now: i64) -> anyhow::Result<i64> {
     let t = ctx.triage.triage(m);
     let situation = ctx.playbooks.situations.pick(&t, m);
     let due = |s: Option<crate::domain::Span>| s.map(|s| now + s.as_millis());
@@ -103,18 +95,8 @@ async fn open_case(
     });
     cases::append_event(tx, case_id, now, "carebot", "opened", &detail).await?;
     for channel in std::iter::once(&situation.channel).chain(&situation.also_post_to) {
-        let op = ChatOp::PostCard {
-            case_id,
-            channel: channel.clone(),
-        };
-        outbox::enqueue(
-            tx,
-            Some(case_id),
-            op.name(),
-            &serde_json::to_string(&op)?,
-            now,
-        )
-        .await?;
+        let op = ChatOp::PostCard { case_id, channel: channel.clone() };
+        outbox::enqueue(tx, Some(case_id), op.name(), &serde_json::to_string(&op)?, now).await?;
     }
     Ok(case_id)
 }
@@ -139,21 +121,8 @@ async fn revise(tx: &mut Tx<'_>, m: &Mention, now: i64) -> anyhow::Result<Ingest
         (Some(o), Some(n)) if o != n => format!("Review revised: rating {o} → {n}"),
         _ => "Review text revised".to_string(),
     };
-    for op in [
-        ChatOp::UpdateCard { case_id },
-        ChatOp::ThreadReply {
-            case_id,
-            text: line,
-        },
-    ] {
-        outbox::enqueue(
-            tx,
-            Some(case_id),
-            op.name(),
-            &serde_json::to_string(&op)?,
-            now,
-        )
-        .await?;
+    for op in [ChatOp::UpdateCard { case_id }, ChatOp::ThreadReply { case_id, text: line }] {
+        outbox::enqueue(tx, Some(case_id), op.name(), &serde_json::to_string(&op)?, now).await?;
     }
     Ok(Ingested::Revised(case_id))
 }

@@ -6,6 +6,7 @@ pub mod chat;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod drafting;
 pub mod http;
 pub mod intake;
 pub mod jobs;

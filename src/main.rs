@@ -14,11 +14,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(
-    name = "carebot",
-    version,
-    about = "Turns public mentions of your hospital into tracked cases in chat"
-)]
+#[command(name = "carebot", version, about = "Turns public mentions of your hospital into tracked cases in chat")]
 struct Cli {
     /// Settings file.
     #[arg(long, global = true, env = "CAREBOT_CONFIG", default_value = DEFAULT_PATH)]
@@ -75,6 +71,17 @@ enum Command {
         #[command(subcommand)]
         action: CaseCmd,
     },
+    /// Draft a public reply for a case from the best-fitting template, with compliance findings.
+    Draft {
+        id: i64,
+        /// Use this template instead of the best fit (switch templates).
+        #[arg(long)]
+        template: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        who: Who,
+    },
     /// Run one scheduled job once, as if at a given time.
     RunJob {
         name: String,
@@ -114,12 +121,23 @@ enum CaseCmd {
         #[command(flatten)]
         who: Who,
     },
-    /// Record that the public reply was posted.
+    /// Record that the public reply was posted ("mark responded"); the text is checked first.
     Respond {
         id: i64,
         /// The text that was posted.
         #[arg(long)]
         text: Option<String>,
+        /// Accept blocking compliance findings (leads only; recorded).
+        #[arg(long = "override")]
+        override_block: bool,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Approve a reply text for a clinical/legal-risk case (leads only).
+    Approve {
+        id: i64,
+        #[arg(long)]
+        text: String,
         #[command(flatten)]
         who: Who,
     },
@@ -207,8 +225,7 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "carebot=info,warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "carebot=info,warn".into()),
         )
         .init();
 
@@ -252,26 +269,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
         }
         Command::Ingest { file, source } => {
             let ctx = cli_ctx(settings).await?;
-            let default =
-                source.or_else(|| Some(ctx.settings.sources.files.default_source.clone()));
+            let default = source.or_else(|| Some(ctx.settings.sources.files.default_source.clone()));
             let report = sources::files::ingest_file(&ctx, &file, default.as_deref()).await?;
             for e in &report.errors {
                 eprintln!("{}:{}: {}", file.display(), e.line, e.message);
             }
             println!("{}: {report}", file.display());
         }
-        Command::Cases {
-            state,
-            open,
-            mine,
-            unclaimed,
-            site,
-            category,
-            overdue,
-            r#as,
-            limit,
-            json,
-        } => {
+        Command::Cases { state, open, mine, unclaimed, site, category, overdue, r#as, limit, json } => {
             let ctx = cli_ctx(settings).await?;
             if mine && r#as.is_none() {
                 anyhow::bail!("--mine needs --as PERSON (or CAREBOT_USER)");
@@ -292,17 +297,16 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             let ctx = cli_ctx(settings).await?;
             let result = match action {
                 CaseCmd::Show { id, json } => ops::case_show(&ctx, id, json).await,
-                CaseCmd::Claim { id, who } => {
-                    ops::case_act(&ctx, id, &who.person, Action::Claim).await
-                }
-                CaseCmd::Release { id, who } => {
-                    ops::case_act(&ctx, id, &who.person, Action::Release).await
-                }
+                CaseCmd::Claim { id, who } => ops::case_act(&ctx, id, &who.person, Action::Claim).await,
+                CaseCmd::Release { id, who } => ops::case_act(&ctx, id, &who.person, Action::Release).await,
                 CaseCmd::Reassign { id, to, who } => {
                     ops::case_act(&ctx, id, &who.person, Action::Reassign { to }).await
                 }
-                CaseCmd::Respond { id, text, who } => {
-                    ops::case_act(&ctx, id, &who.person, Action::Respond { text }).await
+                CaseCmd::Respond { id, text, override_block, who } => {
+                    ops::case_act(&ctx, id, &who.person, Action::Respond { text, override_block }).await
+                }
+                CaseCmd::Approve { id, text, who } => {
+                    ops::case_act(&ctx, id, &who.person, Action::ApproveReply { text }).await
                 }
                 CaseCmd::Offline { id, via, note, who } => {
                     ops::case_act(&ctx, id, &who.person, Action::TakeOffline { via, note }).await
@@ -310,21 +314,24 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 CaseCmd::Escalate { id, to, note, who } => {
                     ops::case_act(&ctx, id, &who.person, Action::Escalate { to, note }).await
                 }
-                CaseCmd::Resolve {
-                    id,
-                    outcome,
-                    note,
-                    who,
-                } => ops::case_act(&ctx, id, &who.person, Action::Resolve { outcome, note }).await,
+                CaseCmd::Resolve { id, outcome, note, who } => {
+                    ops::case_act(&ctx, id, &who.person, Action::Resolve { outcome, note }).await
+                }
                 CaseCmd::Reopen { id, note, who } => {
                     ops::case_act(&ctx, id, &who.person, Action::Reopen { note }).await
                 }
-                CaseCmd::Note { id, text, who } => {
-                    ops::case_act(&ctx, id, &who.person, Action::Note { text }).await
-                }
+                CaseCmd::Note { id, text, who } => ops::case_act(&ctx, id, &who.person, Action::Note { text }).await,
             };
             match result {
                 Ok(text) => println!("{text}"),
+                Err(e) => return Ok(fail(e)),
+            }
+        }
+        Command::Draft { id, template, json, who } => {
+            let ctx = cli_ctx(settings).await?;
+            match carebot::drafting::draft(&ctx, id, &who.person, template.as_deref()).await {
+                Ok(d) if json => println!("{}", serde_json::to_string_pretty(&d)?),
+                Ok(d) => println!("{}", ops::draft_text(&d, &who.person)),
                 Err(e) => return Ok(fail(e)),
             }
         }
@@ -332,16 +339,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             let at: DateTime<Utc> = match at {
                 None => Utc::now(),
                 Some(s) => DateTime::parse_from_rfc3339(&s)
-                    .with_context(|| {
-                        format!("--at {s:?} is not an RFC 3339 time such as 2026-11-23T09:00:00Z")
-                    })?
+                    .with_context(|| format!("--at {s:?} is not an RFC 3339 time such as 2026-11-23T09:00:00Z"))?
                     .with_timezone(&Utc),
             };
             if !jobs::is_known(&name) {
-                anyhow::bail!(
-                    "unknown job {name:?}; known jobs: {}",
-                    jobs::names().join(", ")
-                );
+                anyhow::bail!("unknown job {name:?}; known jobs: {}", jobs::names().join(", "));
             }
             let ctx = cli_ctx(settings).await?;
             println!("{name}: {}", jobs::run_once(&ctx, &name, at).await?);
@@ -351,13 +353,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 let sched = settings
                     .jobs
                     .get(j.name)
-                    .map(|c| {
-                        format!(
-                            "{} ({})",
-                            c.cron,
-                            c.timezone.as_deref().unwrap_or("team time zone")
-                        )
-                    })
+                    .map(|c| format!("{} ({})", c.cron, c.timezone.as_deref().unwrap_or("team time zone")))
                     .unwrap_or_else(|| "not scheduled".into());
                 println!("{:<16} {:<40} {}", j.name, sched, j.about);
             }

@@ -11,15 +11,13 @@ use std::path::Path;
 
 /// `carebot check`: every problem in the config and playbooks, or a summary when clean.
 pub fn check(config_path: &Path) -> Result<String, Vec<String>> {
-    let settings = Settings::load(config_path)
-        .map_err(|e| e.0.iter().map(|p| p.to_string()).collect::<Vec<_>>())?;
-    let playbooks = Playbooks::load(&settings.playbooks.dir)
-        .map_err(|p| p.0.iter().map(|x| x.to_string()).collect::<Vec<_>>())?;
-    Triage::compile(&playbooks.triage_rules, &playbooks.team)
-        .map_err(|e| vec![format!("triage rules: {e}")])?;
+    let settings = Settings::load(config_path).map_err(|e| e.0.iter().map(|p| p.to_string()).collect::<Vec<_>>())?;
+    let playbooks =
+        Playbooks::load(&settings.playbooks.dir).map_err(|p| p.0.iter().map(|x| x.to_string()).collect::<Vec<_>>())?;
+    Triage::compile(&playbooks.triage_rules, &playbooks.team).map_err(|e| vec![format!("triage rules: {e}")])?;
     let t = &playbooks.team;
     Ok(format!(
-        "{}: ok\n{}: ok ({} people, {} sites, {} rotation(s), {} triage rules, {} situations, {} channels)\nscheduled jobs: {}",
+        "{}: ok\n{}: ok ({} people, {} sites, {} rotation(s), {} triage rules, {} situations, {} channels, {} reply templates)\nscheduled jobs: {}",
         config_path.display(),
         settings.playbooks.dir.display(),
         t.people.len(),
@@ -28,13 +26,13 @@ pub fn check(config_path: &Path) -> Result<String, Vec<String>> {
         playbooks.triage_rules.rules.len(),
         playbooks.situations.situations.len(),
         playbooks.situations.channels.len(),
+        playbooks.replies.templates.len(),
         if settings.jobs.is_empty() { "none".to_string() } else { settings.jobs.keys().cloned().collect::<Vec<_>>().join(", ") }
     ))
 }
 
 fn fmt_time(ms: Option<i64>) -> String {
-    ms.map(|m| from_ms(m).format("%Y-%m-%d %H:%M").to_string())
-        .unwrap_or_else(|| "-".into())
+    ms.map(|m| from_ms(m).format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "-".into())
 }
 
 fn next_due(c: &CaseRow) -> Option<i64> {
@@ -82,11 +80,7 @@ pub async fn cases(ctx: &Ctx, filter: &CaseFilter, json: bool) -> anyhow::Result
 /// `carebot case show N`: the card, the history and delivery state.
 pub async fn case_show(ctx: &Ctx, id: i64, json: bool) -> Result<String, ActError> {
     let case = ctx.store.case(id).await?.ok_or(ActError::UnknownCase(id))?;
-    let mention = ctx
-        .store
-        .mention(case.mention_id)
-        .await?
-        .ok_or(ActError::UnknownCase(id))?;
+    let mention = ctx.store.mention(case.mention_id).await?.ok_or(ActError::UnknownCase(id))?;
     let events = ctx.store.events(id).await?;
     let messages = ctx.store.case_messages(id).await?;
     if json {
@@ -98,11 +92,7 @@ pub async fn case_show(ctx: &Ctx, id: i64, json: bool) -> Result<String, ActErro
     out.push_str("\nHistory:\n");
     for e in &events {
         let line = crate::chat::card::describe_event(e, &ctx.playbooks);
-        let note = e
-            .detail
-            .get("note")
-            .or_else(|| e.detail.get("text"))
-            .and_then(|v| v.as_str());
+        let note = e.detail.get("note").or_else(|| e.detail.get("text")).and_then(|v| v.as_str());
         let note = note.map(|n| format!(" — {n}")).unwrap_or_default();
         out.push_str(&format!("  {}  {line}{note}\n", fmt_time(Some(e.at))));
     }
@@ -110,15 +100,29 @@ pub async fn case_show(ctx: &Ctx, id: i64, json: bool) -> Result<String, ActErro
 }
 
 /// Runs a case action for the CLI and returns the confirmation line.
-pub async fn case_act(
-    ctx: &Ctx,
-    id: i64,
-    who: &str,
-    action: crate::domain::Action,
-) -> Result<String, ActError> {
+pub async fn case_act(ctx: &Ctx, id: i64, who: &str, action: crate::domain::Action) -> Result<String, ActError> {
     let done = act(ctx, id, who, action).await?;
-    Ok(format!(
-        "Case {id}: {} (now {})",
-        done.summary, done.case.state
-    ))
+    Ok(format!("Case {id}: {} (now {})", done.summary, done.case.state))
+}
+
+/// How `carebot draft` shows a draft: text, findings, other templates, how to post it.
+pub fn draft_text(d: &crate::drafting::Draft, who: &str) -> String {
+    let mut out = format!("Draft for case {} — template {} ({})\n\n{}\n\n", d.case_id, d.template, d.title, d.text);
+    if d.findings.is_empty() {
+        out.push_str("Compliance: no findings.\n");
+    } else {
+        out.push_str("Compliance findings:\n");
+        for f in &d.findings {
+            out.push_str(&format!("  - {f}\n"));
+        }
+    }
+    if d.needs_approval {
+        out.push_str("This is a clinical/legal-risk case: a lead must approve the reply (carebot case approve).\n");
+    }
+    if !d.alternatives.is_empty() {
+        let alts: Vec<&str> = d.alternatives.iter().map(|(id, _)| id.as_str()).collect();
+        out.push_str(&format!("Other templates (--template): {}\n", alts.join(", ")));
+    }
+    out.push_str(&format!("When posted: carebot case respond {} --as {who} --text \"…\"", d.case_id));
+    out
 }

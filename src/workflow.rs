@@ -5,7 +5,8 @@
 
 use crate::app::Ctx;
 use crate::chat::{card::describe_event, ChatOp};
-use crate::domain::{apply, Action, CaseState, EscalationTarget, Refusal};
+use crate::domain::compliance::{same_text, Finding, Severity};
+use crate::domain::{apply, Action, CaseState, EscalationTarget, Refusal, Role};
 use crate::playbook::{Person, Playbooks};
 use crate::store::cases::{self, Stamps};
 use crate::store::{is_contention, outbox, CaseRow, EventRow};
@@ -22,6 +23,8 @@ pub enum ActError {
     Refused { case_id: i64, refusal: Refusal },
     #[error("{0}")]
     Invalid(String),
+    #[error("Case {case_id}: the reply cannot be marked responded:\n  - {}\nFix the text, or ask a lead to override.", findings.join("\n  - "))]
+    ReplyBlocked { case_id: i64, findings: Vec<String> },
     /// Not the person's fault: logged with context; they see a short apology.
     #[error("something went wrong on our side; the case was not changed")]
     Internal(#[from] anyhow::Error),
@@ -50,19 +53,13 @@ pub fn resolve_targets<'a>(
 ) -> Vec<&'a Person> {
     let team = &playbooks.team;
     match target {
-        EscalationTarget::SiteOwner => case
-            .site
-            .as_deref()
-            .and_then(|s| team.site(s))
-            .and_then(|s| team.person(&s.owner))
-            .into_iter()
-            .collect(),
+        EscalationTarget::SiteOwner => {
+            case.site.as_deref().and_then(|s| team.site(s)).and_then(|s| team.person(&s.owner)).into_iter().collect()
+        }
         EscalationTarget::Role(r) => team.with_role(*r).collect(),
-        EscalationTarget::OnCall(rot) => team
-            .rotation(rot)
-            .and_then(|r| team.person(r.on_call(now)))
-            .into_iter()
-            .collect(),
+        EscalationTarget::OnCall(rot) => {
+            team.rotation(rot).and_then(|r| team.person(r.on_call(now))).into_iter().collect()
+        }
         EscalationTarget::Person(p) => team.person(p).into_iter().collect(),
         EscalationTarget::Channel => Vec::new(),
     }
@@ -73,48 +70,38 @@ fn validate(ctx: &Ctx, action: &Action) -> Result<(), ActError> {
     match action {
         Action::Reassign { to } => match team.person(to) {
             None => Err(ActError::UnknownPerson(to.clone())),
-            Some(p) if !p.actor().roles.works_cases() => Err(ActError::Invalid(format!(
-                "@{} cannot own cases (needs the agent, lead or risk role)",
-                p.id
-            ))),
+            Some(p) if !p.actor().roles.works_cases() => {
+                Err(ActError::Invalid(format!("@{} cannot own cases (needs the agent, lead or risk role)", p.id)))
+            }
             Some(_) => Ok(()),
         },
-        Action::Escalate {
-            to: EscalationTarget::Person(p),
-            ..
-        } if team.person(p).is_none() => Err(ActError::UnknownPerson(p.clone())),
-        Action::Escalate {
-            to: EscalationTarget::OnCall(r),
-            ..
-        } if team.rotation(r).is_none() => Err(ActError::Invalid(format!(
-            "there is no rotation {r:?} in the team file"
-        ))),
-        Action::Note { text } if text.trim().is_empty() => {
-            Err(ActError::Invalid("a note needs some text".into()))
+        Action::Escalate { to: EscalationTarget::Person(p), .. } if team.person(p).is_none() => {
+            Err(ActError::UnknownPerson(p.clone()))
         }
+        Action::Escalate { to: EscalationTarget::OnCall(r), .. } if team.rotation(r).is_none() => {
+            Err(ActError::Invalid(format!("there is no rotation {r:?} in the team file")))
+        }
+        Action::Note { text } if text.trim().is_empty() => Err(ActError::Invalid("a note needs some text".into())),
         _ => Ok(()),
     }
 }
 
 /// Runs `action` on case `case_id` as `actor_id` (a team-file person id).
 #[tracing::instrument(skip_all, fields(case_id, action = action.name()))]
-pub async fn act(
-    ctx: &Ctx,
-    case_id: i64,
-    actor_id: &str,
-    action: Action,
-) -> Result<Acted, ActError> {
-    let person = ctx
-        .playbooks
-        .team
-        .person(actor_id)
-        .ok_or_else(|| ActError::UnknownPerson(actor_id.to_string()))?;
+pub async fn act(ctx: &Ctx, case_id: i64, actor_id: &str, action: Action) -> Result<Acted, ActError> {
+    let person = ctx.playbooks.team.person(actor_id).ok_or_else(|| ActError::UnknownPerson(actor_id.to_string()))?;
     let actor = person.actor();
     validate(ctx, &action)?;
+    let extra = match &action {
+        Action::Respond { text, override_block } => {
+            gate_reply(ctx, case_id, person, text.as_deref(), *override_block).await?
+        }
+        _ => serde_json::json!({}),
+    };
     let mut attempt = 0u64;
     loop {
         attempt += 1;
-        match try_act(ctx, case_id, &actor, &action).await {
+        match try_act(ctx, case_id, &actor, &action, &extra).await {
             Ok(Some(done)) => {
                 ctx.outbox_wake.notify_one();
                 return Ok(done);
@@ -138,26 +125,79 @@ pub async fn act(
     }
 }
 
+/// The compliance and approval gate for "mark responded". Returns what to add to the
+/// event: findings accepted, who overrode them, who approved a risk-case reply.
+async fn gate_reply(
+    ctx: &Ctx,
+    case_id: i64,
+    person: &Person,
+    text: Option<&str>,
+    override_block: bool,
+) -> Result<serde_json::Value, ActError> {
+    let case = ctx.store.case(case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
+    let mut extra = serde_json::Map::new();
+    let Some(text) = text else {
+        if case.risk {
+            return Err(ActError::Invalid(format!(
+                "Case {case_id} is a clinical/legal-risk case: record the reply text (--text) and have a lead approve it"
+            )));
+        }
+        return Ok(serde_json::Value::Object(extra));
+    };
+    let findings = crate::drafting::check_reply(ctx, &case, person, text).await?;
+    let blocking: Vec<&Finding> = findings.iter().filter(|f| f.severity == Severity::Block).collect();
+    if !blocking.is_empty() && !override_block {
+        return Err(ActError::ReplyBlocked { case_id, findings: blocking.iter().map(|f| f.to_string()).collect() });
+    }
+    if !findings.is_empty() {
+        extra.insert("findings".into(), findings.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>().into());
+    }
+    if !blocking.is_empty() {
+        extra.insert("override_by".into(), person.id.clone().into());
+    }
+    if case.risk {
+        let approver = if person.roles.contains(&Role::Lead) {
+            Some(person.id.clone())
+        } else {
+            ctx.store.events(case_id).await?.into_iter().rev().find_map(|e| {
+                let approved = e.detail.get("text").and_then(|t| t.as_str()).is_some_and(|a| same_text(a, text));
+                (e.action == "approve_reply" && approved).then_some(e.actor)
+            })
+        };
+        match approver {
+            Some(a) => {
+                extra.insert("approved_by".into(), a.into());
+            }
+            None => {
+                return Err(ActError::Invalid(format!(
+                    "Case {case_id} is a clinical/legal-risk case: a lead must approve this exact reply first \
+                     (carebot case approve {case_id} --text …)"
+                )))
+            }
+        }
+    }
+    Ok(serde_json::Value::Object(extra))
+}
+
 async fn try_act(
     ctx: &Ctx,
     case_id: i64,
     actor: &crate::domain::Actor,
     action: &Action,
+    extra: &serde_json::Value,
 ) -> Result<Option<Acted>, ActError> {
     let now_dt = ctx.clock.now();
     let now = now_dt.timestamp_millis();
     let mut tx = ctx.store.begin().await?;
-    let case = cases::case_in_tx(&mut tx, case_id)
-        .await?
-        .ok_or(ActError::UnknownCase(case_id))?;
-    let t = apply(&case.status(), actor, action)
-        .map_err(|refusal| ActError::Refused { case_id, refusal })?;
+    let case = cases::case_in_tx(&mut tx, case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
+    let mut t = apply(&case.status(), actor, action).map_err(|refusal| ActError::Refused { case_id, refusal })?;
+    if let (Some(detail), Some(more)) = (t.detail.as_object_mut(), extra.as_object()) {
+        detail.extend(more.clone());
+    }
 
     let mut stamps = Stamps::default();
     match (case.state, t.next.state) {
-        (CaseState::Open, s) if s != CaseState::Open && s != CaseState::Resolved => {
-            stamps.claimed_at = Some(now)
-        }
+        (CaseState::Open, s) if s != CaseState::Open && s != CaseState::Resolved => stamps.claimed_at = Some(now),
         _ => {}
     }
     if t.next.state == CaseState::Responded {
@@ -173,8 +213,7 @@ async fn try_act(
         tx.rollback().await.map_err(anyhow::Error::from)?;
         return Ok(None);
     }
-    let event_id =
-        cases::append_event(&mut tx, case_id, now, &actor.id, t.event, &t.detail).await?;
+    let event_id = cases::append_event(&mut tx, case_id, now, &actor.id, t.event, &t.detail).await?;
     let event = EventRow {
         id: event_id,
         case_id,
@@ -184,39 +223,19 @@ async fn try_act(
         detail: t.detail.clone(),
     };
     let summary = describe_event(&event, &ctx.playbooks);
-    let mut ops = vec![
-        ChatOp::UpdateCard { case_id },
-        ChatOp::ThreadReply {
-            case_id,
-            text: summary.clone(),
-        },
-    ];
+    let mut ops = vec![ChatOp::UpdateCard { case_id }, ChatOp::ThreadReply { case_id, text: summary.clone() }];
     if let Action::Escalate { to, note } = action {
-        let who = ctx
-            .playbooks
-            .team
-            .person(&actor.id)
-            .map(|p| p.name.clone())
-            .unwrap_or_else(|| actor.id.clone());
-        let mut text = format!(
-            "Case #{case_id} ({}) was escalated to you by {who}.",
-            case.priority.to_uppercase()
-        );
+        let who = ctx.playbooks.team.person(&actor.id).map(|p| p.name.clone()).unwrap_or_else(|| actor.id.clone());
+        let mut text = format!("Case #{case_id} ({}) was escalated to you by {who}.", case.priority.to_uppercase());
         if let Some(n) = note {
             text.push_str(&format!(" Note: {n}"));
         }
         for p in resolve_targets(&ctx.playbooks, &case, to, now_dt) {
-            ops.push(ChatOp::DirectMessage {
-                person: p.id.clone(),
-                text: text.clone(),
-            });
+            ops.push(ChatOp::DirectMessage { person: p.id.clone(), text: text.clone() });
         }
     }
     if let Action::Reassign { to } = action {
-        ops.push(ChatOp::DirectMessage {
-            person: to.clone(),
-            text: format!("Case #{case_id} was assigned to you."),
-        });
+        ops.push(ChatOp::DirectMessage { person: to.clone(), text: format!("Case #{case_id} was assigned to you.") });
     }
     for op in &ops {
         outbox::enqueue(
@@ -228,13 +247,7 @@ async fn try_act(
         )
         .await?;
     }
-    let case = cases::case_in_tx(&mut tx, case_id)
-        .await?
-        .ok_or(ActError::UnknownCase(case_id))?;
+    let case = cases::case_in_tx(&mut tx, case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
     tx.commit().await.map_err(anyhow::Error::from)?;
-    Ok(Some(Acted {
-        case,
-        event,
-        summary,
-    }))
+    Ok(Some(Acted { case, event, summary }))
 }

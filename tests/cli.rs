@@ -18,13 +18,13 @@ impl Cli {
         let dir = tempfile::tempdir().unwrap();
         let pb = dir.path().join("playbooks");
         std::fs::create_dir_all(&pb).unwrap();
-        for f in [
-            "team.yaml",
-            "triage.yaml",
-            "situations.yaml",
-            "sample-mentions.jsonl",
-        ] {
+        for f in ["team.yaml", "triage.yaml", "situations.yaml", "sample-mentions.jsonl"] {
             std::fs::copy(repo().join("playbooks").join(f), pb.join(f)).unwrap();
+        }
+        std::fs::create_dir_all(pb.join("replies")).unwrap();
+        for entry in std::fs::read_dir(repo().join("playbooks/replies")).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, pb.join("replies").join(path.file_name().unwrap())).unwrap();
         }
         let config = dir.path().join("carebot.toml");
         std::fs::write(
@@ -36,21 +36,12 @@ impl Cli {
             ),
         )
         .unwrap();
-        Cli {
-            dir,
-            config,
-            database_url,
-        }
+        Cli { dir, config, database_url }
     }
     fn run(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_carebot"));
-        cmd.arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .current_dir(self.dir.path());
-        cmd.env_remove("DATABASE_URL")
-            .env_remove("CAREBOT_USER")
-            .env("RUST_LOG", "warn");
+        cmd.arg("--config").arg(&self.config).args(args).current_dir(self.dir.path());
+        cmd.env_remove("DATABASE_URL").env_remove("CAREBOT_USER").env("RUST_LOG", "warn");
         if let Some(u) = &self.database_url {
             cmd.env("DATABASE_URL", u);
         }
@@ -58,20 +49,12 @@ impl Cli {
     }
     fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     }
     fn err(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(
-            !out.status.success(),
-            "{args:?} should fail: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        assert!(!out.status.success(), "{args:?} should fail: {}", String::from_utf8_lossy(&out.stdout));
         String::from_utf8(out.stderr).unwrap()
     }
     fn playbook(&self, name: &str) -> PathBuf {
@@ -86,25 +69,14 @@ fn replace_in(path: &Path, from: &str, to: &str) {
 }
 
 fn line_of(path: &Path, needle: &str) -> usize {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .position(|l| l.contains(needle))
-        .unwrap()
-        + 1
+    std::fs::read_to_string(path).unwrap().lines().position(|l| l.contains(needle)).unwrap() + 1
 }
 
 fn work_a_case_end_to_end(cli: &Cli) {
     let out = cli.ok(&["ingest", "playbooks/sample-mentions.jsonl"]);
-    assert!(
-        out.contains("10 new case(s), 0 revision(s), 0 duplicate(s), 0 bad row(s)"),
-        "{out}"
-    );
-    assert!(cli
-        .ok(&["case", "claim", "1", "--as", "sam"])
-        .contains("claimed by Sam Whitfield"));
-    let shown: serde_json::Value =
-        serde_json::from_str(&cli.ok(&["case", "show", "1", "--json"])).unwrap();
+    assert!(out.contains("10 new case(s), 0 revision(s), 0 duplicate(s), 0 bad row(s)"), "{out}");
+    assert!(cli.ok(&["case", "claim", "1", "--as", "sam"]).contains("claimed by Sam Whitfield"));
+    let shown: serde_json::Value = serde_json::from_str(&cli.ok(&["case", "show", "1", "--json"])).unwrap();
     assert_eq!(shown["case"]["owner"], "sam");
     assert_eq!(shown["case"]["state"], "claimed");
     assert_eq!(shown["events"][1]["action"], "claim");
@@ -112,51 +84,17 @@ fn work_a_case_end_to_end(cli: &Cli) {
 
     let err = cli.err(&["case", "claim", "1", "--as", "priya"]);
     assert!(err.contains("Case 1 is already claimed by @sam"), "{err}");
-    assert!(cli
-        .ok(&[
-            "case",
-            "resolve",
-            "1",
-            "--outcome",
-            "recovered",
-            "--as",
-            "sam"
-        ])
-        .contains("now resolved"));
-    let err = cli.err(&[
-        "case",
-        "resolve",
-        "1",
-        "--outcome",
-        "recovered",
-        "--as",
-        "sam",
-    ]);
-    assert!(
-        err.contains("Case 1 is resolved; you cannot resolve it"),
-        "{err}"
-    );
-    let shown: serde_json::Value =
-        serde_json::from_str(&cli.ok(&["case", "show", "1", "--json"])).unwrap();
+    assert!(cli.ok(&["case", "resolve", "1", "--outcome", "recovered", "--as", "sam"]).contains("now resolved"));
+    let err = cli.err(&["case", "resolve", "1", "--outcome", "recovered", "--as", "sam"]);
+    assert!(err.contains("Case 1 is resolved; you cannot resolve it"), "{err}");
+    let shown: serde_json::Value = serde_json::from_str(&cli.ok(&["case", "show", "1", "--json"])).unwrap();
     assert_eq!(shown["case"]["outcome"], "recovered");
-    assert_eq!(
-        shown["events"].as_array().unwrap().len(),
-        3,
-        "the refused actions left no trace"
-    );
+    assert_eq!(shown["events"].as_array().unwrap().len(), 3, "the refused actions left no trace");
 
     let again = cli.ok(&["ingest", "playbooks/sample-mentions.jsonl"]);
-    assert!(
-        again.contains("0 new case(s), 0 revision(s), 10 duplicate(s)"),
-        "{again}"
-    );
+    assert!(again.contains("0 new case(s), 0 revision(s), 10 duplicate(s)"), "{again}");
     let open = cli.ok(&["cases", "--open", "--json"]);
-    assert_eq!(
-        serde_json::from_str::<Vec<serde_json::Value>>(&open)
-            .unwrap()
-            .len(),
-        9
-    );
+    assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&open).unwrap().len(), 9);
 }
 
 #[test]
@@ -168,9 +106,7 @@ fn an_operator_works_a_case_end_to_end_on_sqlite() {
 async fn an_operator_works_a_case_end_to_end_on_postgres() {
     let db = TestDb::new(carebot::store::Backend::Postgres).await;
     let cli = Cli::new(Some(db.url.clone()));
-    tokio::task::spawn_blocking(move || work_a_case_end_to_end(&cli))
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(move || work_a_case_end_to_end(&cli)).await.unwrap();
 }
 
 #[test]
@@ -186,18 +122,9 @@ fn a_changed_rating_in_a_second_import_is_a_revision_and_bad_rows_are_reported_b
     )
     .unwrap();
     let out = cli.run(&["ingest", csv.to_str().unwrap(), "--source", "healthgrades"]);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(
-        stdout.contains("2 new case(s), 0 revision(s), 0 duplicate(s), 1 bad row(s)"),
-        "{stdout}"
-    );
-    assert!(
-        stderr.contains("healthgrades.csv:3: field `rating` must be a number"),
-        "{stderr}"
-    );
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("2 new case(s), 0 revision(s), 0 duplicate(s), 1 bad row(s)"), "{stdout}");
+    assert!(stderr.contains("healthgrades.csv:3: field `rating` must be a number"), "{stderr}");
 
     std::fs::write(
         &csv,
@@ -221,14 +148,8 @@ fn a_changed_rating_in_a_second_import_is_a_revision_and_bad_rows_are_reported_b
     let out = cli.run(&["ingest", jsonl.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("mixed.jsonl:2: malformed JSON"), "{stderr}");
-    assert!(
-        stderr.contains("mixed.jsonl:3: missing field `text`"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("mixed.jsonl:4: malformed JSON: unknown field `colour`"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("mixed.jsonl:3: missing field `text`"), "{stderr}");
+    assert!(stderr.contains("mixed.jsonl:4: malformed JSON: unknown field `colour`"), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 new case(s)"));
 }
 
@@ -240,151 +161,122 @@ fn check_passes_on_the_shipped_playbooks_and_config() {
         .env_remove("DATABASE_URL")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("8 people, 3 sites, 1 rotation(s)"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("8 people, 3 sites, 1 rotation(s)"), "{stdout}");
 }
 
 #[test]
 fn a_broken_playbook_makes_check_and_serve_fail_naming_file_and_line() {
     let cli = Cli::new(None);
     let team = cli.playbook("team.yaml");
-    replace_in(
-        &team,
-        "members: [dena, sam, priya]",
-        "members: [dena, sam, bob]",
-    );
+    replace_in(&team, "members: [dena, sam, priya]", "members: [dena, sam, bob]");
     let sit = cli.playbook("situations.yaml");
-    replace_in(
-        &sit,
-        "acknowledge: 15m, first_response: 1h",
-        "acknowledge: 15 minutes-ish, first_response: 1h",
-    );
+    replace_in(&sit, "acknowledge: 15m, first_response: 1h", "acknowledge: 15 minutes-ish, first_response: 1h");
     replace_in(&sit, "channel: shoutouts", "channel: kudos");
     let triage = cli.playbook("triage.yaml");
-    replace_in(
-        &triage,
-        "patterns: ['\\b\\d+\\s*(?:hours?",
-        "patterns: ['\\b(\\d+\\s*(?:hours?",
-    );
+    replace_in(&triage, "patterns: ['\\b\\d+\\s*(?:hours?", "patterns: ['\\b(\\d+\\s*(?:hours?");
 
     let err = cli.err(&["check"]);
     let team_line = line_of(&team, "members: [dena, sam, bob]");
-    assert!(
-        err.contains(&format!(
-            "team.yaml:{team_line}: unknown person \"bob\" in rotation px-oncall"
-        )),
-        "{err}"
-    );
+    assert!(err.contains(&format!("team.yaml:{team_line}: unknown person \"bob\" in rotation px-oncall")), "{err}");
     let tri_line = line_of(&triage, "patterns: ['\\b(");
-    assert!(
-        err.contains(&format!("triage.yaml:{tri_line}: pattern"))
-            && err.contains("does not compile"),
-        "{err}"
-    );
+    assert!(err.contains(&format!("triage.yaml:{tri_line}: pattern")) && err.contains("does not compile"), "{err}");
     // The situations file is checked against the other two, so it waits until they are fixed.
-    replace_in(
-        &team,
-        "members: [dena, sam, bob]",
-        "members: [dena, sam, priya]",
-    );
-    replace_in(
-        &triage,
-        "patterns: ['\\b(\\d+\\s*(?:hours?",
-        "patterns: ['\\b\\d+\\s*(?:hours?",
-    );
+    replace_in(&team, "members: [dena, sam, bob]", "members: [dena, sam, priya]");
+    replace_in(&triage, "patterns: ['\\b(\\d+\\s*(?:hours?", "patterns: ['\\b\\d+\\s*(?:hours?");
     let err = cli.err(&["check"]);
     let dur_line = line_of(&sit, "15 minutes-ish");
-    assert!(
-        err.contains(&format!("situations.yaml:{dur_line}: bad duration")),
-        "{err}"
-    );
+    assert!(err.contains(&format!("situations.yaml:{dur_line}: bad duration")), "{err}");
     let ch_line = line_of(&sit, "channel: kudos");
-    assert!(
-        err.contains(&format!(
-            "situations.yaml:{ch_line}: unknown channel \"kudos\""
-        )),
-        "{err}"
-    );
+    assert!(err.contains(&format!("situations.yaml:{ch_line}: unknown channel \"kudos\"")), "{err}");
 
     let err = cli.err(&["serve"]);
-    assert!(
-        err.contains(&format!("situations.yaml:{ch_line}: unknown channel")),
-        "serve must fail fast: {err}"
-    );
+    assert!(err.contains(&format!("situations.yaml:{ch_line}: unknown channel")), "serve must fail fast: {err}");
 }
 
 #[test]
 fn a_yaml_syntax_error_and_an_unknown_key_are_located() {
     let cli = Cli::new(None);
     let team = cli.playbook("team.yaml");
-    replace_in(
-        &team,
-        "    name: Sam Whitfield",
-        "    name: Sam Whitfield\n    nickname: Sammy",
-    );
+    replace_in(&team, "    name: Sam Whitfield", "    name: Sam Whitfield\n    nickname: Sammy");
     let err = cli.err(&["check"]);
     let line = line_of(&team, "nickname: Sammy");
-    assert!(
-        err.contains(&format!("team.yaml:{line}:")) && err.contains("nickname"),
-        "{err}"
-    );
+    assert!(err.contains(&format!("team.yaml:{line}:")) && err.contains("nickname"), "{err}");
 }
 
 #[test]
 fn check_explains_a_five_field_cron_line_and_an_unknown_config_key() {
     let cli = Cli::new(None);
-    replace_in(
-        &cli.config,
-        "cron = \"0 30 3 * * *\"",
-        "cron = \"30 3 * * *\"",
-    );
+    replace_in(&cli.config, "cron = \"0 30 3 * * *\"", "cron = \"30 3 * * *\"");
     let err = cli.err(&["check"]);
     let line = line_of(&cli.config, "cron = \"30 3");
-    assert!(
-        err.contains(&format!(
-            "carebot.toml:{line}: jobs.retention.cron: \"30 3 * * *\" has 5 fields"
-        )),
-        "{err}"
-    );
+    assert!(err.contains(&format!("carebot.toml:{line}: jobs.retention.cron: \"30 3 * * *\" has 5 fields")), "{err}");
     assert!(err.contains("write \"0 30 3 * * *\""), "{err}");
 
     let cli = Cli::new(None);
     replace_in(&cli.config, "[playbooks]", "[playbooks]\ndirectory = \"x\"");
     let err = cli.err(&["check"]);
-    assert!(
-        err.contains("unknown field") && err.contains("directory"),
-        "{err}"
-    );
+    assert!(err.contains("unknown field") && err.contains("directory"), "{err}");
 }
 
 #[test]
 fn run_job_runs_a_job_as_if_at_the_given_time_and_refuses_unknown_names() {
     let cli = Cli::new(None);
     cli.ok(&["ingest", "playbooks/sample-mentions.jsonl"]);
-    cli.ok(&[
-        "case",
-        "resolve",
-        "8",
-        "--outcome",
-        "not_actionable",
-        "--as",
-        "sam",
-    ]);
+    cli.ok(&["case", "resolve", "8", "--outcome", "not_actionable", "--as", "sam"]);
     let out = cli.ok(&["run-job", "retention", "--at", "2028-01-01T00:00:00Z"]);
     assert!(out.contains("purged text of 1 mention(s)"), "{out}");
     let err = cli.err(&["run-job", "sweep"]);
-    assert!(
-        err.contains("unknown job \"sweep\"; known jobs: deliver_outbox, poll_files, retention"),
-        "{err}"
-    );
+    assert!(err.contains("unknown job \"sweep\"; known jobs: deliver_outbox, poll_files, retention"), "{err}");
     let err = cli.err(&["run-job", "retention", "--at", "tomorrow"]);
     assert!(err.contains("not an RFC 3339 time"), "{err}");
+}
+
+#[test]
+fn a_reply_is_drafted_and_a_non_compliant_one_needs_a_leads_override() {
+    let cli = Cli::new(None);
+    cli.ok(&["ingest", "playbooks/sample-mentions.jsonl"]);
+    cli.ok(&["case", "claim", "1", "--as", "sam"]);
+    let d = cli.ok(&["draft", "1", "--as", "sam"]);
+    assert!(d.contains("template wait-time") && d.contains("Compliance: no findings."), "{d}");
+    let switched = cli.ok(&["draft", "1", "--as", "sam", "--template", "negative-review"]);
+    assert!(switched.contains("template negative-review"), "{switched}");
+
+    let bad =
+        "Sorry about your visit on 11/03, Dr. Patel says hi. Email patientrelations.riverside@lakeshore-health.example";
+    let err = cli.err(&["case", "respond", "1", "--as", "sam", "--text", bad]);
+    for rule in ["patient_relationship \"your visit\"", "phi \"11/03\"", "staff_name \"Dr. Patel\""] {
+        assert!(err.contains(rule), "{rule} missing: {err}");
+    }
+    let err = cli.err(&["case", "respond", "1", "--as", "sam", "--text", bad, "--override"]);
+    assert!(err.contains("needs the lead role"), "{err}");
+    let out = cli.ok(&["case", "respond", "1", "--as", "dena", "--text", bad, "--override"]);
+    assert!(out.contains("compliance findings overridden"), "{out}");
+    let shown: serde_json::Value = serde_json::from_str(&cli.ok(&["case", "show", "1", "--json"])).unwrap();
+    let last = shown["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["action"].as_str(), last["detail"]["override_by"].as_str()), (Some("respond"), Some("dena")));
+}
+
+#[test]
+fn a_broken_reply_template_is_named_with_file_and_line() {
+    let cli = Cli::new(None);
+    let file = cli.playbook("replies/zz-broken.md");
+    std::fs::write(
+        &file,
+        "---\nid: broken\ntitle: Broken\nsituations: [negative-review, no-such-situation]\n---\nHi {{ author }},\nplease fax {{ contacts.fax }}\n",
+    )
+    .unwrap();
+    let err = cli.err(&["check"]);
+    assert!(err.contains("zz-broken.md:4: unknown situation \"no-such-situation\""), "{err}");
+    std::fs::write(
+        &file,
+        "---\nid: broken\ntitle: Broken\n---\nHi {{ author }},\nplease fax {{ contacts.fax }} {{ contacts.email }}\n",
+    )
+    .unwrap();
+    let err = cli.err(&["check"]);
+    assert!(err.contains("zz-broken.md:6: template does not render"), "{err}");
+    std::fs::write(&file, "---\nid: broken\ntitle: Broken\n---\nHi {{ author }\n").unwrap();
+    let err = cli.err(&["check"]);
+    assert!(err.contains("zz-broken.md:5: template does not compile"), "{err}");
 }

@@ -50,17 +50,11 @@ async fn serve_on(backend: Backend) {
     settings.sources.files.import_on_start = vec![repo().join("playbooks/sample-mentions.jsonl")];
     settings.jobs.insert(
         "poll_files".into(),
-        carebot::config::JobSettings {
-            cron: "* * * * * *".into(),
-            timezone: None,
-            enabled: true,
-        },
+        carebot::config::JobSettings { cron: "* * * * * *".into(), timezone: None, enabled: true },
     );
     let screen = Screen::default();
     let console = Arc::new(Console::to_writer(Box::new(screen.clone())));
-    let ctx = Ctx::new(settings, console, Arc::new(SystemClock))
-        .await
-        .unwrap();
+    let ctx = Ctx::new(settings, console, Arc::new(SystemClock)).await.unwrap();
     let app = App::from_ctx(ctx).await.unwrap();
     let base = format!("http://{}", app.addr());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -68,24 +62,15 @@ async fn serve_on(backend: Backend) {
         let _ = stop_rx.await;
     }));
 
-    wait_for("ten cards", || {
-        screen.text().matches("· new case").count() >= 11
-    })
-    .await;
+    wait_for("ten cards", || screen.text().matches("· new case").count() >= 11).await;
     let text = screen.text();
     // One card per sample; the clinical-risk one goes to #risk and #px-triage.
     for n in 1..=10 {
-        assert!(
-            text.contains(&format!("Case #{n} ·")),
-            "card {n} missing:\n{text}"
-        );
+        assert!(text.contains(&format!("Case #{n} ·")), "card {n} missing:\n{text}");
     }
     assert_eq!(text.matches("#risk · new case").count(), 1);
     assert!(text.contains("Source: forwarded post (confidential)"));
-    assert!(
-        !text.contains("forwarded_by") && !text.contains("by sam"),
-        "confidential card names its forwarder"
-    );
+    assert!(!text.contains("forwarded_by") && !text.contains("by sam"), "confidential card names its forwarder");
 
     let http = reqwest::Client::new();
     let get = |p: &str| http.get(format!("{base}{p}")).send();
@@ -93,14 +78,8 @@ async fn serve_on(backend: Backend) {
     assert_eq!(health.status(), 200);
     assert_eq!(get("/readyz").await.unwrap().status(), 200);
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();
-    assert!(
-        metrics.contains("carebot_cases{state=\"open\"} 10"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("carebot_mentions_stored{source=\"google\"} 2"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("carebot_cases{state=\"open\"} 10"), "{metrics}");
+    assert!(metrics.contains("carebot_mentions_stored{source=\"google\"} 2"), "{metrics}");
     assert!(metrics.contains("carebot_outbox_pending 0"), "{metrics}");
     assert_eq!(get("/nope").await.unwrap().status(), 404);
 
@@ -111,20 +90,13 @@ async fn serve_on(backend: Backend) {
         "{\"source\":\"vitals\",\"external_id\":\"v-1\",\"text\":\"Front desk at Eastbrook was rude\",\"rating\":1}\n{broken\n",
     )
     .unwrap();
-    wait_for("the dropped file", || {
-        inbox.join("done/vitals.jsonl").exists()
-    })
-    .await;
+    wait_for("the dropped file", || inbox.join("done/vitals.jsonl").exists()).await;
     wait_for("its card", || screen.text().contains("Case #11 ·")).await;
     let errors = std::fs::read_to_string(inbox.join("done/vitals.jsonl.errors.txt")).unwrap();
     assert!(errors.starts_with("line 2: malformed JSON"), "{errors}");
 
     stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .expect("stops")
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server).await.expect("stops").unwrap().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -100,11 +100,7 @@ pub fn buttons_for(state: CaseState) -> Vec<Button> {
 
 /// One line describing an event, for the card and the thread ("claimed by Dena Ortiz").
 pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
-    let who = playbooks
-        .team
-        .person(&e.actor)
-        .map(|p| p.name.clone())
-        .unwrap_or_else(|| e.actor.clone());
+    let who = playbooks.team.person(&e.actor).map(|p| p.name.clone()).unwrap_or_else(|| e.actor.clone());
     let d = &e.detail;
     let s = |k: &str| d.get(k).and_then(|v| v.as_str()).map(str::to_string);
     match e.action.as_str() {
@@ -113,11 +109,12 @@ pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
         "release" => format!("released by {who}"),
         "reassign" => format!(
             "reassigned to {} by {who}",
-            s("to")
-                .and_then(|t| playbooks.team.person(&t).map(|p| p.name.clone()))
-                .unwrap_or_default()
+            s("to").and_then(|t| playbooks.team.person(&t).map(|p| p.name.clone())).unwrap_or_default()
         ),
-        "respond" => format!("public reply posted by {who}"),
+        "respond" => match d.get("override_by").and_then(|v| v.as_str()) {
+            Some(_) => format!("public reply posted by {who} (compliance findings overridden)"),
+            None => format!("public reply posted by {who}"),
+        },
         "offline" => format!("taken offline ({}) by {who}", s("via").unwrap_or_default()),
         "escalate" => {
             let to = d.get("to").map(|t| {
@@ -127,11 +124,7 @@ pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
                     "site_owner" => "site owner".to_string(),
                     "role" => format!("{id} role"),
                     "on_call" => format!("on-call ({id})"),
-                    "person" => playbooks
-                        .team
-                        .person(id)
-                        .map(|p| p.name.clone())
-                        .unwrap_or_else(|| id.to_string()),
+                    "person" => playbooks.team.person(id).map(|p| p.name.clone()).unwrap_or_else(|| id.to_string()),
                     _ => "channel".to_string(),
                 }
             });
@@ -140,6 +133,7 @@ pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
         "resolve" => format!("resolved ({}) by {who}", s("outcome").unwrap_or_default()),
         "reopen" => format!("reopened by {who}"),
         "note" => format!("note by {who}"),
+        "approve_reply" => format!("reply approved by {who}"),
         "revised" => {
             let old = d.get("old_rating").and_then(|v| v.as_f64());
             let new = d.get("new_rating").and_then(|v| v.as_f64());
@@ -153,19 +147,11 @@ pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
 }
 
 impl Card {
-    pub fn build(
-        case: &CaseRow,
-        mention: &MentionRow,
-        last: Option<&EventRow>,
-        playbooks: &Playbooks,
-    ) -> Card {
+    pub fn build(case: &CaseRow, mention: &MentionRow, last: Option<&EventRow>, playbooks: &Playbooks) -> Card {
         let situation = playbooks.situations.get(&case.situation);
         let team = &playbooks.team;
         let rule_label = |kind: &str, id: &str| match kind {
-            "site" => team
-                .site(id)
-                .map(|s| s.name.clone())
-                .unwrap_or_else(|| id.to_string()),
+            "site" => team.site(id).map(|s| s.name.clone()).unwrap_or_else(|| id.to_string()),
             _ => playbooks
                 .triage_rules
                 .rules
@@ -189,66 +175,29 @@ impl Card {
             .collect();
         let mut sla = Vec::new();
         for (label, due, met) in [
-            (
-                "Acknowledge",
-                case.ack_due,
-                case.claimed_at.is_some() || case.state != CaseState::Open,
-            ),
-            (
-                "First response",
-                case.response_due,
-                case.first_response_at.is_some(),
-            ),
+            ("Acknowledge", case.ack_due, case.claimed_at.is_some() || case.state != CaseState::Open),
+            ("First response", case.response_due, case.first_response_at.is_some()),
             ("Follow-up", case.follow_up_due, false),
-            (
-                "Resolve",
-                case.resolve_due,
-                case.state == CaseState::Resolved,
-            ),
+            ("Resolve", case.resolve_due, case.state == CaseState::Resolved),
         ] {
             if let (Some(d), false) = (due, met) {
                 sla.push((label.to_string(), from_ms(d)));
             }
         }
-        let source = if case.confidential {
-            "forwarded post (confidential)".to_string()
-        } else {
-            mention.source.clone()
-        };
+        let source =
+            if case.confidential { "forwarded post (confidential)".to_string() } else { mention.source.clone() };
         Card {
             case_id: case.id,
             priority: case.priority.to_uppercase(),
-            situation: situation
-                .map(|s| s.label.clone())
-                .unwrap_or_else(|| case.situation.clone()),
+            situation: situation.map(|s| s.label.clone()).unwrap_or_else(|| case.situation.clone()),
             state: case.state,
-            owner: case.owner.as_ref().map(|o| {
-                team.person(o)
-                    .map(|p| p.name.clone())
-                    .unwrap_or_else(|| o.clone())
-            }),
+            owner: case.owner.as_ref().map(|o| team.person(o).map(|p| p.name.clone()).unwrap_or_else(|| o.clone())),
             source,
-            site: case.site.as_ref().map(|s| {
-                team.site(s)
-                    .map(|x| x.name.clone())
-                    .unwrap_or_else(|| s.clone())
-            }),
-            author: if case.confidential {
-                None
-            } else {
-                mention.author.clone()
-            },
+            site: case.site.as_ref().map(|s| team.site(s).map(|x| x.name.clone()).unwrap_or_else(|| s.clone())),
+            author: if case.confidential { None } else { mention.author.clone() },
             rating: mention.rating,
-            text: mention
-                .text
-                .as_deref()
-                .map(trimmed)
-                .unwrap_or_else(|| "(text purged by retention)".into()),
-            url: if case.confidential {
-                None
-            } else {
-                mention.url.clone()
-            },
+            text: mention.text.as_deref().map(trimmed).unwrap_or_else(|| "(text purged by retention)".into()),
+            url: if case.confidential { None } else { mention.url.clone() },
             tags,
             sla,
             latest_step: last.map(|e| describe_event(e, playbooks)),
@@ -261,10 +210,7 @@ impl Card {
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         let site = self.site.as_deref().unwrap_or("no site detected");
-        out.push_str(&format!(
-            "[{}] Case #{} · {} · {}\n",
-            self.priority, self.case_id, self.situation, site
-        ));
+        out.push_str(&format!("[{}] Case #{} · {} · {}\n", self.priority, self.case_id, self.situation, site));
         let mut who = format!("Source: {}", self.source);
         if let Some(a) = &self.author {
             who.push_str(&format!(" · by {a}"));
@@ -281,33 +227,18 @@ impl Card {
             out.push_str(&format!("Link: {u}\n"));
         }
         if !self.tags.is_empty() {
-            let tags: Vec<String> = self
-                .tags
-                .iter()
-                .map(|t| format!("{} (\"{}\")", t.label, t.why))
-                .collect();
+            let tags: Vec<String> = self.tags.iter().map(|t| format!("{} (\"{}\")", t.label, t.why)).collect();
             out.push_str(&format!("Tags: {}\n", tags.join(", ")));
         }
         for (label, due) in &self.sla {
-            out.push_str(&format!(
-                "{label} due {}\n",
-                due.format("%Y-%m-%d %H:%M UTC")
-            ));
+            out.push_str(&format!("{label} due {}\n", due.format("%Y-%m-%d %H:%M UTC")));
         }
-        let owner = self
-            .owner
-            .as_deref()
-            .map(|o| format!(" · owner {o}"))
-            .unwrap_or_default();
+        let owner = self.owner.as_deref().map(|o| format!(" · owner {o}")).unwrap_or_default();
         out.push_str(&format!("State: {}{owner}\n", self.state));
         if let Some(s) = &self.latest_step {
             out.push_str(&format!("Latest: {s}\n"));
         }
-        let buttons: Vec<String> = self
-            .buttons
-            .iter()
-            .map(|b| format!("[{}]", b.label()))
-            .collect();
+        let buttons: Vec<String> = self.buttons.iter().map(|b| format!("[{}]", b.label())).collect();
         out.push_str(&buttons.join(" "));
         out.push('\n');
         out

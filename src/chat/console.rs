@@ -19,28 +19,17 @@ impl Console {
         Console::to_writer(Box::new(std::io::stdout()))
     }
     pub fn to_writer(w: Box<dyn Write + Send>) -> Console {
-        Console {
-            out: Arc::new(Mutex::new(w)),
-            seq: AtomicU64::new(0),
-        }
+        Console { out: Arc::new(Mutex::new(w)), seq: AtomicU64::new(0) }
     }
     fn print(&self, s: &str) -> Result<(), DeliveryError> {
-        let mut out = self
-            .out
-            .lock()
-            .map_err(|_| DeliveryError::Transient("console lock poisoned".into()))?;
-        out.write_all(s.as_bytes())
-            .and_then(|_| out.flush())
-            .map_err(|e| DeliveryError::Transient(e.to_string()))
+        let mut out = self.out.lock().map_err(|_| DeliveryError::Transient("console lock poisoned".into()))?;
+        out.write_all(s.as_bytes()).and_then(|_| out.flush()).map_err(|e| DeliveryError::Transient(e.to_string()))
     }
 }
 
 fn boxed(title: &str, body: &str) -> String {
     let rule = "─".repeat(72);
-    format!(
-        "┌{rule}\n│ {title}\n├{rule}\n{}└{rule}\n",
-        body.lines().map(|l| format!("│ {l}\n")).collect::<String>()
-    )
+    format!("┌{rule}\n│ {title}\n├{rule}\n{}└{rule}\n", body.lines().map(|l| format!("│ {l}\n")).collect::<String>())
 }
 
 #[async_trait]
@@ -50,27 +39,13 @@ impl ChatSurface for Console {
     }
     async fn post_card(&self, channel: &Channel, card: &Card) -> Result<String, DeliveryError> {
         let n = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        self.print(&boxed(
-            &format!("#{} · new case", channel.name),
-            &card.to_text(),
-        ))?;
+        self.print(&boxed(&format!("#{} · new case", channel.name), &card.to_text()))?;
         Ok(format!("{}:{n}", channel.name))
     }
     async fn update_card(&self, message: &MessageRef, card: &Card) -> Result<(), DeliveryError> {
-        let owner = card
-            .owner
-            .as_deref()
-            .map(|o| format!(", owner {o}"))
-            .unwrap_or_default();
-        let latest = card
-            .latest_step
-            .as_deref()
-            .map(|s| format!(" ({s})"))
-            .unwrap_or_default();
-        self.print(&format!(
-            "#{} · case #{} updated: {}{owner}{latest}\n",
-            message.channel, card.case_id, card.state
-        ))
+        let owner = card.owner.as_deref().map(|o| format!(", owner {o}")).unwrap_or_default();
+        let latest = card.latest_step.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
+        self.print(&format!("#{} · case #{} updated: {}{owner}{latest}\n", message.channel, card.case_id, card.state))
     }
     async fn thread_reply(&self, message: &MessageRef, text: &str) -> Result<(), DeliveryError> {
         self.print(&format!("#{} · ↳ {text}\n", message.channel))

@@ -40,9 +40,9 @@ impl ChatOp {
     }
     pub fn case_id(&self) -> Option<i64> {
         match self {
-            ChatOp::PostCard { case_id, .. }
-            | ChatOp::UpdateCard { case_id }
-            | ChatOp::ThreadReply { case_id, .. } => Some(*case_id),
+            ChatOp::PostCard { case_id, .. } | ChatOp::UpdateCard { case_id } | ChatOp::ThreadReply { case_id, .. } => {
+                Some(*case_id)
+            }
             _ => None,
         }
     }

@@ -21,13 +21,8 @@ pub enum CaseState {
 }
 
 impl CaseState {
-    pub const ALL: [CaseState; 5] = [
-        CaseState::Open,
-        CaseState::Claimed,
-        CaseState::Responded,
-        CaseState::Offline,
-        CaseState::Resolved,
-    ];
+    pub const ALL: [CaseState; 5] =
+        [CaseState::Open, CaseState::Claimed, CaseState::Responded, CaseState::Offline, CaseState::Resolved];
     pub fn as_str(&self) -> &'static str {
         match self {
             CaseState::Open => "open",
@@ -45,9 +40,7 @@ impl FromStr for CaseState {
         CaseState::ALL
             .into_iter()
             .find(|c| c.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown state {s:?}; one of open, claimed, responded, offline, resolved")
-            })
+            .ok_or_else(|| format!("unknown state {s:?}; one of open, claimed, responded, offline, resolved"))
     }
 }
 
@@ -71,13 +64,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 5] = [
-        Outcome::Recovered,
-        Outcome::Resolved,
-        Outcome::NoReply,
-        Outcome::Referred,
-        Outcome::NotActionable,
-    ];
+    pub const ALL: [Outcome; 5] =
+        [Outcome::Recovered, Outcome::Resolved, Outcome::NoReply, Outcome::Referred, Outcome::NotActionable];
     pub fn as_str(&self) -> &'static str {
         match self {
             Outcome::Recovered => "recovered",
@@ -199,11 +187,7 @@ impl FromStr for EscalationTarget {
         if let Some(r) = s.strip_prefix("oncall:").filter(|r| !r.is_empty()) {
             return Ok(EscalationTarget::OnCall(r.to_string()));
         }
-        if let Some(p) = s
-            .strip_prefix('@')
-            .or_else(|| s.strip_prefix("person:"))
-            .filter(|p| !p.is_empty())
-        {
+        if let Some(p) = s.strip_prefix('@').or_else(|| s.strip_prefix("person:")).filter(|p| !p.is_empty()) {
             return Ok(EscalationTarget::Person(p.to_string()));
         }
         Err(bad())
@@ -230,8 +214,14 @@ pub enum Action {
     Reassign {
         to: String,
     },
+    /// Marks the public reply posted. `override_block`: a lead accepts blocking findings.
     Respond {
         text: Option<String>,
+        override_block: bool,
+    },
+    /// A lead approves a reply text (required for clinical/legal-risk cases).
+    ApproveReply {
+        text: String,
     },
     TakeOffline {
         via: OfflineVia,
@@ -261,6 +251,7 @@ impl Action {
             Action::Release => "release",
             Action::Reassign { .. } => "reassign",
             Action::Respond { .. } => "respond",
+            Action::ApproveReply { .. } => "approve_reply",
             Action::TakeOffline { .. } => "offline",
             Action::Escalate { .. } => "escalate",
             Action::Resolve { .. } => "resolve",
@@ -281,12 +272,7 @@ pub struct CaseStatus {
 
 impl CaseStatus {
     pub fn open() -> Self {
-        CaseStatus {
-            state: CaseState::Open,
-            owner: None,
-            outcome: None,
-            escalation_level: 0,
-        }
+        CaseStatus { state: CaseState::Open, owner: None, outcome: None, escalation_level: 0 }
     }
 }
 
@@ -308,24 +294,13 @@ pub enum Refusal {
     #[error("belongs to @{owner}; only they or a lead can {action} it")]
     NotOwner { owner: String, action: &'static str },
     #[error("is {state}; you cannot {action} it{hint}")]
-    Illegal {
-        state: CaseState,
-        action: &'static str,
-        hint: &'static str,
-    },
+    Illegal { state: CaseState, action: &'static str, hint: &'static str },
     #[error("cannot be changed by you: {action} needs the {needs} role")]
-    NotPermitted {
-        action: &'static str,
-        needs: &'static str,
-    },
+    NotPermitted { action: &'static str, needs: &'static str },
 }
 
 fn illegal(state: CaseState, action: &'static str, hint: &'static str) -> Refusal {
-    Refusal::Illegal {
-        state,
-        action,
-        hint,
-    }
+    Refusal::Illegal { state, action, hint }
 }
 
 /// Decides an action. Pure: no clock, no store, no team lookup beyond the actor's roles.
@@ -338,22 +313,14 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
     // Who may act at all: leadership reads and notes; everyone else must work cases.
     match action {
         Action::Note { .. } => {}
-        _ if !roles.works_cases() => {
-            return Err(Refusal::NotPermitted {
-                action: name,
-                needs: "agent, lead or risk",
-            })
-        }
+        _ if !roles.works_cases() => return Err(Refusal::NotPermitted { action: name, needs: "agent, lead or risk" }),
         _ => {}
     }
 
     // Actions on a case someone else owns need that owner or a lead.
     let owned_by_other = cur.owner.as_deref().filter(|o| *o != actor.id);
     let guard_owner = || match owned_by_other {
-        Some(o) if !is_lead => Err(Refusal::NotOwner {
-            owner: o.to_string(),
-            action: name,
-        }),
+        Some(o) if !is_lead => Err(Refusal::NotOwner { owner: o.to_string(), action: name }),
         _ => Ok(()),
     };
 
@@ -399,8 +366,11 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
                 detail = serde_json::json!({ "from": cur.owner, "to": to });
             }
         },
-        Action::Respond { text } => match cur.state {
+        Action::Respond { text, override_block } => match cur.state {
             Open | Claimed | Responded => {
+                if *override_block && !is_lead {
+                    return Err(Refusal::NotPermitted { action: "override compliance findings", needs: "lead" });
+                }
                 guard_owner()?;
                 next.state = Responded;
                 next.owner = Some(cur.owner.clone().unwrap_or_else(|| actor.id.clone()));
@@ -408,6 +378,11 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
             }
             Offline => return Err(illegal(cur.state, name, "; it has moved offline, add a note instead")),
             Resolved => return Err(illegal(cur.state, name, "; reopen it first")),
+        },
+        Action::ApproveReply { text } => match cur.state {
+            Resolved => return Err(illegal(cur.state, name, "; reopen it first")),
+            _ if !is_lead => return Err(Refusal::NotPermitted { action: name, needs: "lead" }),
+            _ => detail = serde_json::json!({ "text": text }),
         },
         Action::TakeOffline { via, note } => match cur.state {
             Open | Claimed | Responded => {
@@ -452,7 +427,8 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
                 next.state = Open;
                 next.owner = None;
                 next.outcome = None;
-                detail = serde_json::json!({ "previous_outcome": cur.outcome, "previous_owner": cur.owner, "note": note });
+                detail =
+                    serde_json::json!({ "previous_outcome": cur.outcome, "previous_owner": cur.owner, "note": note });
             }
             _ => return Err(illegal(cur.state, name, "; only a resolved case can be reopened")),
         },
@@ -460,11 +436,7 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
             detail = serde_json::json!({ "text": text });
         }
     }
-    Ok(Transition {
-        next,
-        event: name,
-        detail,
-    })
+    Ok(Transition { next, event: name, detail })
 }
 
 #[cfg(test)]
@@ -491,23 +463,12 @@ mod tests {
             Action::Claim,
             Action::Release,
             Action::Reassign { to: "sam".into() },
-            Action::Respond { text: None },
-            Action::TakeOffline {
-                via: OfflineVia::Phone,
-                note: None,
-            },
-            Action::Escalate {
-                to: EscalationTarget::SiteOwner,
-                note: None,
-            },
-            Action::Resolve {
-                outcome: Outcome::Recovered,
-                note: None,
-            },
+            Action::Respond { text: None, override_block: false },
+            Action::TakeOffline { via: OfflineVia::Phone, note: None },
+            Action::Escalate { to: EscalationTarget::SiteOwner, note: None },
+            Action::Resolve { outcome: Outcome::Recovered, note: None },
             Action::Reopen { note: None },
-            Action::Note {
-                text: "called back".into(),
-            },
+            Action::Note { text: "called back".into() },
         ]
     }
 
@@ -517,20 +478,7 @@ mod tests {
     fn every_state_and_action_pair_for_the_owner_follows_the_lifecycle() {
         let expected: &[(CaseState, &[Option<CaseState>])] = &[
             // claim, release, reassign, respond, offline, escalate, resolve(recovered), reopen, note
-            (
-                Open,
-                &[
-                    Some(Claimed),
-                    None,
-                    None,
-                    Some(Responded),
-                    Some(Offline),
-                    Some(Open),
-                    None,
-                    None,
-                    Some(Open),
-                ],
-            ),
+            (Open, &[Some(Claimed), None, None, Some(Responded), Some(Offline), Some(Open), None, None, Some(Open)]),
             (
                 Claimed,
                 &[
@@ -559,34 +507,8 @@ mod tests {
                     Some(Responded),
                 ],
             ),
-            (
-                Offline,
-                &[
-                    None,
-                    None,
-                    Some(Offline),
-                    None,
-                    None,
-                    Some(Offline),
-                    Some(Resolved),
-                    None,
-                    Some(Offline),
-                ],
-            ),
-            (
-                Resolved,
-                &[
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    Some(Open),
-                    Some(Resolved),
-                ],
-            ),
+            (Offline, &[None, None, Some(Offline), None, None, Some(Offline), Some(Resolved), None, Some(Offline)]),
+            (Resolved, &[None, None, None, None, None, None, None, Some(Open), Some(Resolved)]),
         ];
         for (state, row) in expected {
             let owner = if *state == Open { None } else { Some("dena") };
@@ -596,10 +518,7 @@ mod tests {
                 match (want, &got) {
                     (Some(s), Ok(t)) => assert_eq!(t.next.state, *s, "{state} + {}", action.name()),
                     (None, Err(_)) => {}
-                    _ => panic!(
-                        "{state} + {}: expected {want:?}, got {got:?}",
-                        action.name()
-                    ),
+                    _ => panic!("{state} + {}: expected {want:?}, got {got:?}", action.name()),
                 }
                 if got.is_err() {
                     // A refusal never implies a change: `apply` returned no new status at all.
@@ -614,17 +533,9 @@ mod tests {
         let t = apply(&CaseStatus::open(), &agent("dena"), &Action::Claim).unwrap();
         assert_eq!(t.next.owner.as_deref(), Some("dena"));
         let err = apply(&t.next, &agent("sam"), &Action::Claim).unwrap_err();
-        assert_eq!(
-            err,
-            Refusal::AlreadyClaimed {
-                owner: "dena".into()
-            }
-        );
+        assert_eq!(err, Refusal::AlreadyClaimed { owner: "dena".into() });
         assert_eq!(err.to_string(), "is already claimed by @dena");
-        assert_eq!(
-            apply(&t.next, &agent("dena"), &Action::Claim).unwrap_err(),
-            Refusal::AlreadyYours
-        );
+        assert_eq!(apply(&t.next, &agent("dena"), &Action::Claim).unwrap_err(), Refusal::AlreadyYours);
     }
 
     #[test]
@@ -632,37 +543,29 @@ mod tests {
         let cur = status(Claimed, Some("dena"));
         for action in [
             Action::Release,
-            Action::Respond { text: None },
-            Action::Resolve {
-                outcome: Outcome::Resolved,
-                note: None,
-            },
-            Action::TakeOffline {
-                via: OfflineVia::Email,
-                note: None,
-            },
+            Action::Respond { text: None, override_block: false },
+            Action::Resolve { outcome: Outcome::Resolved, note: None },
+            Action::TakeOffline { via: OfflineVia::Email, note: None },
         ] {
             let err = apply(&cur, &agent("sam"), &action).unwrap_err();
-            assert!(
-                matches!(err, Refusal::NotOwner { ref owner, .. } if owner == "dena"),
-                "{err}"
-            );
-            assert!(
-                apply(&cur, &lead("priya"), &action).is_ok(),
-                "lead may {}",
-                action.name()
-            );
+            assert!(matches!(err, Refusal::NotOwner { ref owner, .. } if owner == "dena"), "{err}");
+            assert!(apply(&cur, &lead("priya"), &action).is_ok(), "lead may {}", action.name());
         }
         // Escalating and noting are open to every agent: anyone may raise the alarm.
-        assert!(apply(
-            &cur,
-            &agent("sam"),
-            &Action::Escalate {
-                to: EscalationTarget::SiteOwner,
-                note: None
-            }
-        )
-        .is_ok());
+        assert!(apply(&cur, &agent("sam"), &Action::Escalate { to: EscalationTarget::SiteOwner, note: None }).is_ok());
+    }
+
+    #[test]
+    fn only_a_lead_may_approve_a_reply_or_override_findings() {
+        let cur = status(Claimed, Some("dena"));
+        let approve = Action::ApproveReply { text: "We're sorry.".into() };
+        assert!(matches!(apply(&cur, &agent("dena"), &approve), Err(Refusal::NotPermitted { needs: "lead", .. })));
+        let t = apply(&cur, &lead("priya"), &approve).unwrap();
+        assert_eq!((t.next.state, t.event), (Claimed, "approve_reply"));
+        assert!(apply(&status(Resolved, Some("dena")), &lead("priya"), &approve).is_err());
+        let force = Action::Respond { text: Some("x".into()), override_block: true };
+        assert!(matches!(apply(&cur, &agent("dena"), &force), Err(Refusal::NotPermitted { .. })));
+        assert_eq!(apply(&cur, &lead("priya"), &force).unwrap().next.state, Responded);
     }
 
     #[test]
@@ -670,59 +573,27 @@ mod tests {
         let boss = Actor::new("cfo", [Role::Leadership]);
         let err = apply(&CaseStatus::open(), &boss, &Action::Claim).unwrap_err();
         assert!(matches!(err, Refusal::NotPermitted { .. }));
-        assert!(apply(
-            &CaseStatus::open(),
-            &boss,
-            &Action::Note {
-                text: "seen".into()
-            }
-        )
-        .is_ok());
+        assert!(apply(&CaseStatus::open(), &boss, &Action::Note { text: "seen".into() }).is_ok());
     }
 
     #[test]
     fn an_unclaimed_case_closes_only_as_spam_or_referral() {
         let open = CaseStatus::open();
         for ok in [Outcome::NotActionable, Outcome::Referred] {
-            let t = apply(
-                &open,
-                &agent("sam"),
-                &Action::Resolve {
-                    outcome: ok,
-                    note: None,
-                },
-            )
-            .unwrap();
+            let t = apply(&open, &agent("sam"), &Action::Resolve { outcome: ok, note: None }).unwrap();
             assert_eq!((t.next.state, t.next.outcome), (Resolved, Some(ok)));
         }
-        let err = apply(
-            &open,
-            &agent("sam"),
-            &Action::Resolve {
-                outcome: Outcome::Recovered,
-                note: None,
-            },
-        )
-        .unwrap_err();
+        let err =
+            apply(&open, &agent("sam"), &Action::Resolve { outcome: Outcome::Recovered, note: None }).unwrap_err();
         assert!(err.to_string().contains("claim it first"), "{err}");
     }
 
     #[test]
     fn resolving_twice_is_refused_and_reopen_clears_owner_and_outcome() {
         let done = status(Resolved, Some("dena"));
-        let err = apply(
-            &done,
-            &agent("dena"),
-            &Action::Resolve {
-                outcome: Outcome::Resolved,
-                note: None,
-            },
-        )
-        .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "is resolved; you cannot resolve it; it is already resolved"
-        );
+        let err =
+            apply(&done, &agent("dena"), &Action::Resolve { outcome: Outcome::Resolved, note: None }).unwrap_err();
+        assert_eq!(err.to_string(), "is resolved; you cannot resolve it; it is already resolved");
         let t = apply(&done, &agent("sam"), &Action::Reopen { note: None }).unwrap();
         assert_eq!(t.next, CaseStatus::open());
     }
@@ -732,10 +603,7 @@ mod tests {
         let t = apply(
             &status(Claimed, Some("dena")),
             &agent("dena"),
-            &Action::Escalate {
-                to: "oncall:px".parse().unwrap(),
-                note: None,
-            },
+            &Action::Escalate { to: "oncall:px".parse().unwrap(), note: None },
         )
         .unwrap();
         assert_eq!(t.next.escalation_level, 1);
@@ -744,44 +612,24 @@ mod tests {
 
     #[test]
     fn responding_to_an_unclaimed_case_makes_the_responder_its_owner() {
-        let t = apply(
-            &CaseStatus::open(),
-            &agent("sam"),
-            &Action::Respond { text: None },
-        )
-        .unwrap();
+        let t =
+            apply(&CaseStatus::open(), &agent("sam"), &Action::Respond { text: None, override_block: false }).unwrap();
         assert_eq!(t.next.owner.as_deref(), Some("sam"));
     }
 
     #[test]
     fn reassigning_an_unowned_case_needs_a_lead() {
-        let err = apply(
-            &CaseStatus::open(),
-            &agent("sam"),
-            &Action::Reassign { to: "dena".into() },
-        )
-        .unwrap_err();
+        let err = apply(&CaseStatus::open(), &agent("sam"), &Action::Reassign { to: "dena".into() }).unwrap_err();
         assert!(matches!(err, Refusal::NotPermitted { needs: "lead", .. }));
-        let t = apply(
-            &CaseStatus::open(),
-            &lead("priya"),
-            &Action::Reassign { to: "dena".into() },
-        )
-        .unwrap();
-        assert_eq!(
-            (t.next.state, t.next.owner.as_deref()),
-            (Claimed, Some("dena"))
-        );
+        let t = apply(&CaseStatus::open(), &lead("priya"), &Action::Reassign { to: "dena".into() }).unwrap();
+        assert_eq!((t.next.state, t.next.owner.as_deref()), (Claimed, Some("dena")));
     }
 
     #[test]
     fn escalation_targets_parse_from_what_people_type() {
         assert_eq!("site-owner".parse(), Ok(EscalationTarget::SiteOwner));
         assert_eq!("risk".parse(), Ok(EscalationTarget::Role(Role::Risk)));
-        assert_eq!(
-            "oncall:px".parse(),
-            Ok(EscalationTarget::OnCall("px".into()))
-        );
+        assert_eq!("oncall:px".parse(), Ok(EscalationTarget::OnCall("px".into())));
         assert_eq!("@dena".parse(), Ok(EscalationTarget::Person("dena".into())));
         assert!("the boss".parse::<EscalationTarget>().is_err());
         assert_eq!("No-Reply".parse(), Ok(Outcome::NoReply));

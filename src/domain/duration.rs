@@ -26,9 +26,8 @@ impl FromStr for Span {
         if s.is_empty() {
             return Err("empty duration; write e.g. \"15m\", \"2h\" or \"3d\"".into());
         }
-        let d = humantime::parse_duration(s).map_err(|e| {
-            format!("bad duration {s:?} ({e}); write e.g. \"15m\", \"2h\" or \"3d\"")
-        })?;
+        let d = humantime::parse_duration(s)
+            .map_err(|e| format!("bad duration {s:?} ({e}); write e.g. \"15m\", \"2h\" or \"3d\""))?;
         if d.is_zero() {
             return Err(format!("duration {s:?} must be greater than zero"));
         }

@@ -80,11 +80,7 @@ fn present(v: Option<String>) -> Option<String> {
 impl RawMention {
     /// Checks the raw fields. `default_source` fills `source` when the channel implies it
     /// (a webhook path, `carebot ingest --source`); `now` fills a missing `posted_at`.
-    pub fn parse(
-        self,
-        default_source: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<Mention, MentionError> {
+    pub fn parse(self, default_source: Option<&str>, now: DateTime<Utc>) -> Result<Mention, MentionError> {
         let source = present(self.source)
             .or_else(|| default_source.map(str::to_string))
             .ok_or(MentionError::Missing("source"))?;
@@ -143,63 +139,29 @@ mod tests {
 
     #[test]
     fn a_private_forwarded_post_becomes_confidential() {
-        let m = RawMention {
-            visibility: Some(Visibility::Private),
-            forwarded_by: Some("sam".into()),
-            ..raw()
-        }
-        .parse(None, Utc::now())
-        .unwrap();
+        let m = RawMention { visibility: Some(Visibility::Private), forwarded_by: Some("sam".into()), ..raw() }
+            .parse(None, Utc::now())
+            .unwrap();
         assert!(m.confidential);
     }
 
     #[test]
     fn missing_text_and_bad_rating_name_the_field() {
-        let e = RawMention {
-            text: Some("  ".into()),
-            ..raw()
-        }
-        .parse(None, Utc::now())
-        .unwrap_err();
+        let e = RawMention { text: Some("  ".into()), ..raw() }.parse(None, Utc::now()).unwrap_err();
         assert_eq!(e.to_string(), "missing field `text`");
-        let e = RawMention {
-            rating: Some(7.0),
-            ..raw()
-        }
-        .parse(None, Utc::now())
-        .unwrap_err();
+        let e = RawMention { rating: Some(7.0), ..raw() }.parse(None, Utc::now()).unwrap_err();
         assert!(e.to_string().contains("rating"));
-        let e = RawMention {
-            posted_at: Some("yesterday".into()),
-            ..raw()
-        }
-        .parse(None, Utc::now())
-        .unwrap_err();
+        let e = RawMention { posted_at: Some("yesterday".into()), ..raw() }.parse(None, Utc::now()).unwrap_err();
         assert!(e.to_string().contains("posted_at"));
-        let day = RawMention {
-            posted_at: Some("2026-11-02".into()),
-            ..raw()
-        }
-        .parse(None, Utc::now())
-        .unwrap();
+        let day = RawMention { posted_at: Some("2026-11-02".into()), ..raw() }.parse(None, Utc::now()).unwrap();
         assert_eq!(day.posted_at.to_rfc3339(), "2026-11-02T00:00:00+00:00");
     }
 
     #[test]
     fn the_default_source_fills_a_missing_one() {
-        let m = RawMention {
-            source: None,
-            ..raw()
-        }
-        .parse(Some("Yelp"), Utc::now())
-        .unwrap();
+        let m = RawMention { source: None, ..raw() }.parse(Some("Yelp"), Utc::now()).unwrap();
         assert_eq!(m.source, "yelp");
-        let e = RawMention {
-            source: None,
-            ..raw()
-        }
-        .parse(None, Utc::now())
-        .unwrap_err();
+        let e = RawMention { source: None, ..raw() }.parse(None, Utc::now()).unwrap_err();
         assert_eq!(e, MentionError::Missing("source"));
     }
 }

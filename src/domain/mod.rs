@@ -2,13 +2,13 @@
 //! Nothing in here performs I/O; every rule is a function over plain values.
 
 pub mod case;
+pub mod compliance;
 pub mod duration;
 pub mod mention;
 pub mod role;
 
 pub use case::{
-    apply, Action, CaseState, CaseStatus, EscalationTarget, OfflineVia, Outcome, Priority, Refusal,
-    Transition,
+    apply, Action, CaseState, CaseStatus, EscalationTarget, OfflineVia, Outcome, Priority, Refusal, Transition,
 };
 pub use duration::Span;
 pub use mention::{Mention, MentionError, RawMention, Visibility};

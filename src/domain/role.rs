@@ -75,9 +75,6 @@ pub struct Actor {
 
 impl Actor {
     pub fn new(id: impl Into<String>, roles: impl IntoIterator<Item = Role>) -> Self {
-        Actor {
-            id: id.into(),
-            roles: RoleSet::new(roles),
-        }
+        Actor { id: id.into(), roles: RoleSet::new(roles) }
     }
 }

@@ -24,7 +24,9 @@ pub const JOBS: &[Job] = &[
     Job {
         name: "deliver_outbox",
         about: "deliver due chat messages once (the worker in `serve` does this continuously)",
-        run: |ctx, at| Box::pin(async move { outbox::deliver_due(ctx, at).await.map(|n| format!("{n} message(s) handled")) }),
+        run: |ctx, at| {
+            Box::pin(async move { outbox::deliver_due(ctx, at).await.map(|n| format!("{n} message(s) handled")) })
+        },
     },
     Job {
         name: "poll_files",
@@ -52,21 +54,15 @@ pub fn names() -> Vec<&'static str> {
 
 /// Runs one job once as if at `at`, recording the run (`carebot run-job`).
 pub async fn run_once(ctx: &Ctx, name: &str, at: DateTime<Utc>) -> anyhow::Result<String> {
-    let job = find(name).ok_or_else(|| {
-        anyhow::anyhow!("unknown job {name:?}; known jobs: {}", names().join(", "))
-    })?;
+    let job = find(name).ok_or_else(|| anyhow::anyhow!("unknown job {name:?}; known jobs: {}", names().join(", ")))?;
     let at_ms = at.timestamp_millis();
-    ctx.store
-        .record_manual_run(job.name, at_ms, ctx.now_ms())
-        .await?;
+    ctx.store.record_manual_run(job.name, at_ms, ctx.now_ms()).await?;
     let result = (job.run)(ctx, at).await;
     let (ok, detail) = match &result {
         Ok(s) => (true, s.clone()),
         Err(e) => (false, format!("{e:#}")),
     };
-    ctx.store
-        .finish_job_run(job.name, at_ms, ctx.now_ms(), ok, &detail)
-        .await?;
+    ctx.store.finish_job_run(job.name, at_ms, ctx.now_ms(), ok, &detail).await?;
     result
 }
 

@@ -40,72 +40,42 @@ async fn deliver(ctx: &Ctx, op: &ChatOp) -> Result<(), DeliveryError> {
             .channels
             .get(name)
             .cloned()
-            .ok_or_else(|| {
-                DeliveryError::Permanent(format!(
-                    "channel {name:?} is not defined in situations.yaml"
-                ))
-            })
+            .ok_or_else(|| DeliveryError::Permanent(format!("channel {name:?} is not defined in situations.yaml")))
     };
     match op {
-        ChatOp::PostCard {
-            case_id,
-            channel: name,
-        } => {
+        ChatOp::PostCard { case_id, channel: name } => {
             let existing = ctx.store.case_messages(*case_id).await.map_err(internal)?;
-            if existing
-                .iter()
-                .any(|m| m.surface == surface && m.channel == *name)
-            {
+            if existing.iter().any(|m| m.surface == surface && m.channel == *name) {
                 return Ok(()); // posted before a crash, not yet marked delivered
             }
             let ch = channel(name)?;
             let card = card_for(ctx, *case_id).await?;
             let message_ref = ctx.chat.post_card(&ch, &card).await?;
-            let m = MessageRef {
-                surface: surface.into(),
-                channel: name.clone(),
-                message_ref,
-            };
-            ctx.store
-                .save_case_message(*case_id, &m, ctx.now_ms())
-                .await
-                .map_err(internal)?;
+            let m = MessageRef { surface: surface.into(), channel: name.clone(), message_ref };
+            ctx.store.save_case_message(*case_id, &m, ctx.now_ms()).await.map_err(internal)?;
         }
         ChatOp::UpdateCard { case_id } => {
             let card = card_for(ctx, *case_id).await?;
-            for m in ctx
-                .store
-                .case_messages(*case_id)
-                .await
-                .map_err(internal)?
-                .iter()
-                .filter(|m| m.surface == surface)
+            for m in ctx.store.case_messages(*case_id).await.map_err(internal)?.iter().filter(|m| m.surface == surface)
             {
                 ctx.chat.update_card(m, &card).await?;
             }
         }
         ChatOp::ThreadReply { case_id, text } => {
-            for m in ctx
-                .store
-                .case_messages(*case_id)
-                .await
-                .map_err(internal)?
-                .iter()
-                .filter(|m| m.surface == surface)
+            for m in ctx.store.case_messages(*case_id).await.map_err(internal)?.iter().filter(|m| m.surface == surface)
             {
                 ctx.chat.thread_reply(m, text).await?;
             }
         }
         ChatOp::DirectMessage { person, text } => {
-            let p = ctx.playbooks.team.person(person).ok_or_else(|| {
-                DeliveryError::Permanent(format!("person {person:?} is not in the team file"))
-            })?;
+            let p = ctx
+                .playbooks
+                .team
+                .person(person)
+                .ok_or_else(|| DeliveryError::Permanent(format!("person {person:?} is not in the team file")))?;
             ctx.chat.direct_message(p, text).await?;
         }
-        ChatOp::ChannelMessage {
-            channel: name,
-            text,
-        } => {
+        ChatOp::ChannelMessage { channel: name, text } => {
             ctx.chat.channel_message(&channel(name)?, text).await?;
         }
     }
@@ -114,9 +84,7 @@ async fn deliver(ctx: &Ctx, op: &ChatOp) -> Result<(), DeliveryError> {
 
 fn backoff(ctx: &Ctx, attempts: i64) -> Duration {
     let cfg = &ctx.settings.outbox;
-    let exp = cfg
-        .backoff_base_ms
-        .saturating_mul(1u64 << attempts.clamp(0, 20));
+    let exp = cfg.backoff_base_ms.saturating_mul(1u64 << attempts.clamp(0, 20));
     Duration::from_millis(exp.min(cfg.backoff_max_ms))
 }
 
@@ -124,9 +92,7 @@ async fn handle(ctx: &Ctx, row: &OutboxRow, now: DateTime<Utc>) -> anyhow::Resul
     let surface = ctx.chat.name();
     let result = match serde_json::from_str::<ChatOp>(&row.payload) {
         Ok(op) => deliver(ctx, &op).await,
-        Err(e) => Err(DeliveryError::Permanent(format!(
-            "unreadable outbox payload: {e}"
-        ))),
+        Err(e) => Err(DeliveryError::Permanent(format!("unreadable outbox payload: {e}"))),
     };
     let now_ms = now.timestamp_millis();
     let attempts = row.attempts + 1;
@@ -147,25 +113,17 @@ async fn handle(ctx: &Ctx, row: &OutboxRow, now: DateTime<Utc>) -> anyhow::Resul
                 DeliveryError::RateLimited(d) => *d,
                 _ => backoff(ctx, row.attempts),
             };
-            metrics::counter!("carebot_delivery_retries_total", "surface" => surface, "op" => row.op.clone()).increment(1);
+            metrics::counter!("carebot_delivery_retries_total", "surface" => surface, "op" => row.op.clone())
+                .increment(1);
             tracing::warn!(outbox_id = row.id, case_id = row.case_id, op = %row.op, attempts, retry_in_ms = wait.as_millis() as u64, error = %e, "chat delivery will be retried");
-            ctx.store
-                .outbox_retry(row.id, now_ms + wait.as_millis() as i64, &e.to_string())
-                .await
+            ctx.store.outbox_retry(row.id, now_ms + wait.as_millis() as i64, &e.to_string()).await
         }
     }
 }
 
 /// One delivery pass over messages due at `at`; returns how many were handled.
 pub async fn deliver_due(ctx: &Ctx, at: DateTime<Utc>) -> anyhow::Result<usize> {
-    let rows = ctx
-        .store
-        .claim_outbox(
-            at.timestamp_millis(),
-            LEASE_MS,
-            ctx.settings.outbox.batch_size,
-        )
-        .await?;
+    let rows = ctx.store.claim_outbox(at.timestamp_millis(), LEASE_MS, ctx.settings.outbox.batch_size).await?;
     for row in &rows {
         handle(ctx, row, at).await?;
     }

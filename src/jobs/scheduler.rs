@@ -18,10 +18,7 @@ struct Scheduled {
 }
 
 fn next_after(s: &Scheduled, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    s.schedule
-        .after(&t.with_timezone(&s.tz))
-        .next()
-        .map(|d| d.with_timezone(&Utc))
+    s.schedule.after(&t.with_timezone(&s.tz)).next().map(|d| d.with_timezone(&Utc))
 }
 
 async fn plan(ctx: &Ctx) -> Vec<Scheduled> {
@@ -35,21 +32,10 @@ async fn plan(ctx: &Ctx) -> Vec<Scheduled> {
         let (Some(job), Ok(schedule)) = (super::find(name), parse_cron(&cfg.cron)) else {
             continue;
         };
-        let tz = cfg
-            .timezone
-            .as_deref()
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(ctx.playbooks.team.timezone);
-        let mut s = Scheduled {
-            job,
-            schedule,
-            tz,
-            next: None,
-        };
+        let tz = cfg.timezone.as_deref().and_then(|t| t.parse().ok()).unwrap_or(ctx.playbooks.team.timezone);
+        let mut s = Scheduled { job, schedule, tz, next: None };
         let last = ctx.store.last_job_run(name).await.ok().flatten();
-        let from = last
-            .map(|r| crate::clock::from_ms(r.scheduled_at))
-            .unwrap_or(now);
+        let from = last.map(|r| crate::clock::from_ms(r.scheduled_at)).unwrap_or(now);
         s.next = next_after(&s, from);
         out.push(s);
     }
@@ -61,11 +47,7 @@ async fn run_due(ctx: &Arc<Ctx>, s: &mut Scheduled, now: DateTime<Utc>) {
         return;
     };
     let due_ms = due.timestamp_millis();
-    match ctx
-        .store
-        .claim_job_run(s.job.name, due_ms, now.timestamp_millis())
-        .await
-    {
+    match ctx.store.claim_job_run(s.job.name, due_ms, now.timestamp_millis()).await {
         Ok(true) => {
             let job = s.job;
             let task_ctx = ctx.clone();
@@ -81,11 +63,7 @@ async fn run_due(ctx: &Arc<Ctx>, s: &mut Scheduled, now: DateTime<Utc>) {
             } else {
                 tracing::error!(job = job.name, %detail, "job failed");
             }
-            if let Err(e) = ctx
-                .store
-                .finish_job_run(job.name, due_ms, ctx.now_ms(), ok, &detail)
-                .await
-            {
+            if let Err(e) = ctx.store.finish_job_run(job.name, due_ms, ctx.now_ms(), ok, &detail).await {
                 tracing::error!(job = job.name, error = %format!("{e:#}"), "could not record job result");
             }
         }

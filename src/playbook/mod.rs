@@ -1,6 +1,7 @@
 //! Playbooks: the files a PX lead edits (team & sites, triage rules, situations), parsed and
 //! validated once at load. Every problem is reported with file, line and what to fix.
 
+pub mod replies;
 pub mod situations;
 pub mod team;
 pub mod triage;
@@ -9,9 +10,8 @@ pub mod triage_rules;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use situations::{
-    Channel, EscalationStep, Notify, Situation, SituationBook, SlaClock, Slas, When,
-};
+pub use replies::{ReplyBook, ReplyTemplate, ReplyVars};
+pub use situations::{Channel, EscalationStep, Notify, Situation, SituationBook, SlaClock, Slas, When};
 pub use team::{Contacts, Person, Rotation, Site, Team};
 pub use triage::{Sentiment, Triage, TriageResult};
 pub use triage_rules::TriageBook;
@@ -62,10 +62,7 @@ pub(crate) struct Report<'a> {
 
 impl<'a> Report<'a> {
     pub fn new(file: &'a Path) -> Self {
-        Report {
-            file,
-            problems: Vec::new(),
-        }
+        Report { file, problems: Vec::new() }
     }
     pub fn at(&mut self, line: u64, message: impl Into<String>) {
         self.problems.push(Problem {
@@ -79,27 +76,14 @@ impl<'a> Report<'a> {
 /// Parses one YAML file into its raw form, turning syntax and shape errors into a Problem.
 pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Problems> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Problems(vec![Problem {
-            file: path.to_path_buf(),
-            line: None,
-            message: format!("cannot read: {e}"),
-        }])
+        Problems(vec![Problem { file: path.to_path_buf(), line: None, message: format!("cannot read: {e}") }])
     })?;
     serde_saphyr::from_str::<T>(&text).map_err(|e| {
         let line = e.location().map(|l| l.line()).filter(|l| *l > 0);
         // The library's own message may repeat the location and a snippet; keep the first line.
         let full = e.to_string();
-        let message = full
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("invalid YAML")
-            .trim()
-            .to_string();
-        Problems(vec![Problem {
-            file: path.to_path_buf(),
-            line,
-            message,
-        }])
+        let message = full.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid YAML").trim().to_string();
+        Problems(vec![Problem { file: path.to_path_buf(), line, message }])
     })
 }
 
@@ -110,32 +94,28 @@ pub struct Playbooks {
     pub team: Team,
     pub triage_rules: TriageBook,
     pub situations: SituationBook,
+    pub replies: ReplyBook,
 }
 
 impl Playbooks {
     /// Loads and cross-checks all playbook files in `dir`; returns every problem found.
     pub fn load(dir: &Path) -> Result<Playbooks, Problems> {
         let mut problems = Vec::new();
-        let team = team::load(&dir.join(TEAM_FILE))
-            .map_err(|p| problems.extend(p.0))
-            .ok();
-        let rules = triage_rules::load(&dir.join(TRIAGE_FILE))
-            .map_err(|p| problems.extend(p.0))
-            .ok();
+        let team = team::load(&dir.join(TEAM_FILE)).map_err(|p| problems.extend(p.0)).ok();
+        let rules = triage_rules::load(&dir.join(TRIAGE_FILE)).map_err(|p| problems.extend(p.0)).ok();
         let situations = match (&team, &rules) {
-            (Some(t), Some(r)) => situations::load(&dir.join(SITUATIONS_FILE), t, r)
-                .map_err(|p| problems.extend(p.0))
-                .ok(),
+            (Some(t), Some(r)) => {
+                situations::load(&dir.join(SITUATIONS_FILE), t, r).map_err(|p| problems.extend(p.0)).ok()
+            }
             _ => None,
         };
-        match (team, rules, situations) {
-            (Some(team), Some(triage_rules), Some(situations)) if problems.is_empty() => {
-                Ok(Playbooks {
-                    dir: dir.to_path_buf(),
-                    team,
-                    triage_rules,
-                    situations,
-                })
+        let replies = match (&team, &rules, &situations) {
+            (Some(t), Some(r), Some(s)) => replies::load(dir, t, r, s).map_err(|p| problems.extend(p.0)).ok(),
+            _ => None,
+        };
+        match (team, rules, situations, replies) {
+            (Some(team), Some(triage_rules), Some(situations), Some(replies)) if problems.is_empty() => {
+                Ok(Playbooks { dir: dir.to_path_buf(), team, triage_rules, situations, replies })
             }
             _ => Err(Problems(problems)),
         }

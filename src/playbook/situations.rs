@@ -158,13 +158,10 @@ impl When {
             && flag(self.positive, t.positive)
             && flag(self.confidential, m.confidential)
             && self.sentiment.is_none_or(|s| s == t.sentiment)
-            && (self.categories.is_empty()
-                || self.categories.iter().any(|c| t.categories.contains(c)))
+            && (self.categories.is_empty() || self.categories.iter().any(|c| t.categories.contains(c)))
             && (self.sites.is_empty() || t.site.as_ref().is_some_and(|s| self.sites.contains(s)))
             && (self.sources.is_empty() || self.sources.contains(&m.source))
-            && self
-                .max_rating
-                .is_none_or(|max| m.rating.is_some_and(|r| r <= max))
+            && self.max_rating.is_none_or(|max| m.rating.is_some_and(|r| r <= max))
     }
     fn is_catch_all(&self) -> bool {
         *self == When::default()
@@ -195,11 +192,7 @@ impl SituationBook {
         self.situations
             .iter()
             .find(|s| s.when.matches(t, m))
-            .unwrap_or_else(|| {
-                self.situations
-                    .last()
-                    .expect("validated: at least one situation")
-            })
+            .unwrap_or_else(|| self.situations.last().expect("validated: at least one situation"))
     }
     pub fn get(&self, id: &str) -> Option<&Situation> {
         self.situations.iter().find(|s| s.id == id)
@@ -207,36 +200,20 @@ impl SituationBook {
 }
 
 fn parse_span(s: &Spanned<String>, rep: &mut Report) -> Option<Span> {
-    s.value
-        .parse::<Span>()
-        .map_err(|e| rep.at(s.referenced.line(), e))
-        .ok()
+    s.value.parse::<Span>().map_err(|e| rep.at(s.referenced.line(), e)).ok()
 }
 
 fn parse_hours(s: &Spanned<String>, rep: &mut Report) -> Option<(NaiveTime, NaiveTime)> {
     let parsed = s.value.split_once('-').and_then(|(a, b)| {
-        Some((
-            NaiveTime::parse_from_str(a.trim(), "%H:%M").ok()?,
-            NaiveTime::parse_from_str(b.trim(), "%H:%M").ok()?,
-        ))
+        Some((NaiveTime::parse_from_str(a.trim(), "%H:%M").ok()?, NaiveTime::parse_from_str(b.trim(), "%H:%M").ok()?))
     });
     if parsed.is_none() {
-        rep.at(
-            s.referenced.line(),
-            format!(
-                "bad hours {:?}; write HH:MM-HH:MM, e.g. 07:00-21:00",
-                s.value
-            ),
-        );
+        rep.at(s.referenced.line(), format!("bad hours {:?}; write HH:MM-HH:MM, e.g. 07:00-21:00", s.value));
     }
     parsed
 }
 
-pub(crate) fn load(
-    path: &Path,
-    team: &Team,
-    rules: &TriageBook,
-) -> Result<SituationBook, Problems> {
+pub(crate) fn load(path: &Path, team: &Team, rules: &TriageBook) -> Result<SituationBook, Problems> {
     let raw: RawBook = parse_yaml(path)?;
     let mut rep = Report::new(path);
     let channels: BTreeMap<String, Channel> = raw
@@ -259,11 +236,7 @@ pub(crate) fn load(
             let known: Vec<&str> = channels.keys().map(String::as_str).collect();
             rep.at(
                 c.referenced.line(),
-                format!(
-                    "unknown channel {:?}; defined channels: {}",
-                    c.value,
-                    known.join(", ")
-                ),
+                format!("unknown channel {:?}; defined channels: {}", c.value, known.join(", ")),
             );
         }
     };
@@ -312,12 +285,7 @@ pub(crate) fn load(
                     "neutral" => Some(Sentiment::Neutral),
                     "positive" => Some(Sentiment::Positive),
                     other => {
-                        rep.at(
-                            wl,
-                            format!(
-                                "unknown sentiment {other:?}; one of negative, neutral, positive"
-                            ),
-                        );
+                        rep.at(wl, format!("unknown sentiment {other:?}; one of negative, neutral, positive"));
                         None
                     }
                 });
@@ -354,7 +322,13 @@ pub(crate) fn load(
                 }
                 let parsed = SlaClock::parse(&c.value);
                 if parsed.is_none() {
-                    rep.at(c.referenced.line(), format!("unknown clock {:?}; one of opened, acknowledge, first_response, follow_up, resolve", c.value));
+                    rep.at(
+                        c.referenced.line(),
+                        format!(
+                            "unknown clock {:?}; one of opened, acknowledge, first_response, follow_up, resolve",
+                            c.value
+                        ),
+                    );
                 }
                 parsed
             });
@@ -367,21 +341,16 @@ pub(crate) fn load(
             }
             let mut notify = Vec::new();
             if step.notify.is_empty() {
-                rep.at(
-                    step.after.referenced.line(),
-                    "escalation step notifies nobody",
-                );
+                rep.at(step.after.referenced.line(), "escalation step notifies nobody");
             }
             for n in &step.notify {
                 match n.value.parse::<EscalationTarget>() {
-                    Ok(EscalationTarget::OnCall(r)) if team.rotation(&r).is_none() => rep.at(
-                        n.referenced.line(),
-                        format!("unknown rotation {r:?} (not in team.yaml)"),
-                    ),
-                    Ok(EscalationTarget::Person(p)) if team.person(&p).is_none() => rep.at(
-                        n.referenced.line(),
-                        format!("unknown person {p:?} (not in team.yaml)"),
-                    ),
+                    Ok(EscalationTarget::OnCall(r)) if team.rotation(&r).is_none() => {
+                        rep.at(n.referenced.line(), format!("unknown rotation {r:?} (not in team.yaml)"))
+                    }
+                    Ok(EscalationTarget::Person(p)) if team.person(&p).is_none() => {
+                        rep.at(n.referenced.line(), format!("unknown person {p:?} (not in team.yaml)"))
+                    }
                     Ok(t) => notify.push(t),
                     Err(e) => rep.at(n.referenced.line(), e),
                 }
@@ -390,12 +359,7 @@ pub(crate) fn load(
                 clock,
                 after: parse_span(&step.after, &mut rep).unwrap_or(Span::from_secs(1)),
                 while_states: if while_states.is_empty() {
-                    vec![
-                        CaseState::Open,
-                        CaseState::Claimed,
-                        CaseState::Responded,
-                        CaseState::Offline,
-                    ]
+                    vec![CaseState::Open, CaseState::Claimed, CaseState::Responded, CaseState::Offline]
                 } else {
                     while_states
                 },
@@ -407,10 +371,7 @@ pub(crate) fn load(
 
         situations.push(Situation {
             id: s.id.value.clone(),
-            label: s
-                .label
-                .clone()
-                .unwrap_or_else(|| s.id.value.replace(['-', '_'], " ")),
+            label: s.label.clone().unwrap_or_else(|| s.id.value.replace(['-', '_'], " ")),
             when,
             priority,
             channel: s.channel.value.clone(),
@@ -421,25 +382,15 @@ pub(crate) fn load(
     }
     if let Some(last) = situations.last() {
         if !last.when.is_catch_all() {
-            let line = raw
-                .situations
-                .last()
-                .map(|s| s.id.referenced.line())
-                .unwrap_or(0);
+            let line = raw.situations.last().map(|s| s.id.referenced.line()).unwrap_or(0);
             rep.at(
                 line,
-                format!(
-                    "the last situation ({}) must have no `when`, so every case lands somewhere",
-                    last.id
-                ),
+                format!("the last situation ({}) must have no `when`, so every case lands somewhere", last.id),
             );
         }
     }
     if rep.problems.is_empty() {
-        Ok(SituationBook {
-            channels,
-            situations,
-        })
+        Ok(SituationBook { channels, situations })
     } else {
         Err(Problems(rep.problems))
     }

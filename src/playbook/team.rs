@@ -136,9 +136,7 @@ impl Rotation {
         let offset = chrono::Duration::days(self.handoff_day.num_days_from_monday() as i64)
             + (self.handoff_time - NaiveTime::MIN);
         let shifted = local - offset;
-        let monday_1970 = chrono::NaiveDate::from_ymd_opt(1970, 1, 5)
-            .expect("valid date")
-            .and_time(NaiveTime::MIN);
+        let monday_1970 = chrono::NaiveDate::from_ymd_opt(1970, 1, 5).expect("valid date").and_time(NaiveTime::MIN);
         let weeks = (shifted - monday_1970).num_seconds().div_euclid(7 * 86_400);
         let idx = weeks.rem_euclid(self.members.len() as i64) as usize;
         &self.members[idx]
@@ -159,14 +157,10 @@ impl Team {
         self.people.iter().find(|p| p.id == id)
     }
     pub fn person_by_slack(&self, slack_id: &str) -> Option<&Person> {
-        self.people
-            .iter()
-            .find(|p| p.slack.as_deref() == Some(slack_id))
+        self.people.iter().find(|p| p.slack.as_deref() == Some(slack_id))
     }
     pub fn person_by_discord(&self, discord_id: &str) -> Option<&Person> {
-        self.people
-            .iter()
-            .find(|p| p.discord.as_deref() == Some(discord_id))
+        self.people.iter().find(|p| p.discord.as_deref() == Some(discord_id))
     }
     pub fn site(&self, id: &str) -> Option<&Site> {
         self.sites.iter().find(|s| s.id == id)
@@ -185,29 +179,18 @@ fn parse_tz(raw: &Option<Spanned<String>>, default: Tz, rep: &mut Report) -> Tz 
         Some(s) => s.value.parse::<Tz>().unwrap_or_else(|_| {
             rep.at(
                 s.referenced.line(),
-                format!(
-                    "unknown time zone {:?}; use an IANA name such as America/Chicago",
-                    s.value
-                ),
+                format!("unknown time zone {:?}; use an IANA name such as America/Chicago", s.value),
             );
             default
         }),
     }
 }
 
-fn check_unique<'a>(
-    seen: &mut HashSet<&'a str>,
-    id: &'a Spanned<String>,
-    what: &str,
-    rep: &mut Report,
-) {
+fn check_unique<'a>(seen: &mut HashSet<&'a str>, id: &'a Spanned<String>, what: &str, rep: &mut Report) {
     if id.value.trim().is_empty() {
         rep.at(id.referenced.line(), format!("{what} id must not be empty"));
     } else if !seen.insert(id.value.as_str()) {
-        rep.at(
-            id.referenced.line(),
-            format!("duplicate {what} id {:?}", id.value),
-        );
+        rep.at(id.referenced.line(), format!("duplicate {what} id {:?}", id.value));
     }
 }
 
@@ -226,18 +209,12 @@ pub(crate) fn load(path: &Path) -> Result<Team, Problems> {
                 Some(role) => roles.push(role),
                 None => rep.at(
                     p.roles.referenced.line(),
-                    format!(
-                        "unknown role {r:?} for {}; one of agent, lead, risk, leadership",
-                        p.id.value
-                    ),
+                    format!("unknown role {r:?} for {}; one of agent, lead, risk, leadership", p.id.value),
                 ),
             }
         }
         if p.roles.value.is_empty() {
-            rep.at(
-                p.roles.referenced.line(),
-                format!("{} has no roles", p.id.value),
-            );
+            rep.at(p.roles.referenced.line(), format!("{} has no roles", p.id.value));
         }
         people.push(Person {
             id: p.id.value.clone(),
@@ -255,23 +232,14 @@ pub(crate) fn load(path: &Path) -> Result<Team, Problems> {
     for s in &raw.sites {
         check_unique(&mut site_ids, &s.id, "site", &mut rep);
         if !known(&s.owner.value) {
-            rep.at(
-                s.owner.referenced.line(),
-                format!("site {} has unknown owner {:?}", s.id.value, s.owner.value),
-            );
+            rep.at(s.owner.referenced.line(), format!("site {} has unknown owner {:?}", s.id.value, s.owner.value));
         }
         let c = &s.contacts.value;
         if !c.email.contains('@') {
-            rep.at(
-                s.contacts.referenced.line(),
-                format!("site {} needs an offline contact email", s.id.value),
-            );
+            rep.at(s.contacts.referenced.line(), format!("site {} needs an offline contact email", s.id.value));
         }
         if c.phone_public && c.phone.is_none() {
-            rep.at(
-                s.contacts.referenced.line(),
-                format!("site {} sets phone_public but has no phone", s.id.value),
-            );
+            rep.at(s.contacts.referenced.line(), format!("site {} sets phone_public but has no phone", s.id.value));
         }
         sites.push(Site {
             id: s.id.value.clone(),
@@ -281,11 +249,7 @@ pub(crate) fn load(path: &Path) -> Result<Team, Problems> {
             listings: s.listings.clone(),
             owner: s.owner.value.clone(),
             timezone: parse_tz(&s.timezone, timezone, &mut rep),
-            contacts: Contacts {
-                email: c.email.clone(),
-                phone: c.phone.clone(),
-                phone_public: c.phone_public,
-            },
+            contacts: Contacts { email: c.email.clone(), phone: c.phone.clone(), phone_public: c.phone_public },
         });
     }
 
@@ -294,36 +258,24 @@ pub(crate) fn load(path: &Path) -> Result<Team, Problems> {
     for r in &raw.rotations {
         check_unique(&mut rot_ids, &r.id, "rotation", &mut rep);
         if r.members.is_empty() {
-            rep.at(
-                r.id.referenced.line(),
-                format!("rotation {} has no members", r.id.value),
-            );
+            rep.at(r.id.referenced.line(), format!("rotation {} has no members", r.id.value));
         }
         for m in &r.members {
             if !known(&m.value) {
-                rep.at(
-                    m.referenced.line(),
-                    format!("unknown person {:?} in rotation {}", m.value, r.id.value),
-                );
+                rep.at(m.referenced.line(), format!("unknown person {:?} in rotation {}", m.value, r.id.value));
             }
         }
         let day = r.handoff.day.value.parse::<Weekday>().unwrap_or_else(|_| {
             rep.at(
                 r.handoff.day.referenced.line(),
-                format!(
-                    "bad handoff day {:?}; write e.g. monday",
-                    r.handoff.day.value
-                ),
+                format!("bad handoff day {:?}; write e.g. monday", r.handoff.day.value),
             );
             Weekday::Mon
         });
         let time = NaiveTime::parse_from_str(&r.handoff.time.value, "%H:%M").unwrap_or_else(|_| {
             rep.at(
                 r.handoff.time.referenced.line(),
-                format!(
-                    "bad handoff time {:?}; write HH:MM, e.g. 09:00",
-                    r.handoff.time.value
-                ),
+                format!("bad handoff time {:?}; write HH:MM, e.g. 09:00", r.handoff.time.value),
             );
             NaiveTime::MIN
         });
@@ -337,12 +289,7 @@ pub(crate) fn load(path: &Path) -> Result<Team, Problems> {
     }
 
     if rep.problems.is_empty() {
-        Ok(Team {
-            timezone,
-            people,
-            sites,
-            rotations,
-        })
+        Ok(Team { timezone, people, sites, rotations })
     } else {
         Err(Problems(rep.problems))
     }
@@ -380,9 +327,6 @@ mod tests {
         // The same person all week, back to them after three handoffs.
         let later = after + chrono::Duration::days(6);
         assert_eq!(r.on_call(after), r.on_call(later));
-        assert_eq!(
-            r.on_call(after),
-            r.on_call(after + chrono::Duration::weeks(3))
-        );
+        assert_eq!(r.on_call(after), r.on_call(after + chrono::Duration::weeks(3)));
     }
 }

@@ -72,9 +72,7 @@ pub struct Triage {
 
 impl std::fmt::Debug for Triage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Triage")
-            .field("rules", &self.rules.len())
-            .finish()
+        f.debug_struct("Triage").field("rules", &self.rules.len()).finish()
     }
 }
 
@@ -102,11 +100,7 @@ impl Triage {
         let mut pattern_list = Vec::new();
         let mut pattern_rule = Vec::new();
         for (i, r) in book.rules.iter().enumerate() {
-            rules.push(RuleRef {
-                kind: r.kind,
-                id: r.id.clone(),
-                praise: r.praise,
-            });
+            rules.push(RuleRef { kind: r.kind, id: r.id.clone(), praise: r.praise });
             for p in &r.phrases {
                 phrase_list.push(p.clone());
                 phrase_rule.push(i);
@@ -121,19 +115,13 @@ impl Triage {
             .match_kind(MatchKind::Standard)
             .build(&phrase_list)?;
         let patterns = RegexSet::new(&pattern_list)?;
-        let pattern_each = pattern_list
-            .iter()
-            .map(|p| Regex::new(p))
-            .collect::<Result<_, _>>()?;
+        let pattern_each = pattern_list.iter().map(|p| Regex::new(p)).collect::<Result<_, _>>()?;
 
         let mut words = Vec::new();
         let mut site_word_site = Vec::new();
         let mut site_listings = Vec::new();
         for (i, s) in team.sites.iter().enumerate() {
-            for w in std::iter::once(&s.name)
-                .chain(&s.aliases)
-                .chain(&s.keywords)
-            {
+            for w in std::iter::once(&s.name).chain(&s.aliases).chain(&s.keywords) {
                 words.push(w.to_lowercase());
                 site_word_site.push(i);
             }
@@ -141,10 +129,8 @@ impl Triage {
                 site_listings.push((i, l.to_lowercase()));
             }
         }
-        let site_words = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .build(&words)?;
+        let site_words =
+            AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(&words)?;
         Ok(Triage {
             rules,
             phrases,
@@ -165,20 +151,13 @@ impl Triage {
         // A listing URL (the Google/Yelp page reviewed) is the strongest signal.
         if let Some(url) = &m.url {
             let url = url.to_lowercase();
-            if let Some((i, l)) = self
-                .site_listings
-                .iter()
-                .find(|(_, l)| url.contains(l.as_str()))
-            {
+            if let Some((i, l)) = self.site_listings.iter().find(|(_, l)| url.contains(l.as_str())) {
                 return Some((self.site_ids[*i].clone(), l.clone()));
             }
         }
         let mut hits = vec![0u32; self.site_ids.len()];
         let mut first_word: Vec<Option<String>> = vec![None; self.site_ids.len()];
-        for hay in [m.location_hint.as_deref(), Some(m.text.as_str())]
-            .into_iter()
-            .flatten()
-        {
+        for hay in [m.location_hint.as_deref(), Some(m.text.as_str())].into_iter().flatten() {
             let bytes = hay.as_bytes();
             for hit in self.site_words.find_overlapping_iter(hay) {
                 if on_word_boundary(bytes, hit.start(), hit.end()) {
@@ -188,16 +167,8 @@ impl Triage {
                 }
             }
         }
-        let (best, n) = hits
-            .iter()
-            .enumerate()
-            .max_by_key(|(i, n)| (**n, std::cmp::Reverse(*i)))?;
-        (*n > 0).then(|| {
-            (
-                self.site_ids[best].clone(),
-                first_word[best].clone().unwrap_or_default(),
-            )
-        })
+        let (best, n) = hits.iter().enumerate().max_by_key(|(i, n)| (**n, std::cmp::Reverse(*i)))?;
+        (*n > 0).then(|| (self.site_ids[best].clone(), first_word[best].clone().unwrap_or_default()))
     }
 
     pub fn triage(&self, m: &Mention) -> TriageResult {
@@ -215,44 +186,24 @@ impl Triage {
                     RuleKind::Urgency => "urgency",
                     RuleKind::Spam => "spam",
                 };
-                reasons.push(Reason {
-                    kind: kind.into(),
-                    rule: r.id.clone(),
-                    matched: matched.to_string(),
-                });
+                reasons.push(Reason { kind: kind.into(), rule: r.id.clone(), matched: matched.to_string() });
             }
         };
         for h in self.phrases.find_overlapping_iter(text) {
             if on_word_boundary(bytes, h.start(), h.end()) {
-                note(
-                    self.phrase_rule[h.pattern().as_usize()],
-                    &text[h.start()..h.end()],
-                    &mut hit,
-                );
+                note(self.phrase_rule[h.pattern().as_usize()], &text[h.start()..h.end()], &mut hit);
             }
         }
         for i in self.patterns.matches(text).iter() {
             let rule = self.pattern_rule[i];
             if !hit[rule] {
-                let matched = self.pattern_each[i]
-                    .find(text)
-                    .map(|m| m.as_str())
-                    .unwrap_or_default();
+                let matched = self.pattern_each[i].find(text).map(|m| m.as_str()).unwrap_or_default();
                 note(rule, matched, &mut hit);
             }
         }
 
-        let score = self
-            .vader
-            .polarity_scores(text)
-            .get("compound")
-            .copied()
-            .unwrap_or(0.0);
-        let complaint = self
-            .rules
-            .iter()
-            .zip(&hit)
-            .any(|(r, h)| *h && r.kind == RuleKind::Category && !r.praise);
+        let score = self.vader.polarity_scores(text).get("compound").copied().unwrap_or(0.0);
+        let complaint = self.rules.iter().zip(&hit).any(|(r, h)| *h && r.kind == RuleKind::Category && !r.praise);
         let sentiment = match m.rating {
             Some(r) if r <= 2.0 => Sentiment::Negative,
             Some(r) if r >= 4.0 && score > self.book.negative_below => Sentiment::Positive,
@@ -278,20 +229,11 @@ impl Triage {
         let good_signal = praise
             || m.rating.is_some_and(|r| r >= self.book.positive_min_rating)
             || score >= self.book.positive_min_sentiment;
-        let positive = good_signal
-            && !complaint
-            && !risk
-            && !urgent
-            && !spam
-            && sentiment != Sentiment::Negative;
+        let positive = good_signal && !complaint && !risk && !urgent && !spam && sentiment != Sentiment::Negative;
 
         let site = self.detect_site(m);
         if let Some((id, word)) = &site {
-            reasons.push(Reason {
-                kind: "site".into(),
-                rule: id.clone(),
-                matched: word.clone(),
-            });
+            reasons.push(Reason { kind: "site".into(), rule: id.clone(), matched: word.clone() });
         }
         TriageResult {
             site: site.map(|(id, _)| id),
@@ -314,10 +256,7 @@ mod tests {
     use std::path::Path;
 
     fn triage() -> (Triage, crate::playbook::Playbooks) {
-        let pb = crate::playbook::Playbooks::load(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks"),
-        )
-        .unwrap();
+        let pb = crate::playbook::Playbooks::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks")).unwrap();
         (Triage::compile(&pb.triage_rules, &pb.team).unwrap(), pb)
     }
 
@@ -337,30 +276,17 @@ mod tests {
     #[test]
     fn a_clinical_harm_report_with_a_legal_threat_is_risk_and_names_the_words() {
         let (t, _) = triage();
-        let r = t.triage(&mention(
-            "They gave my dad the wrong medication at Riverside. Calling a lawyer.",
-            None,
-            None,
-        ));
+        let r = t.triage(&mention("They gave my dad the wrong medication at Riverside. Calling a lawyer.", None, None));
         assert!(r.risk);
         assert_eq!(r.site.as_deref(), Some("riverside"));
-        let rules: Vec<&str> = r
-            .reasons
-            .iter()
-            .filter(|x| x.kind == "risk")
-            .map(|x| x.rule.as_str())
-            .collect();
+        let rules: Vec<&str> = r.reasons.iter().filter(|x| x.kind == "risk").map(|x| x.rule.as_str()).collect();
         assert_eq!(rules, ["clinical_harm", "legal_threat"]);
     }
 
     #[test]
     fn someone_waiting_on_site_now_is_urgent() {
         let (t, _) = triage();
-        let r = t.triage(&mention(
-            "sitting in the ER at Eastbrook right now, been here 3 hours now",
-            None,
-            None,
-        ));
+        let r = t.triage(&mention("sitting in the ER at Eastbrook right now, been here 3 hours now", None, None));
         assert!(r.urgent);
         assert_eq!(r.site.as_deref(), Some("eastbrook"));
     }
@@ -369,34 +295,19 @@ mod tests {
     fn phrases_match_whole_words_only() {
         let (t, _) = triage();
         // "sue" must not match inside "issue", "bill" not inside "billboard".
-        let r = t.triage(&mention(
-            "Small issue with the billboard near the road, great people though",
-            None,
-            None,
-        ));
+        let r = t.triage(&mention("Small issue with the billboard near the road, great people though", None, None));
         assert!(!r.risk);
-        assert!(
-            !r.categories.contains(&"billing".to_string()),
-            "{:?}",
-            r.categories
-        );
+        assert!(!r.categories.contains(&"billing".to_string()), "{:?}", r.categories);
     }
 
     #[test]
     fn praise_with_five_stars_is_a_shout_out_but_mixed_feelings_are_not() {
         let (t, _) = triage();
-        let r = t.triage(&mention(
-            "Thank you to the nurses at Northgate, so kind!",
-            Some(5.0),
-            None,
-        ));
+        let r = t.triage(&mention("Thank you to the nurses at Northgate, so kind!", Some(5.0), None));
         assert!(r.positive);
         assert_eq!(r.sentiment, Sentiment::Positive);
-        let mixed = t.triage(&mention(
-            "Nurses were so kind but we waited 5 hours in the waiting room",
-            Some(3.0),
-            None,
-        ));
+        let mixed =
+            t.triage(&mention("Nurses were so kind but we waited 5 hours in the waiting room", Some(3.0), None));
         assert!(!mixed.positive);
         assert!(mixed.categories.contains(&"wait_times".to_string()));
     }
@@ -404,11 +315,7 @@ mod tests {
     #[test]
     fn a_flatly_worded_complaint_is_negative() {
         let (t, _) = triage();
-        let r = t.triage(&mention(
-            "The phone line keeps me on hold for 40 minutes to book an appointment",
-            None,
-            None,
-        ));
+        let r = t.triage(&mention("The phone line keeps me on hold for 40 minutes to book an appointment", None, None));
         assert_eq!(r.sentiment, Sentiment::Negative);
     }
 
@@ -427,28 +334,14 @@ mod tests {
     #[test]
     fn promotions_are_spam_unless_they_carry_risk() {
         let (t, _) = triage();
-        assert!(
-            t.triage(&mention("free followers, click here", None, None))
-                .spam
-        );
-        assert!(
-            !t.triage(&mention(
-                "click here: my lawyer says malpractice",
-                None,
-                None
-            ))
-            .spam
-        );
+        assert!(t.triage(&mention("free followers, click here", None, None)).spam);
+        assert!(!t.triage(&mention("click here: my lawyer says malpractice", None, None)).spam);
     }
 
     #[test]
     fn situations_route_risk_before_everything_else() {
         let (t, pb) = triage();
-        let m = mention(
-            "Wrong dose given at Riverside, still waiting right now",
-            None,
-            None,
-        );
+        let m = mention("Wrong dose given at Riverside, still waiting right now", None, None);
         let r = t.triage(&m);
         assert_eq!(pb.situations.pick(&r, &m).id, "clinical-risk");
         let m = mention("Love this place", Some(5.0), None);

@@ -32,10 +32,7 @@ struct RawSentiment {
 
 impl Default for RawSentiment {
     fn default() -> Self {
-        RawSentiment {
-            negative_below: -0.05,
-            positive_above: 0.05,
-        }
+        RawSentiment { negative_below: -0.05, positive_above: 0.05 }
     }
 }
 
@@ -48,10 +45,7 @@ struct RawPositive {
 
 impl Default for RawPositive {
     fn default() -> Self {
-        RawPositive {
-            min_rating: 4.0,
-            min_sentiment: 0.5,
-        }
+        RawPositive { min_rating: 4.0, min_sentiment: 0.5 }
     }
 }
 
@@ -103,9 +97,7 @@ pub struct TriageBook {
 
 impl TriageBook {
     pub fn category(&self, id: &str) -> Option<&Rule> {
-        self.rules
-            .iter()
-            .find(|r| r.kind == RuleKind::Category && r.id == id)
+        self.rules.iter().find(|r| r.kind == RuleKind::Category && r.id == id)
     }
 }
 
@@ -113,10 +105,7 @@ pub(crate) fn load(path: &Path) -> Result<TriageBook, Problems> {
     let raw: RawBook = parse_yaml(path)?;
     let mut rep = Report::new(path);
     if raw.sentiment.negative_below > raw.sentiment.positive_above {
-        rep.at(
-            0,
-            "sentiment.negative_below must not be above sentiment.positive_above",
-        );
+        rep.at(0, "sentiment.negative_below must not be above sentiment.positive_above");
     }
     let mut rules = Vec::new();
     for (kind, list) in [
@@ -131,64 +120,33 @@ pub(crate) fn load(path: &Path) -> Result<TriageBook, Problems> {
             if r.id.value.trim().is_empty() {
                 rep.at(line, "rule id must not be empty");
             } else if !seen.insert(r.id.value.as_str()) {
-                rep.at(
-                    line,
-                    format!("duplicate {kind:?} rule id {:?}", r.id.value).to_lowercase(),
-                );
+                rep.at(line, format!("duplicate {kind:?} rule id {:?}", r.id.value).to_lowercase());
             }
             if r.phrases.is_empty() && r.patterns.is_empty() {
-                rep.at(
-                    line,
-                    format!("rule {} has neither phrases nor patterns", r.id.value),
-                );
+                rep.at(line, format!("rule {} has neither phrases nor patterns", r.id.value));
             }
             if r.praise && kind != RuleKind::Category {
-                rep.at(
-                    line,
-                    format!("rule {}: `praise` applies to categories only", r.id.value),
-                );
+                rep.at(line, format!("rule {}: `praise` applies to categories only", r.id.value));
             }
             for p in &r.phrases {
                 if p.value.trim().is_empty() {
-                    rep.at(
-                        p.referenced.line(),
-                        format!("rule {} has an empty phrase", r.id.value),
-                    );
+                    rep.at(p.referenced.line(), format!("rule {} has an empty phrase", r.id.value));
                 }
             }
             for p in &r.patterns {
-                if let Err(e) = regex::RegexBuilder::new(&p.value)
-                    .case_insensitive(true)
-                    .build()
-                {
-                    let first = e
-                        .to_string()
-                        .lines()
-                        .last()
-                        .unwrap_or("invalid")
-                        .trim()
-                        .to_string();
+                if let Err(e) = regex::RegexBuilder::new(&p.value).case_insensitive(true).build() {
+                    let first = e.to_string().lines().last().unwrap_or("invalid").trim().to_string();
                     rep.at(
                         p.referenced.line(),
-                        format!(
-                            "pattern {:?} in rule {} does not compile: {first}",
-                            p.value, r.id.value
-                        ),
+                        format!("pattern {:?} in rule {} does not compile: {first}", p.value, r.id.value),
                     );
                 }
             }
             rules.push(Rule {
                 kind,
                 id: r.id.value.clone(),
-                label: r
-                    .label
-                    .clone()
-                    .unwrap_or_else(|| r.id.value.replace('_', " ")),
-                phrases: r
-                    .phrases
-                    .iter()
-                    .map(|p| p.value.trim().to_lowercase())
-                    .collect(),
+                label: r.label.clone().unwrap_or_else(|| r.id.value.replace('_', " ")),
+                phrases: r.phrases.iter().map(|p| p.value.trim().to_lowercase()).collect(),
                 patterns: r.patterns.iter().map(|p| p.value.clone()).collect(),
                 praise: r.praise,
             });

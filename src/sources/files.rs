@@ -91,47 +91,22 @@ struct CsvRow {
 
 impl CsvRow {
     fn into_raw(self) -> Result<RawMention, String> {
-        let rating = match self
-            .rating
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
+        let rating = match self.rating.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None => None,
-            Some(r) => Some(
-                r.parse::<f64>()
-                    .map_err(|_| format!("field `rating` must be a number, got {r:?}"))?,
-            ),
+            Some(r) => Some(r.parse::<f64>().map_err(|_| format!("field `rating` must be a number, got {r:?}"))?),
         };
-        let visibility = match self
-            .visibility
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
+        let visibility = match self.visibility.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None => None,
             Some("public") => Some(crate::domain::Visibility::Public),
             Some("private") => Some(crate::domain::Visibility::Private),
-            Some(v) => {
-                return Err(format!(
-                    "field `visibility` must be public or private, got {v:?}"
-                ))
-            }
+            Some(v) => return Err(format!("field `visibility` must be public or private, got {v:?}")),
         };
-        let confidential = match self
-            .confidential
-            .as_deref()
-            .map(|s| s.trim().to_lowercase())
-        {
+        let confidential = match self.confidential.as_deref().map(|s| s.trim().to_lowercase()) {
             None => None,
             Some(s) if s.is_empty() => None,
             Some(s) if ["true", "yes", "1"].contains(&s.as_str()) => Some(true),
             Some(s) if ["false", "no", "0"].contains(&s.as_str()) => Some(false),
-            Some(s) => {
-                return Err(format!(
-                    "field `confidential` must be true or false, got {s:?}"
-                ))
-            }
+            Some(s) => return Err(format!("field `confidential` must be true or false, got {s:?}")),
         };
         Ok(RawMention {
             source: self.source,
@@ -149,23 +124,13 @@ impl CsvRow {
     }
 }
 
-fn check_raw(
-    raw: RawMention,
-    default_source: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<Mention, String> {
+fn check_raw(raw: RawMention, default_source: Option<&str>, now: DateTime<Utc>) -> Result<Mention, String> {
     raw.parse(default_source, now).map_err(|e| e.to_string())
 }
 
 enum Reader {
-    Jsonl {
-        lines: std::io::Lines<BufReader<File>>,
-        line: usize,
-    },
-    Csv {
-        records: csv::StringRecordsIntoIter<File>,
-        headers: csv::StringRecord,
-    },
+    Jsonl { lines: std::io::Lines<BufReader<File>>, line: usize },
+    Csv { records: csv::StringRecordsIntoIter<File>, headers: csv::StringRecord },
 }
 
 /// The rows of one file, read lazily so a large export never sits in memory whole.
@@ -179,35 +144,18 @@ pub struct Rows {
 impl Rows {
     /// Opens a file by its extension (`.jsonl`/`.ndjson`/`.json` lines, or `.csv`); a CSV
     /// header with unknown columns is refused here, before any row is read.
-    pub fn open(
-        path: &Path,
-        default_source: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<Rows> {
+    pub fn open(path: &Path, default_source: Option<&str>, now: DateTime<Utc>) -> anyhow::Result<Rows> {
         let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("")
-            .to_lowercase();
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_lowercase();
         let reader = match ext.as_str() {
-            "jsonl" | "ndjson" | "json" => Reader::Jsonl {
-                lines: BufReader::new(file).lines(),
-                line: 0,
-            },
+            "jsonl" | "ndjson" | "json" => Reader::Jsonl { lines: BufReader::new(file).lines(), line: 0 },
             "csv" => {
                 let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(file);
                 let headers = rdr
                     .headers()
-                    .map_err(|e| {
-                        anyhow::anyhow!("{}:1: cannot read the CSV header: {e}", path.display())
-                    })?
+                    .map_err(|e| anyhow::anyhow!("{}:1: cannot read the CSV header: {e}", path.display()))?
                     .clone();
-                let unknown: Vec<&str> = headers
-                    .iter()
-                    .map(str::trim)
-                    .filter(|h| !CSV_COLUMNS.contains(h))
-                    .collect();
+                let unknown: Vec<&str> = headers.iter().map(str::trim).filter(|h| !CSV_COLUMNS.contains(h)).collect();
                 if !unknown.is_empty() {
                     anyhow::bail!(
                         "{}:1: unknown column(s) {}; known columns: {}",
@@ -217,21 +165,11 @@ impl Rows {
                     );
                 }
                 let headers: csv::StringRecord = headers.iter().map(str::trim).collect();
-                Reader::Csv {
-                    records: rdr.into_records(),
-                    headers,
-                }
+                Reader::Csv { records: rdr.into_records(), headers }
             }
-            _ => anyhow::bail!(
-                "{}: unknown file type; use .jsonl (JSON lines) or .csv",
-                path.display()
-            ),
+            _ => anyhow::bail!("{}: unknown file type; use .jsonl (JSON lines) or .csv", path.display()),
         };
-        Ok(Rows {
-            reader,
-            default_source: default_source.map(str::to_string),
-            now,
-        })
+        Ok(Rows { reader, default_source: default_source.map(str::to_string), now })
     }
 }
 
@@ -246,17 +184,9 @@ impl Iterator for Rows {
                 let text = match lines.next()? {
                     Ok(t) => t,
                     Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                        return Some(Err(RowError {
-                            line: *line,
-                            message: "not valid UTF-8".into(),
-                        }))
+                        return Some(Err(RowError { line: *line, message: "not valid UTF-8".into() }))
                     }
-                    Err(e) => {
-                        return Some(Err(RowError {
-                            line: *line,
-                            message: format!("read error: {e}"),
-                        }))
-                    }
+                    Err(e) => return Some(Err(RowError { line: *line, message: format!("read error: {e}") })),
                 };
                 if text.trim().is_empty() || text.trim_start().starts_with('#') {
                     continue;
@@ -264,17 +194,11 @@ impl Iterator for Rows {
                 let row = serde_json::from_str::<RawMention>(&text)
                     .map_err(|e| format!("malformed JSON: {e}"))
                     .and_then(|raw| check_raw(raw, source, self.now));
-                return Some(row.map(|m| (*line, m)).map_err(|message| RowError {
-                    line: *line,
-                    message,
-                }));
+                return Some(row.map(|m| (*line, m)).map_err(|message| RowError { line: *line, message }));
             },
             Reader::Csv { records, headers } => {
                 let (line, row) = match records.next()? {
-                    Err(e) => (
-                        e.position().map(|p| p.line() as usize).unwrap_or(0),
-                        Err(e.to_string()),
-                    ),
+                    Err(e) => (e.position().map(|p| p.line() as usize).unwrap_or(0), Err(e.to_string())),
                     Ok(r) => (
                         r.position().map(|p| p.line() as usize).unwrap_or(0),
                         r.deserialize::<CsvRow>(Some(headers))
@@ -283,21 +207,14 @@ impl Iterator for Rows {
                             .and_then(|raw| check_raw(raw, source, self.now)),
                     ),
                 };
-                Some(
-                    row.map(|m| (line, m))
-                        .map_err(|message| RowError { line, message }),
-                )
+                Some(row.map(|m| (line, m)).map_err(|message| RowError { line, message }))
             }
         }
     }
 }
 
 /// Ingests a whole file, `BATCH` rows per transaction; bad rows are collected, not fatal.
-pub async fn ingest_file(
-    ctx: &Ctx,
-    path: &Path,
-    default_source: Option<&str>,
-) -> anyhow::Result<IngestReport> {
+pub async fn ingest_file(ctx: &Ctx, path: &Path, default_source: Option<&str>) -> anyhow::Result<IngestReport> {
     let rows = Rows::open(path, default_source, ctx.clock.now())?;
     ingest_rows(ctx, rows).await
 }
@@ -369,12 +286,7 @@ pub async fn poll_drop_folder(ctx: &Ctx) -> anyhow::Result<String> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&cfg.dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file())
-        .filter(|p| {
-            matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("jsonl" | "ndjson" | "csv")
-            )
-        })
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("jsonl" | "ndjson" | "csv")))
         .collect();
     files.sort();
     let mut summary = Vec::new();
@@ -386,15 +298,9 @@ pub async fn poll_drop_folder(ctx: &Ctx) -> anyhow::Result<String> {
                 let report = ingest_rows(ctx, rows).await?;
                 let dest = move_into(&path, &cfg.dir.join("done"))?;
                 if !report.errors.is_empty() {
-                    let lines: Vec<String> = report
-                        .errors
-                        .iter()
-                        .map(|e| format!("line {}: {}", e.line, e.message))
-                        .collect();
-                    std::fs::write(
-                        format!("{}.errors.txt", dest.display()),
-                        lines.join("\n") + "\n",
-                    )?;
+                    let lines: Vec<String> =
+                        report.errors.iter().map(|e| format!("line {}: {}", e.line, e.message)).collect();
+                    std::fs::write(format!("{}.errors.txt", dest.display()), lines.join("\n") + "\n")?;
                 }
                 summary.push(format!("{}: {report}", dest.display()));
             }
@@ -406,9 +312,5 @@ pub async fn poll_drop_folder(ctx: &Ctx) -> anyhow::Result<String> {
             }
         }
     }
-    Ok(if summary.is_empty() {
-        "no new files".into()
-    } else {
-        summary.join("; ")
-    })
+    Ok(if summary.is_empty() { "no new files".into() } else { summary.join("; ") })
 }

@@ -73,9 +73,7 @@ impl CaseRow {
     pub fn overdue_at(&self, now: i64) -> bool {
         let past = |d: Option<i64>| d.is_some_and(|d| d < now);
         match self.state {
-            CaseState::Open => {
-                past(self.ack_due) || past(self.response_due) || past(self.resolve_due)
-            }
+            CaseState::Open => past(self.ack_due) || past(self.response_due) || past(self.resolve_due),
             CaseState::Claimed => past(self.response_due) || past(self.resolve_due),
             CaseState::Responded | CaseState::Offline => past(self.resolve_due),
             CaseState::Resolved => false,
@@ -157,19 +155,12 @@ fn case_from_row(r: &AnyRow) -> anyhow::Result<CaseRow> {
         mention_id: r.try_get("mention_id")?,
         state: state.parse().map_err(anyhow::Error::msg)?,
         owner: r.try_get("owner")?,
-        outcome: outcome
-            .map(|o| o.parse())
-            .transpose()
-            .map_err(anyhow::Error::msg)?,
+        outcome: outcome.map(|o| o.parse()).transpose().map_err(anyhow::Error::msg)?,
         situation: r.try_get("situation")?,
         priority: r.try_get("priority")?,
         channel: r.try_get("channel")?,
         site: r.try_get("site")?,
-        categories: categories
-            .split(',')
-            .filter(|c| !c.is_empty())
-            .map(str::to_string)
-            .collect(),
+        categories: categories.split(',').filter(|c| !c.is_empty()).map(str::to_string).collect(),
         sentiment: r.try_get("sentiment")?,
         sentiment_score: r.try_get("sentiment_score")?,
         risk: r.try_get::<i64, _>("risk")? != 0,
@@ -229,11 +220,7 @@ fn event_from_row(r: &AnyRow) -> anyhow::Result<EventRow> {
 // prepared with a missing rating rejects every later rating on that connection.
 
 /// Inserts a mention unless (source, external id) is known; returns the new id, or `None`.
-pub async fn insert_mention(
-    tx: &mut Tx<'_>,
-    m: &Mention,
-    received_at: i64,
-) -> anyhow::Result<Option<i64>> {
+pub async fn insert_mention(tx: &mut Tx<'_>, m: &Mention, received_at: i64) -> anyhow::Result<Option<i64>> {
     let row = sqlx::query(
         "INSERT INTO mentions (source, external_id, url, author, text, rating, posted_at, received_at, \
          location_hint, visibility, forwarded_by, confidential) \
@@ -259,27 +246,14 @@ pub async fn insert_mention(
     Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?)
 }
 
-pub async fn mention_by_key(
-    tx: &mut Tx<'_>,
-    source: &str,
-    external_id: &str,
-) -> anyhow::Result<Option<MentionRow>> {
+pub async fn mention_by_key(tx: &mut Tx<'_>, source: &str, external_id: &str) -> anyhow::Result<Option<MentionRow>> {
     let sql = format!("SELECT {MENTION_COLS} FROM mentions WHERE source = $1 AND external_id = $2");
-    let row = sqlx::query(&sql)
-        .bind(source)
-        .bind(external_id)
-        .fetch_optional(&mut **tx)
-        .await?;
+    let row = sqlx::query(&sql).bind(source).bind(external_id).fetch_optional(&mut **tx).await?;
     row.as_ref().map(mention_from_row).transpose()
 }
 
 /// Applies a revised text/rating to a known mention.
-pub async fn revise_mention(
-    tx: &mut Tx<'_>,
-    id: i64,
-    text: &str,
-    rating: Option<f64>,
-) -> anyhow::Result<()> {
+pub async fn revise_mention(tx: &mut Tx<'_>, id: i64, text: &str, rating: Option<f64>) -> anyhow::Result<()> {
     sqlx::query(
         "UPDATE mentions SET text = $1, rating = CASE WHEN $4 = 1 THEN $2 END, \
          revision = revision + 1 WHERE id = $3",
@@ -325,11 +299,7 @@ pub async fn insert_case(tx: &mut Tx<'_>, mention_id: i64, c: &NewCase) -> anyho
     .await
     .context("inserting case")?;
     let id: i64 = row.try_get(0)?;
-    sqlx::query("UPDATE mentions SET case_id = $1 WHERE id = $2")
-        .bind(id)
-        .bind(mention_id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query("UPDATE mentions SET case_id = $1 WHERE id = $2").bind(id).bind(mention_id).execute(&mut **tx).await?;
     Ok(id)
 }
 
@@ -388,42 +358,40 @@ pub async fn append_event(
     action: &str,
     detail: &serde_json::Value,
 ) -> anyhow::Result<i64> {
-    let row = sqlx::query("INSERT INTO case_events (case_id, at, actor, action, detail) VALUES ($1, $2, $3, $4, $5) RETURNING id")
-        .bind(case_id)
-        .bind(at)
-        .bind(actor)
-        .bind(action)
-        .bind(detail.to_string())
-        .fetch_one(&mut **tx)
-        .await
-        .context("appending case event")?;
+    let row = sqlx::query(
+        "INSERT INTO case_events (case_id, at, actor, action, detail) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(case_id)
+    .bind(at)
+    .bind(actor)
+    .bind(action)
+    .bind(detail.to_string())
+    .fetch_one(&mut **tx)
+    .await
+    .context("appending case event")?;
     Ok(row.try_get(0)?)
 }
 
 impl Store {
     pub async fn case(&self, id: i64) -> anyhow::Result<Option<CaseRow>> {
         let sql = format!("SELECT {CASE_COLS} FROM cases WHERE id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
         row.as_ref().map(case_from_row).transpose()
     }
 
     pub async fn mention(&self, id: i64) -> anyhow::Result<Option<MentionRow>> {
         let sql = format!("SELECT {MENTION_COLS} FROM mentions WHERE id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
         row.as_ref().map(mention_from_row).transpose()
     }
 
     pub async fn events(&self, case_id: i64) -> anyhow::Result<Vec<EventRow>> {
-        let rows = sqlx::query("SELECT id, case_id, at, actor, action, detail FROM case_events WHERE case_id = $1 ORDER BY id")
-            .bind(case_id)
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, case_id, at, actor, action, detail FROM case_events WHERE case_id = $1 ORDER BY id",
+        )
+        .bind(case_id)
+        .fetch_all(self.pool())
+        .await?;
         rows.iter().map(event_from_row).collect()
     }
 
@@ -443,11 +411,7 @@ impl Store {
             sql.push_str(" AND state <> 'resolved'");
         }
         if !f.states.is_empty() {
-            let list: Vec<String> = f
-                .states
-                .iter()
-                .map(|s| format!("'{}'", s.as_str()))
-                .collect();
+            let list: Vec<String> = f.states.iter().map(|s| format!("'{}'", s.as_str())).collect();
             sql.push_str(&format!(" AND state IN ({})", list.join(", ")));
         }
         if f.unclaimed {
@@ -460,11 +424,7 @@ impl Store {
             bind(&mut sql, " AND site = ?", s.clone());
         }
         if let Some(c) = &f.category {
-            bind(
-                &mut sql,
-                " AND (',' || categories || ',') LIKE ?",
-                format!("%,{c},%"),
-            );
+            bind(&mut sql, " AND (',' || categories || ',') LIKE ?", format!("%,{c},%"));
         }
         sql.push_str(" ORDER BY opened_at, id");
         let mut q = sqlx::query(&sql);
@@ -472,10 +432,7 @@ impl Store {
             q = q.bind(a);
         }
         let rows = q.fetch_all(self.pool()).await?;
-        let mut out: Vec<CaseRow> = rows
-            .iter()
-            .map(case_from_row)
-            .collect::<anyhow::Result<_>>()?;
+        let mut out: Vec<CaseRow> = rows.iter().map(case_from_row).collect::<anyhow::Result<_>>()?;
         if let Some(now) = f.overdue_at {
             out.retain(|c| c.overdue_at(now));
         }
@@ -486,10 +443,12 @@ impl Store {
     }
 
     pub async fn case_messages(&self, case_id: i64) -> anyhow::Result<Vec<MessageRef>> {
-        let rows = sqlx::query("SELECT surface, channel, message_ref FROM case_messages WHERE case_id = $1 ORDER BY posted_at")
-            .bind(case_id)
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT surface, channel, message_ref FROM case_messages WHERE case_id = $1 ORDER BY posted_at",
+        )
+        .bind(case_id)
+        .fetch_all(self.pool())
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(MessageRef {
@@ -501,12 +460,7 @@ impl Store {
             .collect()
     }
 
-    pub async fn save_case_message(
-        &self,
-        case_id: i64,
-        m: &MessageRef,
-        now: i64,
-    ) -> anyhow::Result<()> {
+    pub async fn save_case_message(&self, case_id: i64, m: &MessageRef, now: i64) -> anyhow::Result<()> {
         sqlx::query(
             "INSERT INTO case_messages (case_id, surface, channel, message_ref, posted_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (case_id, surface, channel) DO UPDATE SET message_ref = $4",
@@ -523,22 +477,31 @@ impl Store {
 
     /// Case counts by state, for /metrics.
     pub async fn cases_by_state(&self) -> anyhow::Result<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM cases GROUP BY state")
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
-            .collect()
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM cases GROUP BY state").fetch_all(self.pool()).await?;
+        rows.iter().map(|r| Ok((r.try_get("state")?, r.try_get("n")?))).collect()
     }
 
     /// Mentions stored per source, for /metrics (survives restarts, unlike a process counter).
     pub async fn mentions_by_source(&self) -> anyhow::Result<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT source, COUNT(*) AS n FROM mentions GROUP BY source")
+        let rows =
+            sqlx::query("SELECT source, COUNT(*) AS n FROM mentions GROUP BY source").fetch_all(self.pool()).await?;
+        rows.iter().map(|r| Ok((r.try_get("source")?, r.try_get("n")?))).collect()
+    }
+
+    /// Texts of public replies recorded since `since` (ms), for the canned-reply check.
+    pub async fn public_replies_since(&self, since: i64) -> anyhow::Result<Vec<String>> {
+        let rows = sqlx::query("SELECT detail FROM case_events WHERE action = 'respond' AND at >= $1")
+            .bind(since)
             .fetch_all(self.pool())
             .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("source")?, r.try_get("n")?)))
-            .collect()
+        let mut out = Vec::new();
+        for r in &rows {
+            let detail: String = r.try_get("detail")?;
+            if let Some(t) = serde_json::from_str::<serde_json::Value>(&detail)?.get("text").and_then(|t| t.as_str()) {
+                out.push(t.to_string());
+            }
+        }
+        Ok(out)
     }
 
     /// Clears mention text and author of resolved cases closed before `cutoff` (ms).

@@ -16,12 +16,7 @@ pub struct JobRun {
 
 impl Store {
     /// Claims the run of `job` scheduled at `scheduled_at`; false if someone already has.
-    pub async fn claim_job_run(
-        &self,
-        job: &str,
-        scheduled_at: i64,
-        now: i64,
-    ) -> anyhow::Result<bool> {
+    pub async fn claim_job_run(&self, job: &str, scheduled_at: i64, now: i64) -> anyhow::Result<bool> {
         let r = sqlx::query(
             "INSERT INTO job_runs (job, scheduled_at, started_at, status) VALUES ($1, $2, $3, 'running') \
              ON CONFLICT (job, scheduled_at) DO NOTHING",
@@ -35,12 +30,7 @@ impl Store {
     }
 
     /// Records a manual run (`carebot run-job`), replacing an earlier record for that time.
-    pub async fn record_manual_run(
-        &self,
-        job: &str,
-        scheduled_at: i64,
-        now: i64,
-    ) -> anyhow::Result<()> {
+    pub async fn record_manual_run(&self, job: &str, scheduled_at: i64, now: i64) -> anyhow::Result<()> {
         sqlx::query(
             "INSERT INTO job_runs (job, scheduled_at, started_at, status) VALUES ($1, $2, $3, 'running') \
              ON CONFLICT (job, scheduled_at) DO UPDATE SET started_at = $3, status = 'running', finished_at = NULL, detail = NULL",
@@ -61,14 +51,16 @@ impl Store {
         ok: bool,
         detail: &str,
     ) -> anyhow::Result<()> {
-        sqlx::query("UPDATE job_runs SET finished_at = $1, status = $2, detail = $3 WHERE job = $4 AND scheduled_at = $5")
-            .bind(now)
-            .bind(if ok { "ok" } else { "failed" })
-            .bind(detail)
-            .bind(job)
-            .bind(scheduled_at)
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "UPDATE job_runs SET finished_at = $1, status = $2, detail = $3 WHERE job = $4 AND scheduled_at = $5",
+        )
+        .bind(now)
+        .bind(if ok { "ok" } else { "failed" })
+        .bind(detail)
+        .bind(job)
+        .bind(scheduled_at)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 

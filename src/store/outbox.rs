@@ -14,13 +14,7 @@ pub struct OutboxRow {
     pub attempts: i64,
 }
 
-pub async fn enqueue(
-    tx: &mut Tx<'_>,
-    case_id: Option<i64>,
-    op: &str,
-    payload: &str,
-    now: i64,
-) -> anyhow::Result<()> {
+pub async fn enqueue(tx: &mut Tx<'_>, case_id: Option<i64>, op: &str, payload: &str, now: i64) -> anyhow::Result<()> {
     sqlx::query("INSERT INTO outbox (case_id, op, payload, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $4)")
         .bind(case_id)
         .bind(op)
@@ -36,12 +30,7 @@ impl Store {
     /// Claims up to `limit` due messages for `lease_ms`, oldest first. On Postgres, rows a
     /// concurrent worker holds are skipped (`SKIP LOCKED`); the outer conditions are checked
     /// again on update, so a message is never handed to two workers inside one lease.
-    pub async fn claim_outbox(
-        &self,
-        now: i64,
-        lease_ms: i64,
-        limit: i64,
-    ) -> anyhow::Result<Vec<OutboxRow>> {
+    pub async fn claim_outbox(&self, now: i64, lease_ms: i64, limit: i64) -> anyhow::Result<Vec<OutboxRow>> {
         let lock = match self.backend() {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
@@ -52,12 +41,7 @@ impl Store {
              WHERE status = 'pending' AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until <= $2) \
              ORDER BY id LIMIT $3{lock}) RETURNING id, case_id, op, payload, attempts"
         );
-        let rows = sqlx::query(&sql)
-            .bind(now + lease_ms)
-            .bind(now)
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(&sql).bind(now + lease_ms).bind(now).bind(limit).fetch_all(self.pool()).await?;
         let mut out: Vec<OutboxRow> = rows
             .iter()
             .map(|r| {
@@ -116,23 +100,11 @@ impl Store {
     }
 
     /// Statuses of the messages queued for one case, oldest first (for tests and `case show`).
-    pub async fn outbox_for_case(
-        &self,
-        case_id: i64,
-    ) -> anyhow::Result<Vec<(String, String, i64)>> {
-        let rows =
-            sqlx::query("SELECT op, status, attempts FROM outbox WHERE case_id = $1 ORDER BY id")
-                .bind(case_id)
-                .fetch_all(self.pool())
-                .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("op")?,
-                    r.try_get("status")?,
-                    r.try_get("attempts")?,
-                ))
-            })
-            .collect()
+    pub async fn outbox_for_case(&self, case_id: i64) -> anyhow::Result<Vec<(String, String, i64)>> {
+        let rows = sqlx::query("SELECT op, status, attempts FROM outbox WHERE case_id = $1 ORDER BY id")
+            .bind(case_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("op")?, r.try_get("status")?, r.try_get("attempts")?))).collect()
     }
 }

@@ -18,8 +18,7 @@ use std::sync::{Arc, Mutex};
 
 /// Where the Postgres tests create their databases (trust auth on this machine).
 pub fn pg_admin_url() -> String {
-    std::env::var("CAREBOT_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("CAREBOT_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 pub fn repo() -> PathBuf {
@@ -41,16 +40,8 @@ impl TestDb {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("tempdir");
-                let url = format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("carebot.db").display()
-                );
-                TestDb {
-                    url,
-                    backend,
-                    pg_name: None,
-                    _dir: Some(dir),
-                }
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("carebot.db").display());
+                TestDb { url, backend, pg_name: None, _dir: Some(dir) }
             }
             Backend::Postgres => {
                 let name = format!(
@@ -63,20 +54,9 @@ impl TestDb {
                 let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
                     panic!("Postgres tests need a server at {admin} (set CAREBOT_TEST_PG_URL; scripts/setup-postgres starts one): {e}")
                 });
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create test database");
-                let base = admin
-                    .rsplit_once('/')
-                    .map(|(b, _)| b.to_string())
-                    .unwrap_or(admin.clone());
-                TestDb {
-                    url: format!("{base}/{name}"),
-                    backend,
-                    pg_name: Some(name),
-                    _dir: None,
-                }
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+                let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
+                TestDb { url: format!("{base}/{name}"), backend, pg_name: Some(name), _dir: None }
             }
         }
     }
@@ -88,16 +68,10 @@ impl Drop for TestDb {
             // Dropped from a plain thread: Drop cannot await, and the test's runtime may be gone.
             let admin = pg_admin_url();
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .ok()?;
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
                 rt.block_on(async {
                     let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
-                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await
-                        .ok()
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await.ok()
                 })
             })
             .join();
@@ -135,20 +109,10 @@ pub async fn env(backend: Backend) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let chat = Arc::new(Recorder::default());
     let clock = Arc::new(FixedClock::new(t0()));
-    let ctx = Ctx::new(
-        settings(&db, &dir.path().join("inbox")),
-        chat.clone(),
-        clock.clone() as Arc<dyn Clock>,
-    )
-    .await
-    .expect("context");
-    Env {
-        ctx,
-        chat,
-        clock,
-        db,
-        dir,
-    }
+    let ctx = Ctx::new(settings(&db, &dir.path().join("inbox")), chat.clone(), clock.clone() as Arc<dyn Clock>)
+        .await
+        .expect("context");
+    Env { ctx, chat, clock, db, dir }
 }
 
 pub fn mention(source: &str, id: &str, text: &str, rating: Option<f64>) -> Mention {
@@ -167,31 +131,11 @@ pub fn mention(source: &str, id: &str, text: &str, rating: Option<f64>) -> Menti
 /// One recorded delivery.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Call {
-    Post {
-        channel: String,
-        case_id: i64,
-        state: String,
-        owner: Option<String>,
-        buttons: Vec<String>,
-    },
-    Update {
-        channel: String,
-        case_id: i64,
-        state: String,
-        owner: Option<String>,
-    },
-    Thread {
-        channel: String,
-        text: String,
-    },
-    Dm {
-        person: String,
-        text: String,
-    },
-    Channel {
-        channel: String,
-        text: String,
-    },
+    Post { channel: String, case_id: i64, state: String, owner: Option<String>, buttons: Vec<String> },
+    Update { channel: String, case_id: i64, state: String, owner: Option<String> },
+    Thread { channel: String, text: String },
+    Dm { person: String, text: String },
+    Channel { channel: String, text: String },
 }
 
 /// A chat surface that records calls and can be told to fail the next N deliveries.
@@ -251,26 +195,17 @@ impl ChatSurface for Recorder {
     }
     async fn thread_reply(&self, m: &MessageRef, text: &str) -> Result<(), DeliveryError> {
         self.gate()?;
-        self.push(Call::Thread {
-            channel: m.channel.clone(),
-            text: text.into(),
-        });
+        self.push(Call::Thread { channel: m.channel.clone(), text: text.into() });
         Ok(())
     }
     async fn direct_message(&self, p: &Person, text: &str) -> Result<(), DeliveryError> {
         self.gate()?;
-        self.push(Call::Dm {
-            person: p.id.clone(),
-            text: text.into(),
-        });
+        self.push(Call::Dm { person: p.id.clone(), text: text.into() });
         Ok(())
     }
     async fn channel_message(&self, c: &Channel, text: &str) -> Result<(), DeliveryError> {
         self.gate()?;
-        self.push(Call::Channel {
-            channel: c.name.clone(),
-            text: text.into(),
-        });
+        self.push(Call::Channel { channel: c.name.clone(), text: text.into() });
         Ok(())
     }
 }

@@ -1,0 +1,502 @@
+//! The compliance check for public replies: pure, no I/O. A public answer acknowledges and
+//! apologises, never argues, never confirms that the author is a patient or says anything
+//! about their care (HIPAA), never names clinical staff, and moves the conversation
+//! offline to a contact the site allows. Each finding carries a severity, the offending
+//! span and a suggestion.
+
+use regex::{Regex, RegexBuilder};
+use serde::Serialize;
+use std::sync::LazyLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// The reply may not be marked responded unless a lead overrides.
+    Block,
+    /// Worth a second look; does not stop the reply.
+    Warn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// "your visit", "when you were here", "our records show".
+    PatientRelationship,
+    /// Conditions, medications, dates of service, record/account numbers, dates of birth.
+    Phi,
+    /// Arguing, blaming, disputing the account.
+    Defensive,
+    /// Clinical staff named, or staff other than the site's designated point people.
+    StaffName,
+    /// A phone number the site does not allow publicly.
+    PrivatePhone,
+    /// Longer than the platform or template allows.
+    TooLong,
+    /// No email or allowed phone to take the conversation offline.
+    NoOfflineRoute,
+    /// The same text was already posted publicly in the last 24 hours.
+    Canned,
+}
+
+impl Rule {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Rule::PatientRelationship => "patient_relationship",
+            Rule::Phi => "phi",
+            Rule::Defensive => "defensive",
+            Rule::StaffName => "staff_name",
+            Rule::PrivatePhone => "private_phone",
+            Rule::TooLong => "too_long",
+            Rule::NoOfflineRoute => "no_offline_route",
+            Rule::Canned => "canned",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub rule: Rule,
+    pub severity: Severity,
+    /// Byte range of the offending text in the reply (empty for whole-reply findings).
+    pub start: usize,
+    pub end: usize,
+    pub excerpt: String,
+    pub suggestion: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sev = match self.severity {
+            Severity::Block => "BLOCK",
+            Severity::Warn => "warn",
+        };
+        if self.excerpt.is_empty() {
+            write!(f, "{sev} {}: {}", self.rule.as_str(), self.suggestion)
+        } else {
+            write!(f, "{sev} {} \"{}\": {}", self.rule.as_str(), self.excerpt, self.suggestion)
+        }
+    }
+}
+
+/// What the check needs to know besides the text.
+#[derive(Debug, Clone, Default)]
+pub struct ReplyContext {
+    /// Character limit: the smaller of the platform's and the template's.
+    pub max_chars: Option<usize>,
+    /// The site's phone, only if it may be posted publicly.
+    pub public_phone: Option<String>,
+    /// Names that may appear (the site's designated point people, the signing agent).
+    pub allowed_names: Vec<String>,
+    /// Names of staff that must not appear publicly (from the team file).
+    pub staff_names: Vec<String>,
+    /// Public replies posted in the last 24 hours.
+    pub recent_replies: Vec<String>,
+}
+
+/// Public character limits by platform (source name); `None` where none applies.
+pub fn platform_limit(source: &str) -> Option<usize> {
+    match source {
+        "x" | "twitter" => Some(280),
+        "google" | "google_reviews" => Some(4096),
+        "yelp" => Some(5000),
+        "facebook" | "instagram" => Some(8000),
+        "healthgrades" | "vitals" | "ratemds" => Some(2000),
+        _ => None,
+    }
+}
+
+fn ci(p: &str) -> Regex {
+    RegexBuilder::new(p).case_insensitive(true).build().expect("built-in compliance pattern compiles")
+}
+
+static RELATIONSHIP: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+    [
+        r"\byour\s+(?:recent\s+|last\s+|latest\s+)?(?:visit|stay|procedure|surgery|operation|appointment|treatment|care team|doctor|physician|surgeon|nurse|provider|medical records?|records?|chart|test results|lab results|results|diagnosis|medications?|prescriptions?|admission|discharge|bill|account|claim|exam|scan|x-?ray|mri|labs?)\b",
+        r"\bwhen you were\s+(?:here|in|at|admitted|seen|treated|discharged|with us)\b",
+        r"\b(?:our|the|your)\s+records\s+(?:show|indicate|reflect|say)\b",
+        r"\b(?:you are|you're|you were|as)\s+(?:our|a)\s+(?:patient|client)\b",
+        r"\byou were\s+(?:seen|treated|admitted|discharged|examined|triaged)\b",
+        r"\bduring your\s+(?:time|visit|stay|care|admission|treatment|appointment)\b",
+        r"\bwe (?:treated|saw|admitted|discharged) you\b",
+    ]
+    .iter()
+    .map(|p| ci(p))
+    .collect()
+});
+
+static PHI: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
+    vec![
+        (
+            ci(
+                r"\b(?:diabetes|diabetic|cancer|tumou?r|pregnan(?:t|cy)|miscarriage|hiv|aids|hepatitis|covid(?:-19)?|depression|bipolar|schizophrenia|overdose|addiction|stroke|heart attack|fracture[sd]?|broken (?:arm|leg|hip|wrist|ankle)|sepsis|pneumonia|asthma|dementia|alzheimer'?s|infection|concussion|appendicitis|seizures?)\b",
+            ),
+            "a health condition",
+        ),
+        (
+            ci(
+                r"\b(?:insulin|opioids?|oxycodone|morphine|fentanyl|antibiotics?|chemo(?:therapy)?|metformin|warfarin|xanax|adderall|methadone|ibuprofen|prescribed)\b",
+            ),
+            "a medication",
+        ),
+        (ci(r"\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b"), "a date"),
+        (
+            ci(
+                r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|jun(?:e)?|jul(?:y)?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?\s+\d{1,2}(?:st|nd|rd|th)?\b",
+            ),
+            "a date",
+        ),
+        (
+            ci(
+                r"\b(?:mrn|medical record|record|account|acct|patient id|claim|case|invoice|member id)\s*(?:number|no\.?|#|id)?\s*[:#]?\s*[a-z]{0,3}\d[\w-]{3,}\b",
+            ),
+            "a record or account number",
+        ),
+        (ci(r"\b(?:date of birth|dob|birth ?date|born on)\b"), "a date of birth"),
+    ]
+});
+
+static DEFENSIVE: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+    [
+        r"\bthat(?:'s| is) (?:simply )?(?:not true|false|untrue|inaccurate|not what happened|not accurate)\b",
+        r"\byou(?:'re| are) (?:wrong|mistaken|lying|incorrect)\b",
+        r"\bwe (?:strongly )?disagree\b",
+        r"\bcontrary to (?:your|what you)\b",
+        r"\byou (?:should|could|would) have\b",
+        r"\byou (?:failed|refused|neglected) to\b",
+        r"\b(?:your own|not our) fault\b",
+        r"\byou were (?:rude|aggressive|abusive|disruptive|late)\b",
+        r"\b(?:our|the) (?:staff|team|nurses?|doctors?) (?:did nothing wrong|followed (?:all )?(?:protocol|procedures?|policy))\b",
+        r"\bas (?:you were|we) (?:already )?(?:told|explained)\b",
+        r"\bper (?:our|hospital|clinic) policy\b",
+        r"\byou claim\b",
+        r"\ballegedly\b",
+        r"\bmisunderst(?:ood|anding) on your part\b",
+    ]
+    .iter()
+    .map(|p| ci(p))
+    .collect()
+});
+
+/// A clinical title followed by a capitalised name: "Dr. Patel", "Nurse Alicia".
+static CLINICIAN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(?:[Dd]r\.?|[Dd]octor|[Nn]urse|RN|NP|PA-C)\s+([A-Z][a-z]+)").expect("pattern compiles")
+});
+
+static PHONE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:\+?1[\s.-]?)?\(?\b\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}\b").expect("pattern compiles"));
+
+static EMAIL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}").expect("pattern compiles"));
+
+fn digits(s: &str) -> String {
+    let d: String = s.chars().filter(char::is_ascii_digit).collect();
+    d.strip_prefix('1').filter(|r| r.len() == 10).map(str::to_string).unwrap_or(d)
+}
+
+fn normalise(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+}
+
+fn word_at(text: &str, name: &str) -> Option<(usize, usize)> {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(i) = text[from..].find(name) {
+        let (s, e) = (from + i, from + i + name.len());
+        let before = s == 0 || !bytes[s - 1].is_ascii_alphanumeric();
+        let after = e >= bytes.len() || !bytes[e].is_ascii_alphanumeric();
+        if before && after {
+            return Some((s, e));
+        }
+        from = e;
+    }
+    None
+}
+
+fn overlaps(spans: &[(usize, usize)], s: usize, e: usize) -> bool {
+    spans.iter().any(|(a, b)| s < *b && *a < e)
+}
+
+/// Checks a reply. Findings are ordered by position, whole-reply findings last.
+pub fn check(text: &str, cx: &ReplyContext) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut push = |rule, severity, s: usize, e: usize, suggestion: String| {
+        out.push(Finding { rule, severity, start: s, end: e, excerpt: text[s..e].to_string(), suggestion });
+    };
+    for re in RELATIONSHIP.iter() {
+        for m in re.find_iter(text) {
+            push(
+                Rule::PatientRelationship,
+                Severity::Block,
+                m.start(),
+                m.end(),
+                "do not confirm a visit or care; speak of \"the experience you describe\" instead".into(),
+            );
+        }
+    }
+    let phones: Vec<(usize, usize)> = PHONE.find_iter(text).map(|m| (m.start(), m.end())).collect();
+    for (re, what) in PHI.iter() {
+        for m in re.find_iter(text) {
+            if overlaps(&phones, m.start(), m.end()) {
+                continue; // a phone number is judged by the phone rule
+            }
+            push(
+                Rule::Phi,
+                Severity::Block,
+                m.start(),
+                m.end(),
+                format!("remove {what}: nothing about anyone's health or care in public"),
+            );
+        }
+    }
+    for re in DEFENSIVE.iter() {
+        for m in re.find_iter(text) {
+            push(
+                Rule::Defensive,
+                Severity::Block,
+                m.start(),
+                m.end(),
+                "acknowledge and apologise; never dispute or blame in public".into(),
+            );
+        }
+    }
+    let allowed = |name: &str| cx.allowed_names.iter().any(|a| a.split_whitespace().any(|w| w == name) || a == name);
+    let mut named = Vec::new();
+    for c in CLINICIAN.captures_iter(text) {
+        let (whole, name) = (c.get(0).expect("match"), c.get(1).expect("group"));
+        if !allowed(name.as_str()) {
+            named.push((whole.start(), whole.end()));
+            push(
+                Rule::StaffName,
+                Severity::Block,
+                whole.start(),
+                whole.end(),
+                "do not name clinical staff publicly; thank \"our team\" instead".into(),
+            );
+        }
+    }
+    for name in &cx.staff_names {
+        if name.len() < 3 || allowed(name) {
+            continue;
+        }
+        if let Some((s, e)) = word_at(text, name) {
+            if !overlaps(&named, s, e) {
+                push(
+                    Rule::StaffName,
+                    Severity::Warn,
+                    s,
+                    e,
+                    "only the site's designated contacts should be named".into(),
+                );
+            }
+        }
+    }
+    let public = cx.public_phone.as_deref().map(digits);
+    for (s, e) in &phones {
+        if public.as_deref() != Some(digits(&text[*s..*e]).as_str()) {
+            push(
+                Rule::PrivatePhone,
+                Severity::Block,
+                *s,
+                *e,
+                "this number may not be posted publicly; give the site's email (or its public number)".into(),
+            );
+        }
+    }
+    out.sort_by_key(|f| (f.start, f.rule));
+    let len = text.chars().count();
+    if let Some(max) = cx.max_chars.filter(|m| len > *m) {
+        out.push(Finding {
+            rule: Rule::TooLong,
+            severity: Severity::Block,
+            start: 0,
+            end: 0,
+            excerpt: String::new(),
+            suggestion: format!("{len} characters; this platform allows {max}"),
+        });
+    }
+    let has_route =
+        EMAIL.is_match(text) || phones.iter().any(|(s, e)| public.as_deref() == Some(digits(&text[*s..*e]).as_str()));
+    if !has_route {
+        out.push(Finding {
+            rule: Rule::NoOfflineRoute,
+            severity: Severity::Block,
+            start: 0,
+            end: 0,
+            excerpt: String::new(),
+            suggestion: "give the site's patient-relations email (or public phone) to take this offline".into(),
+        });
+    }
+    let norm = normalise(text);
+    if cx.recent_replies.iter().any(|r| normalise(r) == norm) {
+        out.push(Finding {
+            rule: Rule::Canned,
+            severity: Severity::Warn,
+            start: 0,
+            end: 0,
+            excerpt: String::new(),
+            suggestion: "the same words were posted publicly in the last 24 hours; make it personal".into(),
+        });
+    }
+    out
+}
+
+pub fn blocks(findings: &[Finding]) -> bool {
+    findings.iter().any(|f| f.severity == Severity::Block)
+}
+
+/// Whitespace- and case-insensitive equality, for approvals and canned-reply checks.
+pub fn same_text(a: &str, b: &str) -> bool {
+    normalise(a) == normalise(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Rule::*;
+
+    fn cx() -> ReplyContext {
+        ReplyContext {
+            max_chars: Some(280),
+            public_phone: Some("(555) 010-2200".into()),
+            allowed_names: vec!["Marcus Bell".into(), "Dena".into()],
+            staff_names: vec!["Sam Whitfield".into(), "Priya Raman".into(), "Marcus Bell".into()],
+            recent_replies: vec!["We're sorry to hear this. Please email care@lakeshore.example so we can help.".into()],
+        }
+    }
+
+    const EMAIL_TAIL: &str = " Please email care@lakeshore.example so we can follow up.";
+
+    /// Good replies: each must come back with no finding at all.
+    const GOOD: &[&str] = &[
+        "Hi Jordan, we're sorry to hear this. We'd like to learn more. Please email care@lakeshore.example — Dena",
+        "Thank you for sharing this. We want to make it right; please contact patientrelations@lakeshore.example.",
+        "We're sorry about the wait you describe. Our patient relations team would like to hear from you at care@lakeshore.example.",
+        "Thank you for the kind words! We'll share them with the team. Questions? care@lakeshore.example",
+        "We hear you, and we apologise. Please call us at (555) 010-2200 or email care@lakeshore.example.",
+        "Sorry for the frustration. Please reach out at 555-010-2200 so we can look into this.",
+        "We take feedback like this seriously. Please email care@lakeshore.example and Marcus Bell will follow up.",
+        "We're concerned to read this and want to help right away. Please email care@lakeshore.example.",
+        "Thanks for letting us know about parking. We'd love to hear more at care@lakeshore.example.",
+        "We're sorry you had trouble reaching us by phone. Please email care@lakeshore.example and we'll get back to you today.",
+        "Your feedback matters to us. Please contact care@lakeshore.example so we can talk privately.",
+        "We apologise for the experience you describe. Please email care@lakeshore.example. — Dena",
+        "Thank you for taking the time to write. We'd like to connect offline: care@lakeshore.example",
+        "We're sorry to hear about your concerns with billing. Please email billing-help@lakeshore.example so we can help.",
+        "Thank you for this shout-out! We'll pass it along to our team. care@lakeshore.example",
+        "Please accept our apologies. We'd like to speak with you directly: +1 555 010 2200.",
+        "We'd like to understand what happened. Email care@lakeshore.example and we'll respond within 24 hours.",
+        "It sounds like a hard day, and we're sorry. Please get in touch at care@lakeshore.example.",
+        "We appreciate you raising this. A member of our team can help at care@lakeshore.example.",
+        "So sorry to read this. If someone is with you on site now, please email care@lakeshore.example and we'll find you.",
+        "Thanks for the feedback on scheduling. We're working on it; please email care@lakeshore.example with any questions.",
+        "We're glad you shared this and we're sorry. Please reach our team at care@lakeshore.example.",
+        "Thank you for your patience and for telling us. Please email care@lakeshore.example.",
+        "We want every visitor to feel welcome. Please tell us more at care@lakeshore.example.",
+        "We are sorry. Please contact Marcus Bell at care@lakeshore.example so we can follow up personally.",
+    ];
+
+    /// Bad replies and the rule each must trip (other findings may come too).
+    const BAD: &[(&str, Rule)] = &[
+        ("We're sorry about your visit last week.", PatientRelationship),
+        ("Sorry to hear your stay was unpleasant.", PatientRelationship),
+        ("We hope your procedure went well otherwise.", PatientRelationship),
+        ("We've shared this with your doctor.", PatientRelationship),
+        ("We reviewed your records and see the delay.", PatientRelationship),
+        ("When you were here on the ward, staff were busy.", PatientRelationship),
+        ("Our records show you arrived at 3pm.", PatientRelationship),
+        ("As a patient of ours you deserve better.", PatientRelationship),
+        ("You were seen by the triage team promptly.", PatientRelationship),
+        ("During your stay we tried our best.", PatientRelationship),
+        ("We looked into your bill and it is correct.", PatientRelationship),
+        ("Your test results were sent on time.", PatientRelationship),
+        ("We treated you as fast as we could.", PatientRelationship),
+        ("Sorry about the wait for your diabetes check.", Phi),
+        ("We understand cancer treatment is stressful.", Phi),
+        ("The insulin delay should not have happened.", Phi),
+        ("We know the wait on 11/03 was long.", Phi),
+        ("We know the wait on November 3rd was long.", Phi),
+        ("Please quote MRN 448812 when you email.", Phi),
+        ("Your account number 99812233 has been credited.", Phi),
+        ("Please include your date of birth in the email.", Phi),
+        ("Recovering from a broken hip is hard.", Phi),
+        ("The antibiotics were prescribed correctly.", Phi),
+        ("That's not true, we were fully staffed.", Defensive),
+        ("You're wrong about the wait time.", Defensive),
+        ("We disagree with this review.", Defensive),
+        ("You should have called ahead.", Defensive),
+        ("You failed to bring your paperwork.", Defensive),
+        ("Our staff followed protocol at every step.", Defensive),
+        ("As you were told at the desk, we were busy.", Defensive),
+        ("Per our policy, visitors must wait outside.", Defensive),
+        ("You claim you waited 5 hours.", Defensive),
+        ("You were rude to the receptionist.", Defensive),
+        ("Contrary to your review, the room was clean.", Defensive),
+        ("Dr. Patel will be glad to hear this!", StaffName),
+        ("Nurse Alicia says thank you!", StaffName),
+        ("We've passed this to Sam Whitfield in billing.", StaffName),
+        ("Please call Priya Raman directly.", StaffName),
+        ("Please call our manager at 555-867-5309.", PrivatePhone),
+        ("Text us on (555) 010-3300 any time.", PrivatePhone),
+        ("We're sorry. Please get in touch with our team.", NoOfflineRoute),
+        ("Thank you for the feedback!", NoOfflineRoute),
+    ];
+
+    fn rules(text: &str) -> Vec<Rule> {
+        check(text, &cx()).into_iter().map(|f| f.rule).collect()
+    }
+
+    #[test]
+    fn good_replies_come_back_clean() {
+        for text in GOOD {
+            let f = check(text, &cx());
+            assert!(f.is_empty(), "{text:?} flagged: {:?}", f.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn each_bad_reply_is_caught_by_the_intended_rule() {
+        for (text, rule) in BAD {
+            let full = format!("{text}{EMAIL_TAIL}");
+            let text = if *rule == NoOfflineRoute { text.to_string() } else { full };
+            let got = rules(&text);
+            assert!(got.contains(rule), "{text:?}: expected {rule:?}, got {got:?}");
+        }
+        assert!(GOOD.len() + BAD.len() >= 60);
+    }
+
+    #[test]
+    fn findings_point_at_the_offending_words_with_a_suggestion() {
+        let text = "Sorry about your visit. Email care@lakeshore.example";
+        let f = check(text, &cx());
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].severity, &text[f[0].start..f[0].end]), (Severity::Block, "your visit"));
+        assert!(f[0].suggestion.contains("experience you describe"));
+        assert!(blocks(&f));
+    }
+
+    #[test]
+    fn the_x_limit_and_repeated_wording_are_caught() {
+        let long = format!("{}{EMAIL_TAIL}", "We are so sorry. ".repeat(20));
+        assert!(rules(&long).contains(&TooLong));
+        let canned = "We're sorry to hear this.  Please email care@lakeshore.example so we can help.";
+        let f = check(canned, &cx());
+        assert_eq!(f.iter().map(|x| (x.rule, x.severity)).collect::<Vec<_>>(), vec![(Canned, Severity::Warn)]);
+        assert!(!blocks(&f));
+    }
+
+    #[test]
+    fn the_public_phone_is_an_offline_route_but_a_private_one_is_not() {
+        assert!(!rules("Please call (555) 010-2200.").contains(&NoOfflineRoute));
+        let private = rules("Please call (555) 010-3300.");
+        assert!(private.contains(&PrivatePhone) && private.contains(&NoOfflineRoute));
+        let mut no_public = cx();
+        no_public.public_phone = None;
+        assert!(check("Please call (555) 010-2200.", &no_public).iter().any(|f| f.rule == PrivatePhone));
+    }
+
+    #[test]
+    fn approvals_compare_text_ignoring_spacing_and_case() {
+        assert!(same_text("We are  sorry.\nEmail us", "we are sorry. email us"));
+        assert!(!same_text("We are sorry.", "We are not sorry."));
+    }
+}

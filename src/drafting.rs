@@ -1,0 +1,118 @@
+//! Reply drafting: pick the best-fitting template for a case, render it with the case's
+//! site contacts and the agent's name, and run the compliance check. The same check gates
+//! "mark responded" (see `workflow`), so what a person sees in the draft is what counts.
+
+use crate::app::Ctx;
+use crate::domain::compliance::{self, Finding, ReplyContext};
+use crate::playbook::{Person, ReplyVars};
+use crate::store::CaseRow;
+use crate::workflow::ActError;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Draft {
+    pub case_id: i64,
+    pub template: String,
+    pub title: String,
+    pub text: String,
+    pub findings: Vec<Finding>,
+    /// Other templates that fit, best first (id, title), to switch to.
+    pub alternatives: Vec<(String, String)>,
+    /// Clinical/legal-risk cases need a lead's approval before they are marked responded.
+    pub needs_approval: bool,
+}
+
+/// "24 hours", "2 days", "45 minutes".
+pub fn human(span: crate::domain::Span) -> String {
+    let mins = span.as_millis() / 60_000;
+    match mins {
+        m if m < 60 => format!("{m} minutes"),
+        m if m < 48 * 60 => format!("{} hours", m / 60),
+        m => format!("{} days", m / (24 * 60)),
+    }
+}
+
+/// The facts the compliance check needs for this case, signed by `agent`.
+pub async fn reply_context(
+    ctx: &Ctx,
+    case: &CaseRow,
+    agent: &Person,
+    max_chars: Option<usize>,
+) -> anyhow::Result<ReplyContext> {
+    let team = &ctx.playbooks.team;
+    let site = case.site.as_deref().and_then(|s| team.site(s));
+    let mut allowed = vec![agent.first_name().to_string(), agent.name.clone()];
+    if let Some(owner) = site.and_then(|s| team.person(&s.owner)) {
+        allowed.push(owner.name.clone());
+    }
+    let day_ago = ctx.now_ms() - 24 * 3_600_000;
+    Ok(ReplyContext {
+        max_chars,
+        public_phone: site.filter(|s| s.contacts.phone_public).and_then(|s| s.contacts.phone.clone()),
+        allowed_names: allowed,
+        staff_names: team.people.iter().map(|p| p.name.clone()).collect(),
+        recent_replies: ctx.store.public_replies_since(day_ago).await?,
+    })
+}
+
+/// Checks a final reply text for a case (platform limit from the mention's source).
+pub async fn check_reply(ctx: &Ctx, case: &CaseRow, agent: &Person, text: &str) -> anyhow::Result<Vec<Finding>> {
+    let mention = ctx
+        .store
+        .mention(case.mention_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("mention of case {} missing", case.id))?;
+    let limit = compliance::platform_limit(&mention.source);
+    Ok(compliance::check(text, &reply_context(ctx, case, agent, limit).await?))
+}
+
+/// Drafts a reply for `case_id` as `agent_id`, with `template` or the best fit.
+pub async fn draft(ctx: &Ctx, case_id: i64, agent_id: &str, template: Option<&str>) -> Result<Draft, ActError> {
+    let team = &ctx.playbooks.team;
+    let agent = team.person(agent_id).ok_or_else(|| ActError::UnknownPerson(agent_id.to_string()))?;
+    let case = ctx.store.case(case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
+    let mention = ctx.store.mention(case.mention_id).await?.ok_or(ActError::UnknownCase(case_id))?;
+    let replies = &ctx.playbooks.replies;
+    let ranked = replies.ranked(&case.situation, &case.categories, &mention.source);
+    let chosen = match template {
+        Some(id) => match replies.get(id).filter(|t| t.fits_platform(&mention.source)) {
+            Some(t) => t,
+            None => {
+                let known: Vec<&str> = ranked.iter().map(|t| t.id.as_str()).collect();
+                return Err(ActError::Invalid(format!(
+                    "there is no reply template {id:?} for {} mentions; templates for this case: {}",
+                    mention.source,
+                    known.join(", ")
+                )));
+            }
+        },
+        None => *ranked.first().ok_or_else(|| {
+            ActError::Invalid(format!(
+                "no reply template fits a {} mention; add one to playbooks/replies/",
+                mention.source
+            ))
+        })?,
+    };
+    let situation = ctx.playbooks.situations.get(&case.situation);
+    let follow_up = situation
+        .and_then(|s| s.sla.follow_up.or(s.sla.first_response))
+        .map(human)
+        .unwrap_or_else(|| "one business day".into());
+    // Confidential cases come from private posts: never address their author by name.
+    let author = if case.confidential { None } else { mention.author.as_deref() };
+    let vars =
+        ReplyVars::new(author, case.site.as_deref().and_then(|s| team.site(s)), team, follow_up, agent.first_name());
+    let text =
+        replies.render(&chosen.id, &vars).map_err(|e| anyhow::anyhow!("rendering template {}: {e}", chosen.id))?;
+    let cx = reply_context(ctx, &case, agent, chosen.limit(&mention.source)).await?;
+    let findings = compliance::check(&text, &cx);
+    Ok(Draft {
+        case_id,
+        template: chosen.id.clone(),
+        title: chosen.title.clone(),
+        text,
+        findings,
+        alternatives: ranked.iter().filter(|t| t.id != chosen.id).map(|t| (t.id.clone(), t.title.clone())).collect(),
+        needs_approval: case.risk,
+    })
+}

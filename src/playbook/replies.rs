@@ -1,0 +1,287 @@
+//! `replies/*.md`: reply templates. Each file has YAML front matter (id, title, which
+//! situations, categories and platforms it fits, maximum length) and a minijinja body.
+//! Loading compiles every template and renders it for every site and platform, so a
+//! missing variable or an over-long reply is caught by `carebot check`, with file and line.
+
+use super::situations::SituationBook;
+use super::team::{Site, Team};
+use super::triage_rules::TriageBook;
+use super::{Problem, Problems};
+use crate::domain::compliance::platform_limit;
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+pub const REPLIES_DIR: &str = "replies";
+
+/// Platforms every template is test-rendered for.
+pub const PLATFORMS: &[&str] = &["x", "facebook", "google", "yelp", "healthgrades"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrontMatter {
+    id: Spanned<String>,
+    title: String,
+    #[serde(default)]
+    situations: Vec<Spanned<String>>,
+    #[serde(default)]
+    categories: Vec<Spanned<String>>,
+    #[serde(default)]
+    platforms: Vec<String>,
+    #[serde(default)]
+    max_length: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReplyTemplate {
+    pub id: String,
+    pub title: String,
+    pub situations: Vec<String>,
+    pub categories: Vec<String>,
+    /// Empty: fits every platform.
+    pub platforms: Vec<String>,
+    pub max_length: Option<usize>,
+    pub file: PathBuf,
+}
+
+impl ReplyTemplate {
+    pub fn fits_platform(&self, platform: &str) -> bool {
+        self.platforms.is_empty() || self.platforms.iter().any(|p| p == platform)
+    }
+    /// How well the template fits a case: situation first, then categories, then platform.
+    pub fn score(&self, situation: &str, categories: &[String], platform: &str) -> u32 {
+        let mut s = 0;
+        if self.situations.iter().any(|x| x == situation) {
+            s += 4;
+        }
+        if self.categories.iter().any(|c| categories.contains(c)) {
+            s += 2;
+        }
+        if !self.platforms.is_empty() && self.fits_platform(platform) {
+            s += 1;
+        }
+        s
+    }
+    /// The character limit for a platform: the smaller of the template's and the platform's.
+    pub fn limit(&self, platform: &str) -> Option<usize> {
+        match (self.max_length, platform_limit(platform)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// The variables a template may use.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplyVars {
+    /// The author's public handle, or "there".
+    pub author: String,
+    pub site: SiteVars,
+    pub contacts: ContactVars,
+    /// The promised follow-up time, e.g. "24 hours".
+    pub follow_up: String,
+    /// The drafting agent's first name.
+    pub agent: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteVars {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactVars {
+    pub email: String,
+    /// Present only where the site allows its phone in public replies.
+    pub phone: Option<String>,
+}
+
+impl ReplyVars {
+    pub fn new(author: Option<&str>, site: Option<&Site>, team: &Team, follow_up: String, agent: &str) -> ReplyVars {
+        let fallback = team.sites.first();
+        let site = site.or(fallback);
+        ReplyVars {
+            author: author.filter(|a| !a.trim().is_empty()).unwrap_or("there").to_string(),
+            site: SiteVars { name: site.map(|s| s.name.clone()).unwrap_or_else(|| "our team".into()) },
+            contacts: ContactVars {
+                email: site.map(|s| s.contacts.email.clone()).unwrap_or_default(),
+                phone: site.filter(|s| s.contacts.phone_public).and_then(|s| s.contacts.phone.clone()),
+            },
+            follow_up,
+            agent: agent.to_string(),
+        }
+    }
+}
+
+pub struct ReplyBook {
+    pub templates: Vec<ReplyTemplate>,
+    env: minijinja::Environment<'static>,
+}
+
+impl std::fmt::Debug for ReplyBook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplyBook").field("templates", &self.templates.len()).finish()
+    }
+}
+
+impl ReplyBook {
+    pub fn get(&self, id: &str) -> Option<&ReplyTemplate> {
+        self.templates.iter().find(|t| t.id == id)
+    }
+
+    /// Templates that fit the platform, best first.
+    pub fn ranked(&self, situation: &str, categories: &[String], platform: &str) -> Vec<&ReplyTemplate> {
+        let mut v: Vec<(usize, &ReplyTemplate)> =
+            self.templates.iter().enumerate().filter(|(_, t)| t.fits_platform(platform)).collect();
+        v.sort_by_key(|(i, t)| (std::cmp::Reverse(t.score(situation, categories, platform)), *i));
+        v.into_iter().map(|(_, t)| t).collect()
+    }
+
+    pub fn render(&self, id: &str, vars: &ReplyVars) -> Result<String, minijinja::Error> {
+        let t = self.env.get_template(id)?;
+        let out = t.render(minijinja::value::Serde(vars))?;
+        Ok(out.split_whitespace().collect::<Vec<_>>().join(" "))
+    }
+}
+
+fn problem(file: &Path, line: u64, message: impl Into<String>) -> Problem {
+    Problem { file: file.to_path_buf(), line: (line > 0).then_some(line), message: message.into() }
+}
+
+/// Splits `---\nfront matter\n---\nbody`; returns (front matter, body, body's first line).
+fn split(text: &str) -> Option<(&str, &str, u64)> {
+    let rest = text.strip_prefix("---\n").or_else(|| text.strip_prefix("---\r\n"))?;
+    let end = rest.find("\n---")?;
+    let front = &rest[..end + 1];
+    let after = &rest[end + 4..];
+    let body = after.strip_prefix('\n').or_else(|| after.strip_prefix("\r\n")).unwrap_or(after);
+    let body_line = 2 + front.lines().count() as u64 + 1;
+    Some((front, body, body_line))
+}
+
+/// Loads `dir/replies/*.md`. A missing folder is an empty book (drafting then says so).
+pub(crate) fn load(
+    dir: &Path,
+    team: &Team,
+    rules: &TriageBook,
+    situations: &SituationBook,
+) -> Result<ReplyBook, Problems> {
+    let folder = dir.join(REPLIES_DIR);
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
+    let mut templates = Vec::new();
+    let mut problems = Vec::new();
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&folder) {
+        Err(_) => return Ok(ReplyBook { templates, env }),
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension().and_then(|e| e.to_str()) == Some("md") && p.file_name() != Some("README.md".as_ref())
+            })
+            .collect(),
+    };
+    files.sort();
+    let mut ids = HashSet::new();
+    for file in files {
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(problem(&file, 0, format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        let Some((front, body, body_line)) = split(&text) else {
+            problems.push(problem(
+                &file,
+                1,
+                "a reply template starts with a `---` line, its front matter, and another `---` line",
+            ));
+            continue;
+        };
+        let fm: FrontMatter = match serde_saphyr::from_str(front) {
+            Ok(f) => f,
+            Err(e) => {
+                let line = e.location().map(|l| l.line() + 1).unwrap_or(1);
+                let msg = e.to_string().lines().next().unwrap_or("invalid front matter").to_string();
+                problems.push(problem(&file, line, msg));
+                continue;
+            }
+        };
+        let at = |s: &Spanned<String>| s.referenced.line() + 1;
+        let before = problems.len();
+        if !ids.insert(fm.id.value.clone()) {
+            problems.push(problem(&file, at(&fm.id), format!("duplicate template id {:?}", fm.id.value)));
+        }
+        for s in &fm.situations {
+            if situations.get(&s.value).is_none() {
+                problems.push(problem(
+                    &file,
+                    at(s),
+                    format!("unknown situation {:?} (not in situations.yaml)", s.value),
+                ));
+            }
+        }
+        for c in &fm.categories {
+            if rules.category(&c.value).is_none() {
+                problems.push(problem(&file, at(c), format!("unknown category {:?} (not in triage.yaml)", c.value)));
+            }
+        }
+        if let Err(e) = env.add_template_owned(fm.id.value.clone(), body.to_string()) {
+            let line = body_line + e.line().map(|l| l as u64 - 1).unwrap_or(0);
+            problems.push(problem(
+                &file,
+                line,
+                format!("template does not compile: {}", e.detail().unwrap_or("syntax error")),
+            ));
+            continue;
+        }
+        let t = ReplyTemplate {
+            id: fm.id.value.clone(),
+            title: fm.title.clone(),
+            situations: fm.situations.iter().map(|s| s.value.clone()).collect(),
+            categories: fm.categories.iter().map(|s| s.value.clone()).collect(),
+            platforms: fm.platforms.clone(),
+            max_length: fm.max_length,
+            file: file.clone(),
+        };
+        // Render for every site and platform with realistic values; report the first failure.
+        let book = ReplyBook { templates: Vec::new(), env: env.clone() };
+        'check: for site in &team.sites {
+            for platform in PLATFORMS.iter().filter(|p| t.fits_platform(p)) {
+                let vars =
+                    ReplyVars::new(Some("@a_long_public_handle"), Some(site), team, "48 hours".into(), "Alexandria");
+                match book.render(&t.id, &vars) {
+                    Err(e) => {
+                        let line = body_line + e.line().map(|l| l as u64 - 1).unwrap_or(0);
+                        problems.push(problem(
+                            &file,
+                            line,
+                            format!("template does not render: {}", e.detail().unwrap_or("error")),
+                        ));
+                        break 'check;
+                    }
+                    Ok(out) => {
+                        let n = out.chars().count();
+                        if let Some(max) = t.limit(platform).filter(|m| n > *m) {
+                            problems.push(problem(
+                                &file,
+                                body_line,
+                                format!("renders to {n} characters for {} on {platform}; the limit is {max}", site.id),
+                            ));
+                            break 'check;
+                        }
+                    }
+                }
+            }
+        }
+        if problems.len() == before {
+            templates.push(t);
+        }
+    }
+    if problems.is_empty() {
+        Ok(ReplyBook { templates, env })
+    } else {
+        Err(Problems(problems))
+    }
+}
