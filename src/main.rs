@@ -82,6 +82,11 @@ enum Command {
         #[command(flatten)]
         who: Who,
     },
+    /// Who is on call; `oncall set` overrides a rotation for a while.
+    Oncall {
+        #[command(subcommand)]
+        action: Option<OncallCmd>,
+    },
     /// Run one scheduled job once, as if at a given time.
     RunJob {
         name: String,
@@ -189,6 +194,20 @@ enum CaseCmd {
     },
 }
 
+#[derive(Subcommand)]
+enum OncallCmd {
+    /// Put PERSON on call for ROTATION until a time (leads only).
+    Set {
+        rotation: String,
+        person: String,
+        /// RFC 3339 time, e.g. 2026-11-27T17:00:00-06:00.
+        #[arg(long)]
+        until: String,
+        #[command(flatten)]
+        who: Who,
+    },
+}
+
 #[derive(clap::Args)]
 struct Who {
     /// Who is acting: a person id from playbooks/team.yaml.
@@ -207,6 +226,12 @@ fn parse_target(s: &str) -> Result<EscalationTarget, String> {
 }
 fn parse_outcome(s: &str) -> Result<Outcome, String> {
     s.parse()
+}
+
+fn parse_time(s: &str, flag: &str) -> anyhow::Result<DateTime<Utc>> {
+    Ok(DateTime::parse_from_rfc3339(s)
+        .with_context(|| format!("{flag} {s:?} is not an RFC 3339 time such as 2026-11-23T09:00:00Z"))?
+        .with_timezone(&Utc))
 }
 
 async fn cli_ctx(settings: Settings) -> anyhow::Result<Ctx> {
@@ -335,12 +360,23 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 Err(e) => return Ok(fail(e)),
             }
         }
+        Command::Oncall { action } => {
+            let ctx = cli_ctx(settings).await?;
+            match action {
+                None => println!("{}", ops::oncall_show(&ctx).await?),
+                Some(OncallCmd::Set { rotation, person, until, who }) => {
+                    let until = parse_time(&until, "--until")?;
+                    match ops::oncall_set(&ctx, &rotation, &person, until, &who.person).await {
+                        Ok(s) => println!("{s}"),
+                        Err(e) => return Ok(fail(e)),
+                    }
+                }
+            }
+        }
         Command::RunJob { name, at } => {
             let at: DateTime<Utc> = match at {
                 None => Utc::now(),
-                Some(s) => DateTime::parse_from_rfc3339(&s)
-                    .with_context(|| format!("--at {s:?} is not an RFC 3339 time such as 2026-11-23T09:00:00Z"))?
-                    .with_timezone(&Utc),
+                Some(s) => parse_time(&s, "--at")?,
             };
             if !jobs::is_known(&name) {
                 anyhow::bail!("unknown job {name:?}; known jobs: {}", jobs::names().join(", "));

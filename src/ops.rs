@@ -126,3 +126,48 @@ pub fn draft_text(d: &crate::drafting::Draft, who: &str) -> String {
     out.push_str(&format!("When posted: carebot case respond {} --as {who} --text \"…\"", d.case_id));
     out
 }
+
+/// `carebot oncall`: who covers each rotation now, and until when any override runs.
+pub async fn oncall_show(ctx: &Ctx) -> anyhow::Result<String> {
+    let now = ctx.clock.now();
+    let mut out = String::new();
+    for r in &ctx.playbooks.team.rotations {
+        let who = crate::workflow::on_call(ctx, &r.id, now).await?.unwrap_or_default();
+        let name = ctx.playbooks.team.person(&who).map(|p| p.name.clone()).unwrap_or(who.clone());
+        let how = match ctx.store.oncall_override(&r.id, now.timestamp_millis()).await? {
+            Some(_) => "override",
+            None => "rotation",
+        };
+        out.push_str(&format!("{}: {name} (@{who}, {how})\n", r.id));
+    }
+    Ok(out.trim_end().to_string())
+}
+
+/// `carebot oncall set ROTATION PERSON --until T --as LEAD`: a temporary override.
+pub async fn oncall_set(
+    ctx: &Ctx,
+    rotation: &str,
+    person: &str,
+    until: chrono::DateTime<chrono::Utc>,
+    by: &str,
+) -> Result<String, ActError> {
+    let team = &ctx.playbooks.team;
+    let setter = team.person(by).ok_or_else(|| ActError::UnknownPerson(by.to_string()))?;
+    if !setter.roles.contains(&crate::domain::Role::Lead) {
+        return Err(ActError::Invalid(format!("@{by} cannot change the on-call: that needs the lead role")));
+    }
+    if team.rotation(rotation).is_none() {
+        return Err(ActError::Invalid(format!("there is no rotation {rotation:?} in the team file")));
+    }
+    let p = team.person(person).ok_or_else(|| ActError::UnknownPerson(person.trim_start_matches('@').to_string()))?;
+    let now = ctx.clock.now();
+    if until <= now {
+        return Err(ActError::Invalid(format!("--until {} is not in the future", until.to_rfc3339())));
+    }
+    ctx.store.set_oncall_override(rotation, &p.id, until.timestamp_millis(), by, now.timestamp_millis()).await?;
+    Ok(format!(
+        "{} covers {rotation} until {}",
+        p.name,
+        until.with_timezone(&team.timezone).format("%a %Y-%m-%d %H:%M %Z")
+    ))
+}

@@ -7,7 +7,7 @@ use crate::app::Ctx;
 use crate::chat::{card::describe_event, ChatOp};
 use crate::domain::compliance::{same_text, Finding, Severity};
 use crate::domain::{apply, Action, CaseState, EscalationTarget, Refusal, Role};
-use crate::playbook::{Person, Playbooks};
+use crate::playbook::Person;
 use crate::store::cases::{self, Stamps};
 use crate::store::{is_contention, outbox, CaseRow, EventRow};
 use chrono::{DateTime, Utc};
@@ -44,25 +44,38 @@ pub struct Acted {
     pub summary: String,
 }
 
+/// Who is on call in `rotation` at `now`: a current override, else the weekly rotation.
+pub async fn on_call(ctx: &Ctx, rotation: &str, now: DateTime<Utc>) -> anyhow::Result<Option<String>> {
+    if let Some(p) = ctx.store.oncall_override(rotation, now.timestamp_millis()).await? {
+        return Ok(Some(p));
+    }
+    Ok(ctx.playbooks.team.rotation(rotation).map(|r| r.on_call(now).to_string()))
+}
+
 /// People an escalation target reaches for this case at `now`.
-pub fn resolve_targets<'a>(
-    playbooks: &'a Playbooks,
+pub async fn resolve_targets(
+    ctx: &Ctx,
     case: &CaseRow,
     target: &EscalationTarget,
     now: DateTime<Utc>,
-) -> Vec<&'a Person> {
-    let team = &playbooks.team;
-    match target {
-        EscalationTarget::SiteOwner => {
-            case.site.as_deref().and_then(|s| team.site(s)).and_then(|s| team.person(&s.owner)).into_iter().collect()
-        }
-        EscalationTarget::Role(r) => team.with_role(*r).collect(),
+) -> anyhow::Result<Vec<Person>> {
+    let team = &ctx.playbooks.team;
+    Ok(match target {
+        EscalationTarget::SiteOwner => case
+            .site
+            .as_deref()
+            .and_then(|s| team.site(s))
+            .and_then(|s| team.person(&s.owner))
+            .into_iter()
+            .cloned()
+            .collect(),
+        EscalationTarget::Role(r) => team.with_role(*r).cloned().collect(),
         EscalationTarget::OnCall(rot) => {
-            team.rotation(rot).and_then(|r| team.person(r.on_call(now))).into_iter().collect()
+            on_call(ctx, rot, now).await?.and_then(|p| team.person(&p).cloned()).into_iter().collect()
         }
-        EscalationTarget::Person(p) => team.person(p).into_iter().collect(),
+        EscalationTarget::Person(p) => team.person(p).into_iter().cloned().collect(),
         EscalationTarget::Channel => Vec::new(),
-    }
+    })
 }
 
 fn validate(ctx: &Ctx, action: &Action) -> Result<(), ActError> {
@@ -230,7 +243,7 @@ async fn try_act(
         if let Some(n) = note {
             text.push_str(&format!(" Note: {n}"));
         }
-        for p in resolve_targets(&ctx.playbooks, &case, to, now_dt) {
+        for p in resolve_targets(ctx, &case, to, now_dt).await? {
             ops.push(ChatOp::DirectMessage { person: p.id.clone(), text: text.clone() });
         }
     }

@@ -134,6 +134,24 @@ pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
         "reopen" => format!("reopened by {who}"),
         "note" => format!("note by {who}"),
         "approve_reply" => format!("reply approved by {who}"),
+        "escalation" => {
+            let names: Vec<String> = d
+                .get("people")
+                .and_then(|p| p.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str())
+                        .map(|id| playbooks.team.person(id).map(|p| p.name.clone()).unwrap_or_else(|| id.to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let to = if names.is_empty() { "the channel".to_string() } else { names.join(", ") };
+            format!(
+                "escalated to {to} at {} ({} overdue)",
+                crate::clock::from_ms(e.at).with_timezone(&playbooks.team.timezone).format("%H:%M"),
+                s("clock").unwrap_or_default()
+            )
+        }
         "revised" => {
             let old = d.get("old_rating").and_then(|v| v.as_f64());
             let new = d.get("new_rating").and_then(|v| v.as_f64());

@@ -2,6 +2,7 @@
 //! point `run(&Ctx, at) -> summary`; the scheduler runs them on their cron schedules and
 //! `carebot run-job NAME --at T` runs one as if at time T.
 
+pub mod escalation;
 pub mod outbox;
 pub mod retention;
 pub mod scheduler;
@@ -27,6 +28,11 @@ pub const JOBS: &[Job] = &[
         run: |ctx, at| {
             Box::pin(async move { outbox::deliver_due(ctx, at).await.map(|n| format!("{n} message(s) handled")) })
         },
+    },
+    Job {
+        name: "escalation_sweep",
+        about: "nudge escalation targets for cases past their SLA clocks (each step once per round)",
+        run: |ctx, at| Box::pin(escalation::sweep(ctx, at)),
     },
     Job {
         name: "poll_files",

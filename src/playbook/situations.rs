@@ -135,6 +135,50 @@ pub struct EscalationStep {
     pub hours: Option<(NaiveTime, NaiveTime)>,
 }
 
+/// A case's clock times (epoch ms), as the escalation maths needs them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClockTimes {
+    pub opened: i64,
+    pub acknowledge: Option<i64>,
+    pub first_response: Option<i64>,
+    pub follow_up: Option<i64>,
+    pub resolve: Option<i64>,
+}
+
+impl EscalationStep {
+    /// The round of this step due at `at` (0 for the first firing, then one more per
+    /// `repeat` interval), or `None` if the step does not apply yet or any more.
+    pub fn due_round(&self, state: CaseState, clocks: ClockTimes, at: i64) -> Option<i64> {
+        if !self.while_states.contains(&state) {
+            return None;
+        }
+        let base = match self.clock {
+            None => Some(clocks.opened),
+            Some(SlaClock::Acknowledge) => clocks.acknowledge,
+            Some(SlaClock::FirstResponse) => clocks.first_response,
+            Some(SlaClock::FollowUp) => clocks.follow_up,
+            Some(SlaClock::Resolve) => clocks.resolve,
+        }?;
+        let start = base + self.after.as_millis();
+        if at < start {
+            return None;
+        }
+        Some(match self.repeat {
+            Some(r) => (at - start) / r.as_millis().max(1),
+            None => 0,
+        })
+    }
+
+    /// Whether local time `t` is inside the step's hours (always, if it has none).
+    pub fn inside_hours(&self, t: NaiveTime) -> bool {
+        match self.hours {
+            None => true,
+            Some((from, to)) if from <= to => from <= t && t < to,
+            Some((from, to)) => t >= from || t < to, // an overnight window
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct When {
     pub risk: Option<bool>,
@@ -393,5 +437,49 @@ pub(crate) fn load(path: &Path, team: &Team, rules: &TriageBook) -> Result<Situa
         Ok(SituationBook { channels, situations })
     } else {
         Err(Problems(rep.problems))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(clock: Option<SlaClock>, after: u64, repeat: Option<u64>) -> EscalationStep {
+        EscalationStep {
+            clock,
+            after: Span::from_secs(after),
+            while_states: vec![CaseState::Open],
+            notify: vec![EscalationTarget::Channel],
+            repeat: repeat.map(Span::from_secs),
+            hours: None,
+        }
+    }
+
+    #[test]
+    fn a_step_is_due_after_its_clock_and_repeats_in_rounds() {
+        let clocks = ClockTimes { opened: 0, acknowledge: Some(600_000), ..Default::default() };
+        let s = step(Some(SlaClock::Acknowledge), 300, Some(600));
+        assert_eq!(s.due_round(CaseState::Open, clocks, 899_999), None);
+        assert_eq!(s.due_round(CaseState::Open, clocks, 900_000), Some(0));
+        assert_eq!(s.due_round(CaseState::Open, clocks, 1_499_999), Some(0));
+        assert_eq!(s.due_round(CaseState::Open, clocks, 1_500_000), Some(1));
+        // Once the case moved on, the step no longer applies.
+        assert_eq!(s.due_round(CaseState::Claimed, clocks, 9_000_000), None);
+        // Counted from opening when no clock is named; no repeat means round 0 forever.
+        let opened = step(None, 60, None);
+        assert_eq!(opened.due_round(CaseState::Open, clocks, 60_000), Some(0));
+        assert_eq!(opened.due_round(CaseState::Open, clocks, 99_000_000), Some(0));
+        // A clock the situation does not run never fires.
+        assert_eq!(step(Some(SlaClock::FollowUp), 1, None).due_round(CaseState::Open, clocks, i64::MAX / 2), None);
+    }
+
+    #[test]
+    fn hours_windows_may_cross_midnight() {
+        let t = |h| NaiveTime::from_hms_opt(h, 0, 0).unwrap();
+        let mut s = step(None, 60, None);
+        s.hours = Some((t(7), t(21)));
+        assert!(s.inside_hours(t(7)) && s.inside_hours(t(20)) && !s.inside_hours(t(21)) && !s.inside_hours(t(3)));
+        s.hours = Some((t(22), t(6)));
+        assert!(s.inside_hours(t(23)) && s.inside_hours(t(2)) && !s.inside_hours(t(12)));
     }
 }

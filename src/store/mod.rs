@@ -9,6 +9,7 @@
 //! the backends behave differently — claiming outbox rows — branches on `Backend`.
 
 pub mod cases;
+pub mod escalation;
 pub mod jobs;
 pub mod outbox;
 
@@ -103,8 +104,15 @@ impl Store {
         &self.pool
     }
 
+    /// Starts a write transaction. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`) so a concurrent writer is waited for (busy_timeout) instead of
+    /// failing at the first write of a transaction that started by reading.
     pub async fn begin(&self) -> anyhow::Result<Tx<'static>> {
-        self.pool.begin().await.context("starting a transaction")
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        };
+        tx.context("starting a transaction")
     }
 
     /// Readiness: the database answers a trivial query.

@@ -1,0 +1,132 @@
+//! The escalation sweep: for every unresolved case, each step of its situation's chain
+//! that is due (past its clock, still in the given states, inside its hours) notifies its
+//! targets once per round. The fire is claimed as a row in the same transaction as the
+//! nudges, so no step fires twice across restarts or replicas; after downtime only the
+//! latest round is sent, not every missed one.
+
+use crate::app::Ctx;
+use crate::chat::ChatOp;
+use crate::domain::{CaseState, EscalationTarget};
+use crate::playbook::{ClockTimes, EscalationStep, SlaClock};
+use crate::store::{cases, escalation, is_contention, CaseRow};
+use crate::workflow::resolve_targets;
+use chrono::{DateTime, Utc};
+
+fn clocks(c: &CaseRow) -> ClockTimes {
+    ClockTimes {
+        opened: c.opened_at,
+        acknowledge: c.ack_due,
+        first_response: c.response_due,
+        follow_up: c.follow_up_due,
+        resolve: c.resolve_due,
+    }
+}
+
+fn clock_name(step: &EscalationStep) -> &'static str {
+    match step.clock {
+        None => "opened",
+        Some(SlaClock::Acknowledge) => "acknowledge",
+        Some(SlaClock::FirstResponse) => "first response",
+        Some(SlaClock::FollowUp) => "follow-up",
+        Some(SlaClock::Resolve) => "resolve",
+    }
+}
+
+/// One sweep as of `at`; returns a summary for the job record.
+pub async fn sweep(ctx: &Ctx, at: DateTime<Utc>) -> anyhow::Result<String> {
+    let at_ms = at.timestamp_millis();
+    let open = ctx.store.unresolved_cases().await?;
+    let fired = ctx.store.fired_rounds().await?;
+    let mut sent = 0;
+    for case in &open {
+        let Some(situation) = ctx.playbooks.situations.get(&case.situation) else { continue };
+        for (i, step) in situation.escalation.iter().enumerate() {
+            let Some(round) = step.due_round(case.state, clocks(case), at_ms) else { continue };
+            if fired.get(&(case.id, i as i64)).is_some_and(|r| *r >= round) {
+                continue;
+            }
+            let tz = case.site.as_deref().and_then(|s| ctx.playbooks.team.site(s)).map(|s| s.timezone);
+            let local = at.with_timezone(&tz.unwrap_or(ctx.playbooks.team.timezone)).time();
+            if !step.inside_hours(local) {
+                continue;
+            }
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match fire(ctx, case.id, i, step, round, at).await {
+                    Ok(true) => {
+                        sent += 1;
+                        break;
+                    }
+                    Ok(false) => break,
+                    Err(e) if attempt < 10 && is_contention(&e) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(10 * attempt)).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    if sent > 0 {
+        ctx.outbox_wake.notify_one();
+    }
+    Ok(format!("{sent} escalation step(s) fired; {} unresolved case(s) checked", open.len()))
+}
+
+async fn fire(
+    ctx: &Ctx,
+    case_id: i64,
+    i: usize,
+    step: &EscalationStep,
+    round: i64,
+    at: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    let now = at.timestamp_millis();
+    let mut tx = ctx.store.begin().await?;
+    // Re-read inside the transaction: the case may have moved on since the sweep began.
+    let Some(case) = cases::case_in_tx(&mut tx, case_id).await? else { return Ok(false) };
+    if case.state == CaseState::Resolved || !step.while_states.contains(&case.state) {
+        return Ok(false);
+    }
+    if !escalation::claim_fire(&mut tx, case_id, i as i64, round, now).await? {
+        return Ok(false);
+    }
+    escalation::bump_level(&mut tx, case_id, now).await?;
+    let mut people = Vec::new();
+    let mut ops = Vec::new();
+    let label = ctx.playbooks.situations.get(&case.situation).map(|s| s.label.clone()).unwrap_or_default();
+    let site = case.site.as_deref().and_then(|s| ctx.playbooks.team.site(s)).map(|s| s.name.clone());
+    let what = format!(
+        "Case #{case_id} ({} · {label}{}) is past its {} time",
+        case.priority.to_uppercase(),
+        site.map(|s| format!(" · {s}")).unwrap_or_default(),
+        clock_name(step)
+    );
+    for target in &step.notify {
+        if *target == EscalationTarget::Channel {
+            ops.push(ChatOp::ThreadReply { case_id, text: format!("@here {what} and is still {}.", case.state) });
+            continue;
+        }
+        for p in resolve_targets(ctx, &case, target, at).await? {
+            if !people.contains(&p.id) {
+                people.push(p.id.clone());
+                ops.push(ChatOp::DirectMessage {
+                    person: p.id.clone(),
+                    text: format!("{what}; it is still {}.", case.state),
+                });
+            }
+        }
+    }
+    let detail = serde_json::json!({
+        "step": i, "round": round, "clock": clock_name(step), "people": people,
+        "notify": step.notify.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+    });
+    cases::append_event(&mut tx, case_id, now, "carebot", "escalation", &detail).await?;
+    ops.push(ChatOp::UpdateCard { case_id });
+    for op in &ops {
+        escalation::enqueue(&mut tx, Some(case_id), op.name(), &serde_json::to_string(op)?, now).await?;
+    }
+    tx.commit().await?;
+    tracing::info!(case_id, step = i, round, notified = people.len(), "escalation step fired");
+    Ok(true)
+}

@@ -1,0 +1,146 @@
+//! Escalation with a controlled clock, on both backends: a case climbs its chain step by
+//! step at the right times and stops when claimed; two sweepers sharing one database and a
+//! restart send each nudge once; hours windows and on-call overrides are honoured.
+
+mod common;
+
+use carebot::clock::Clock;
+use carebot::domain::Action;
+use carebot::intake::ingest;
+use carebot::jobs::escalation::sweep;
+use carebot::jobs::outbox::deliver_due;
+use carebot::store::Backend;
+use carebot::workflow::act;
+use carebot::Ctx;
+use chrono::{Duration, TimeZone, Utc};
+use common::*;
+use std::sync::Arc;
+
+async fn escalations(ctx: &Ctx, case_id: i64) -> Vec<(i64, i64, Vec<String>)> {
+    ctx.store
+        .events(case_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "escalation")
+        .map(|e| {
+            let people =
+                e.detail["people"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect();
+            (e.detail["step"].as_i64().unwrap(), e.detail["round"].as_i64().unwrap(), people)
+        })
+        .collect()
+}
+
+fn dms(e: &Env) -> Vec<String> {
+    e.chat
+        .calls()
+        .into_iter()
+        .filter_map(|c| if let Call::Dm { person, .. } = c { Some(person) } else { None })
+        .collect()
+}
+
+async fn an_unclaimed_complaint_climbs_the_chain_and_stops_when_claimed(b: Backend) {
+    let e = env(b).await;
+    // t0 is Monday 09:00 in Chicago. Negative reviews: acknowledge within 30m; step 0 nudges
+    // the channel and the on-call 30m after that, hourly; step 1 the site owner 4h after
+    // the 2h first-response clock.
+    let id = ingest(&e.ctx, &[mention("google", "e-1", "Waited 3 hours at Riverside", Some(1.0))]).await.unwrap()[0]
+        .case_id();
+    let oncall = carebot::workflow::on_call(&e.ctx, "px-oncall", t0()).await.unwrap().unwrap();
+
+    assert!(sweep(&e.ctx, t0() + Duration::minutes(59)).await.unwrap().starts_with("0 escalation"));
+    assert!(sweep(&e.ctx, t0() + Duration::minutes(60)).await.unwrap().starts_with("1 escalation"));
+    assert!(sweep(&e.ctx, t0() + Duration::minutes(61)).await.unwrap().starts_with("0 escalation"));
+    sweep(&e.ctx, t0() + Duration::minutes(120)).await.unwrap();
+    assert_eq!(escalations(&e.ctx, id).await, vec![(0, 0, vec![oncall.clone()]), (0, 1, vec![oncall.clone()])]);
+
+    e.clock.set(t0() + Duration::minutes(150));
+    act(&e.ctx, id, "marcus", Action::Claim).await.unwrap();
+    // Claimed: step 0 (while open) stops; step 1 (open or claimed) still fires at t0+6h.
+    sweep(&e.ctx, t0() + Duration::minutes(180)).await.unwrap();
+    sweep(&e.ctx, t0() + Duration::hours(6) - Duration::seconds(1)).await.unwrap();
+    assert_eq!(escalations(&e.ctx, id).await.len(), 2);
+    sweep(&e.ctx, t0() + Duration::hours(6)).await.unwrap();
+    assert_eq!(escalations(&e.ctx, id).await[2], (1, 0, vec!["marcus".to_string()]));
+    assert_eq!(e.ctx.store.case(id).await.unwrap().unwrap().escalation_level, 3);
+
+    deliver_due(&e.ctx, t0() + Duration::hours(6)).await.unwrap();
+    assert_eq!(dms(&e), vec![oncall.clone(), oncall, "marcus".to_string()]);
+    let calls = e.chat.calls();
+    assert!(calls.iter().any(|c| matches!(c, Call::Thread { text, .. } if text.starts_with("@here Case #1 (P2 · Negative review or complaint · Riverside Medical Center) is past its acknowledge time"))), "{calls:?}");
+    let shown = carebot::ops::case_show(&e.ctx, id, false).await.unwrap();
+    assert!(shown.contains("escalated to Marcus Bell at 15:00 (first response overdue)"), "{shown}");
+}
+
+async fn two_sweepers_sharing_one_database_and_a_restart_send_each_nudge_once(b: Backend) {
+    let e = env(b).await;
+    let ids: Vec<i64> = ingest(
+        &e.ctx,
+        &[
+            mention("google", "e-2", "Rude front desk at Northgate", Some(1.0)),
+            mention("x", "e-3", "Still waiting in the Riverside ER right now", None),
+            mention("facebook", "e-4", "Wrong medication at Eastbrook, calling a lawyer", None),
+        ],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.case_id())
+    .collect();
+    // A second replica: its own pool and context on the same database.
+    let other =
+        Ctx::new(settings(&e.db, &e.dir.path().join("inbox2")), e.chat.clone(), e.clock.clone() as Arc<dyn Clock>)
+            .await
+            .unwrap();
+    let (a, b) = (Arc::new(e.ctx), Arc::new(other));
+    for minutes in [20, 45, 61, 95, 130, 200] {
+        let at = t0() + Duration::minutes(minutes);
+        let (x, y) = tokio::join!(sweep(&a, at), sweep(&b, at));
+        x.unwrap();
+        y.unwrap();
+    }
+    let mut seen = Vec::new();
+    for id in &ids {
+        let fired: Vec<(i64, i64)> = escalations(&a, *id).await.into_iter().map(|(s, r, _)| (s, r)).collect();
+        let mut unique = fired.clone();
+        unique.dedup();
+        assert_eq!(fired, unique, "case {id} fired a step twice");
+        seen.push(fired);
+    }
+    // On-site (10m ack + 10m, every 15m) and risk (15m ack + 15m, every 30m) cases repeat.
+    assert!(seen.iter().all(|f| !f.is_empty()), "{seen:?}");
+    let before: usize = seen.iter().map(Vec::len).sum();
+    // A restart: a fresh context sweeping the same instant again sends nothing new.
+    let restarted =
+        Ctx::new(settings(&e.db, &e.dir.path().join("inbox3")), e.chat.clone(), e.clock.clone() as Arc<dyn Clock>)
+            .await
+            .unwrap();
+    assert!(sweep(&restarted, t0() + Duration::minutes(200)).await.unwrap().starts_with("0 escalation"));
+    let mut after = 0;
+    for id in &ids {
+        after += escalations(&restarted, *id).await.len();
+    }
+    assert_eq!(before, after);
+}
+
+async fn nudges_wait_for_the_steps_hours_and_follow_the_oncall_override(b: Backend) {
+    let e = env(b).await;
+    // Opened at 02:00 Chicago: the negative-review step runs 07:00-21:00 only.
+    let night = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    e.clock.set(night);
+    let id = ingest(&e.ctx, &[mention("google", "e-5", "Dirty bathroom at Riverside", Some(1.0))]).await.unwrap()[0]
+        .case_id();
+    sweep(&e.ctx, night + Duration::hours(2)).await.unwrap(); // 04:00 local
+    assert!(escalations(&e.ctx, id).await.is_empty());
+    carebot::ops::oncall_set(&e.ctx, "px-oncall", "priya", night + Duration::days(2), "dena").await.unwrap();
+    let err = carebot::ops::oncall_set(&e.ctx, "px-oncall", "sam", night + Duration::days(2), "sam").await.unwrap_err();
+    assert!(err.to_string().contains("needs the lead role"), "{err}");
+    sweep(&e.ctx, night + Duration::hours(5)).await.unwrap(); // 07:00 local
+    assert_eq!(escalations(&e.ctx, id).await, vec![(0, 4, vec!["priya".to_string()])], "one catch-up, to the override");
+}
+
+on_both_backends!(
+    an_unclaimed_complaint_climbs_the_chain_and_stops_when_claimed,
+    two_sweepers_sharing_one_database_and_a_restart_send_each_nudge_once,
+    nudges_wait_for_the_steps_hours_and_follow_the_oncall_override,
+);
