@@ -21,6 +21,7 @@ pub struct Settings {
     pub outbox: OutboxSettings,
     pub sources: SourcesSettings,
     pub retention: RetentionSettings,
+    pub digest: DigestSettings,
     /// Scheduled jobs by name (see `carebot jobs`): cron expression and time zone.
     pub jobs: BTreeMap<String, JobSettings>,
     /// Filled from the environment only, never from the file.
@@ -150,6 +151,21 @@ pub struct RetentionSettings {
 impl Default for RetentionSettings {
     fn default() -> Self {
         RetentionSettings { mention_text_days: 365 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DigestSettings {
+    /// Channel (from situations.yaml) for the daily leadership digest.
+    pub channel: String,
+    /// Channel for the weekly PX themes report.
+    pub weekly_channel: String,
+}
+
+impl Default for DigestSettings {
+    fn default() -> Self {
+        DigestSettings { channel: "leadership".into(), weekly_channel: "px-triage".into() }
     }
 }
 

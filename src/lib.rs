@@ -5,6 +5,7 @@ pub mod app;
 pub mod chat;
 pub mod clock;
 pub mod config;
+pub mod digest;
 pub mod domain;
 pub mod drafting;
 pub mod http;

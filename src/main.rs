@@ -82,6 +82,30 @@ enum Command {
         #[command(flatten)]
         who: Who,
     },
+    /// Preview (or send) the daily leadership digest for a local date.
+    Digest {
+        /// YYYY-MM-DD in the team's time zone (default: yesterday).
+        #[arg(long)]
+        date: Option<String>,
+        #[arg(long, value_parser = ["text", "json", "csv"], default_value = "text")]
+        format: String,
+        /// Also write the 7-day trend chart (PNG) here.
+        #[arg(long)]
+        chart: Option<PathBuf>,
+        /// Queue it for the digest channel (delivered by `carebot serve`).
+        #[arg(long)]
+        send: bool,
+    },
+    /// Preview (or send) the weekly PX report: complaint themes per site.
+    Report {
+        /// Last day of the week, YYYY-MM-DD (default: yesterday).
+        #[arg(long)]
+        week_ending: Option<String>,
+        #[arg(long, value_parser = ["text", "csv"], default_value = "text")]
+        format: String,
+        #[arg(long)]
+        send: bool,
+    },
     /// Who is on call; `oncall set` overrides a rotation for a while.
     Oncall {
         #[command(subcommand)]
@@ -228,6 +252,14 @@ fn parse_outcome(s: &str) -> Result<Outcome, String> {
     s.parse()
 }
 
+fn local_date(ctx: &Ctx, date: Option<&str>) -> anyhow::Result<chrono::NaiveDate> {
+    match date {
+        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .with_context(|| format!("{d:?} is not a date such as 2026-11-22")),
+        None => Ok(Utc::now().with_timezone(&ctx.playbooks.team.timezone).date_naive() - chrono::Duration::days(1)),
+    }
+}
+
 fn parse_time(s: &str, flag: &str) -> anyhow::Result<DateTime<Utc>> {
     Ok(DateTime::parse_from_rfc3339(s)
         .with_context(|| format!("{flag} {s:?} is not an RFC 3339 time such as 2026-11-23T09:00:00Z"))?
@@ -360,6 +392,37 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 Err(e) => return Ok(fail(e)),
             }
         }
+        Command::Digest { date, format, chart, send } => {
+            let ctx = cli_ctx(settings).await?;
+            let date = local_date(&ctx, date.as_deref())?;
+            let d = carebot::digest::gather(&ctx, date).await?;
+            match format.as_str() {
+                "json" => println!("{}", serde_json::to_string_pretty(&d)?),
+                "csv" => print!("{}", d.to_csv()?),
+                _ => print!("{}", d.to_text()),
+            }
+            if let Some(path) = chart {
+                std::fs::write(&path, d.chart_png()?).with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("chart written to {}", path.display());
+            }
+            if send {
+                ops::queue_op(&ctx, carebot::chat::ChatOp::Digest { date }).await?;
+                eprintln!("digest for {date} queued for #{} (delivered by carebot serve)", ctx.settings.digest.channel);
+            }
+        }
+        Command::Report { week_ending, format, send } => {
+            let ctx = cli_ctx(settings).await?;
+            let date = local_date(&ctx, week_ending.as_deref())?;
+            let r = carebot::digest::gather_weekly(&ctx, date).await?;
+            match format.as_str() {
+                "csv" => print!("{}", r.to_csv()?),
+                _ => print!("{}", r.to_text()),
+            }
+            if send {
+                ops::queue_op(&ctx, carebot::chat::ChatOp::WeeklyReport { week_ending: date }).await?;
+                eprintln!("report queued for #{} (delivered by carebot serve)", ctx.settings.digest.weekly_channel);
+            }
+        }
         Command::Oncall { action } => {
             let ctx = cli_ctx(settings).await?;
             match action {
@@ -385,14 +448,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             println!("{name}: {}", jobs::run_once(&ctx, &name, at).await?);
         }
         Command::Jobs => {
-            for j in jobs::JOBS {
-                let sched = settings
-                    .jobs
-                    .get(j.name)
-                    .map(|c| format!("{} ({})", c.cron, c.timezone.as_deref().unwrap_or("team time zone")))
-                    .unwrap_or_else(|| "not scheduled".into());
-                println!("{:<16} {:<40} {}", j.name, sched, j.about);
-            }
+            let ctx = cli_ctx(settings).await?;
+            println!("{}", ops::jobs_table(&ctx).await?);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -15,6 +15,23 @@ pub fn check(config_path: &Path) -> Result<String, Vec<String>> {
     let playbooks =
         Playbooks::load(&settings.playbooks.dir).map_err(|p| p.0.iter().map(|x| x.to_string()).collect::<Vec<_>>())?;
     Triage::compile(&playbooks.triage_rules, &playbooks.team).map_err(|e| vec![format!("triage rules: {e}")])?;
+    let channels = &playbooks.situations.channels;
+    let missing: Vec<String> =
+        [("digest.channel", &settings.digest.channel), ("digest.weekly_channel", &settings.digest.weekly_channel)]
+            .into_iter()
+            .filter(|(_, c)| !channels.contains_key(c.as_str()))
+            .map(|(k, c)| {
+                let line = crate::config::locate_key(
+                    &std::fs::read_to_string(config_path).unwrap_or_default(),
+                    &k.split('.').map(str::to_string).collect::<Vec<_>>(),
+                );
+                let at = line.map(|l| format!(":{l}")).unwrap_or_default();
+                format!("{}{at}: {k}: channel {c:?} is not defined in situations.yaml", config_path.display())
+            })
+            .collect();
+    if !missing.is_empty() {
+        return Err(missing);
+    }
     let t = &playbooks.team;
     Ok(format!(
         "{}: ok\n{}: ok ({} people, {} sites, {} rotation(s), {} triage rules, {} situations, {} channels, {} reply templates)\nscheduled jobs: {}",
@@ -170,4 +187,39 @@ pub async fn oncall_set(
         p.name,
         until.with_timezone(&team.timezone).format("%a %Y-%m-%d %H:%M %Z")
     ))
+}
+
+/// Queues one chat operation for the running `serve` to deliver.
+pub async fn queue_op(ctx: &Ctx, op: crate::chat::ChatOp) -> anyhow::Result<()> {
+    let mut tx = ctx.store.begin().await?;
+    crate::store::outbox::enqueue(&mut tx, op.case_id(), op.name(), &serde_json::to_string(&op)?, ctx.now_ms()).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `carebot jobs`: each job, its schedule, next run and last result.
+pub async fn jobs_table(ctx: &Ctx) -> anyhow::Result<String> {
+    let tz_default = ctx.playbooks.team.timezone;
+    let now = ctx.clock.now();
+    let mut out = format!("{:<17} {:<22} {:<26} {}\n", "job", "schedule", "next run", "last run");
+    for j in crate::jobs::JOBS {
+        let (sched, next) = match ctx.settings.jobs.get(j.name).filter(|c| c.enabled) {
+            None => ("not scheduled".to_string(), "-".to_string()),
+            Some(c) => {
+                let tz: chrono_tz::Tz = c.timezone.as_deref().and_then(|t| t.parse().ok()).unwrap_or(tz_default);
+                let next = crate::config::parse_cron(&c.cron)
+                    .ok()
+                    .and_then(|s| s.after(&now.with_timezone(&tz)).next())
+                    .map(|d| d.format("%Y-%m-%d %H:%M:%S %Z").to_string())
+                    .unwrap_or_else(|| "-".into());
+                (c.cron.clone(), next)
+            }
+        };
+        let last = match ctx.store.last_job_run(j.name).await? {
+            None => "never".to_string(),
+            Some(r) => format!("{} {} ({})", fmt_time(Some(r.scheduled_at)), r.status, r.detail.unwrap_or_default()),
+        };
+        out.push_str(&format!("{:<17} {:<22} {:<26} {last}\n", j.name, sched, next));
+    }
+    Ok(out.trim_end().to_string())
 }

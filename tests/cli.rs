@@ -228,7 +228,10 @@ fn run_job_runs_a_job_as_if_at_the_given_time_and_refuses_unknown_names() {
     let out = cli.ok(&["run-job", "retention", "--at", "2028-01-01T00:00:00Z"]);
     assert!(out.contains("purged text of 1 mention(s)"), "{out}");
     let err = cli.err(&["run-job", "sweep"]);
-    assert!(err.contains("unknown job \"sweep\"; known jobs: deliver_outbox, escalation_sweep, poll_files, retention"), "{err}");
+    assert!(
+        err.contains("unknown job \"sweep\"; known jobs: deliver_outbox, escalation_sweep, poll_files, retention"),
+        "{err}"
+    );
     let err = cli.err(&["run-job", "retention", "--at", "tomorrow"]);
     assert!(err.contains("not an RFC 3339 time"), "{err}");
 }

@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex};
 pub struct Console {
     out: Arc<Mutex<Box<dyn Write + Send>>>,
     seq: AtomicU64,
+    /// Where posted files (digest charts) are written.
+    files: std::path::PathBuf,
 }
 
 impl Console {
@@ -19,7 +21,16 @@ impl Console {
         Console::to_writer(Box::new(std::io::stdout()))
     }
     pub fn to_writer(w: Box<dyn Write + Send>) -> Console {
-        Console { out: Arc::new(Mutex::new(w)), seq: AtomicU64::new(0) }
+        Console {
+            out: Arc::new(Mutex::new(w)),
+            seq: AtomicU64::new(0),
+            files: std::path::PathBuf::from("data/outgoing"),
+        }
+    }
+    /// Writes posted files into `dir` instead of `data/outgoing`.
+    pub fn with_files_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Console {
+        self.files = dir.into();
+        self
     }
     fn print(&self, s: &str) -> Result<(), DeliveryError> {
         let mut out = self.out.lock().map_err(|_| DeliveryError::Transient("console lock poisoned".into()))?;
@@ -55,5 +66,18 @@ impl ChatSurface for Console {
     }
     async fn channel_message(&self, channel: &Channel, text: &str) -> Result<(), DeliveryError> {
         self.print(&boxed(&format!("#{}", channel.name), text))
+    }
+    async fn channel_file(
+        &self,
+        channel: &Channel,
+        name: &str,
+        bytes: &[u8],
+        comment: &str,
+    ) -> Result<(), DeliveryError> {
+        let io = |e: std::io::Error| DeliveryError::Transient(format!("writing {name}: {e}"));
+        std::fs::create_dir_all(&self.files).map_err(io)?;
+        let path = self.files.join(name);
+        std::fs::write(&path, bytes).map_err(io)?;
+        self.print(&format!("#{} · {comment}: {} ({} bytes)\n", channel.name, path.display(), bytes.len()))
     }
 }

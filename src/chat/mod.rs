@@ -24,8 +24,12 @@ pub enum ChatOp {
     ThreadReply { case_id: i64, text: String },
     /// A private message to one person from the team file.
     DirectMessage { person: String, text: String },
-    /// A plain message to a channel (alerts, digests).
+    /// A plain message to a channel (alerts).
     ChannelMessage { channel: String, text: String },
+    /// The daily digest for a local date, with its chart (built at delivery time).
+    Digest { date: chrono::NaiveDate },
+    /// The weekly PX report for the seven days ending on a local date.
+    WeeklyReport { week_ending: chrono::NaiveDate },
 }
 
 impl ChatOp {
@@ -36,6 +40,8 @@ impl ChatOp {
             ChatOp::ThreadReply { .. } => "thread_reply",
             ChatOp::DirectMessage { .. } => "direct_message",
             ChatOp::ChannelMessage { .. } => "channel_message",
+            ChatOp::Digest { .. } => "digest",
+            ChatOp::WeeklyReport { .. } => "weekly_report",
         }
     }
     pub fn case_id(&self) -> Option<i64> {
@@ -72,4 +78,12 @@ pub trait ChatSurface: Send + Sync {
     async fn thread_reply(&self, message: &MessageRef, text: &str) -> Result<(), DeliveryError>;
     async fn direct_message(&self, person: &Person, text: &str) -> Result<(), DeliveryError>;
     async fn channel_message(&self, channel: &Channel, text: &str) -> Result<(), DeliveryError>;
+    /// A file (e.g. the digest chart) posted to a channel with a short comment.
+    async fn channel_file(
+        &self,
+        channel: &Channel,
+        name: &str,
+        bytes: &[u8],
+        comment: &str,
+    ) -> Result<(), DeliveryError>;
 }

@@ -30,6 +30,16 @@ pub const JOBS: &[Job] = &[
         },
     },
     Job {
+        name: "daily_digest",
+        about: "post yesterday's leadership digest (with its chart) to digest.channel",
+        run: |ctx, at| Box::pin(queue_report(ctx, at, false)),
+    },
+    Job {
+        name: "weekly_report",
+        about: "post the PX complaint themes of the last seven days to digest.weekly_channel",
+        run: |ctx, at| Box::pin(queue_report(ctx, at, true)),
+    },
+    Job {
         name: "escalation_sweep",
         about: "nudge escalation targets for cases past their SLA clocks (each step once per round)",
         run: |ctx, at| Box::pin(escalation::sweep(ctx, at)),
@@ -45,6 +55,22 @@ pub const JOBS: &[Job] = &[
         run: |ctx, at| Box::pin(retention::run(ctx, at)),
     },
 ];
+
+/// Queues the digest (or weekly report) for the local day before `at`; delivered by the outbox.
+async fn queue_report(ctx: &Ctx, at: DateTime<Utc>, weekly: bool) -> anyhow::Result<String> {
+    let date = at.with_timezone(&ctx.playbooks.team.timezone).date_naive() - chrono::Duration::days(1);
+    let op = if weekly {
+        crate::chat::ChatOp::WeeklyReport { week_ending: date }
+    } else {
+        crate::chat::ChatOp::Digest { date }
+    };
+    let mut tx = ctx.store.begin().await?;
+    crate::store::outbox::enqueue(&mut tx, None, op.name(), &serde_json::to_string(&op)?, at.timestamp_millis())
+        .await?;
+    tx.commit().await?;
+    ctx.outbox_wake.notify_one();
+    Ok(format!("{} for {date} queued", op.name()))
+}
 
 pub fn find(name: &str) -> Option<&'static Job> {
     JOBS.iter().find(|j| j.name == name)

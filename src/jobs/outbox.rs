@@ -78,6 +78,22 @@ async fn deliver(ctx: &Ctx, op: &ChatOp) -> Result<(), DeliveryError> {
         ChatOp::ChannelMessage { channel: name, text } => {
             ctx.chat.channel_message(&channel(name)?, text).await?;
         }
+        ChatOp::Digest { date } => {
+            let ch = channel(&ctx.settings.digest.channel)?;
+            let digest = crate::digest::gather(ctx, *date).await.map_err(internal)?;
+            let png = digest.chart_png().map_err(|e| DeliveryError::Permanent(format!("{e:#}")))?;
+            ctx.chat.channel_message(&ch, &digest.to_text()).await?;
+            ctx.chat.channel_file(&ch, &format!("digest-{date}.png"), &png, "7-day mention trend").await?;
+        }
+        ChatOp::WeeklyReport { week_ending } => {
+            let ch = channel(&ctx.settings.digest.weekly_channel)?;
+            let report = crate::digest::gather_weekly(ctx, *week_ending).await.map_err(internal)?;
+            let csv = report.to_csv().map_err(internal)?;
+            ctx.chat.channel_message(&ch, &report.to_text()).await?;
+            ctx.chat
+                .channel_file(&ch, &format!("px-themes-{week_ending}.csv"), csv.as_bytes(), "themes as CSV")
+                .await?;
+        }
     }
     Ok(())
 }

@@ -137,7 +137,8 @@ pub struct CaseFilter {
     pub limit: Option<i64>,
 }
 
-const CASE_COLS: &str = "id, mention_id, state, owner, outcome, situation, priority, channel, site, categories, \
+pub(crate) const CASE_COLS: &str =
+    "id, mention_id, state, owner, outcome, situation, priority, channel, site, categories, \
     sentiment, sentiment_score, risk, urgent, spam, positive, confidential, escalation_level, reasons, opened_at, \
     updated_at, claimed_at, first_response_at, resolved_at, ack_due, response_due, follow_up_due, resolve_due, version";
 
@@ -145,7 +146,7 @@ const MENTION_COLS: &str =
     "id, source, external_id, url, author, text, rating, posted_at, received_at, location_hint, \
     visibility, forwarded_by, confidential, case_id, revision";
 
-fn case_from_row(r: &AnyRow) -> anyhow::Result<CaseRow> {
+pub(crate) fn case_from_row(r: &AnyRow) -> anyhow::Result<CaseRow> {
     let state: String = r.try_get("state")?;
     let outcome: Option<String> = r.try_get("outcome")?;
     let categories: String = r.try_get("categories")?;
@@ -203,7 +204,7 @@ fn mention_from_row(r: &AnyRow) -> anyhow::Result<MentionRow> {
     })
 }
 
-fn event_from_row(r: &AnyRow) -> anyhow::Result<EventRow> {
+pub(crate) fn event_from_row(r: &AnyRow) -> anyhow::Result<EventRow> {
     let detail: String = r.try_get("detail")?;
     Ok(EventRow {
         id: r.try_get("id")?,

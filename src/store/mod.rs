@@ -12,6 +12,7 @@ pub mod cases;
 pub mod escalation;
 pub mod jobs;
 pub mod outbox;
+pub mod reports;
 
 use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

@@ -136,6 +136,7 @@ pub enum Call {
     Thread { channel: String, text: String },
     Dm { person: String, text: String },
     Channel { channel: String, text: String },
+    File { channel: String, name: String, bytes: Vec<u8> },
 }
 
 /// A chat surface that records calls and can be told to fail the next N deliveries.
@@ -206,6 +207,11 @@ impl ChatSurface for Recorder {
     async fn channel_message(&self, c: &Channel, text: &str) -> Result<(), DeliveryError> {
         self.gate()?;
         self.push(Call::Channel { channel: c.name.clone(), text: text.into() });
+        Ok(())
+    }
+    async fn channel_file(&self, c: &Channel, name: &str, bytes: &[u8], _comment: &str) -> Result<(), DeliveryError> {
+        self.gate()?;
+        self.push(Call::File { channel: c.name.clone(), name: name.into(), bytes: bytes.to_vec() });
         Ok(())
     }
 }
