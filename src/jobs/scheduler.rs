@@ -97,3 +97,37 @@ pub async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn sched(expr: &str) -> Scheduled {
+        Scheduled {
+            job: &super::super::JOBS[0],
+            schedule: parse_cron(expr).unwrap(),
+            tz: chrono_tz::America::Chicago,
+            next: None,
+        }
+    }
+
+    #[test]
+    fn a_local_morning_job_follows_the_clock_change_in_spring_and_autumn() {
+        let s = sched("0 0 7 * * *");
+        // 2027-03-14: Chicago moves from CST (UTC-6) to CDT (UTC-5).
+        let sat = Utc.with_ymd_and_hms(2027, 3, 13, 14, 0, 0).unwrap();
+        assert_eq!(next_after(&s, sat), Some(Utc.with_ymd_and_hms(2027, 3, 14, 12, 0, 0).unwrap()));
+        // 2026-11-01: back to CST.
+        let sat = Utc.with_ymd_and_hms(2026, 10, 31, 13, 0, 0).unwrap();
+        assert_eq!(next_after(&s, sat), Some(Utc.with_ymd_and_hms(2026, 11, 1, 13, 0, 0).unwrap()));
+    }
+
+    #[test]
+    fn a_run_inside_the_spring_forward_gap_is_skipped_that_day() {
+        let s = sched("0 30 2 * * *");
+        let before = Utc.with_ymd_and_hms(2027, 3, 14, 6, 0, 0).unwrap(); // 00:00 CST
+        let next = next_after(&s, before).unwrap();
+        assert_eq!(next.with_timezone(&chrono_tz::America::Chicago).date_naive().to_string(), "2027-03-15");
+    }
+}
