@@ -303,39 +303,27 @@ pub fn check(text: &str, cx: &ReplyContext) -> Vec<Finding> {
         }
     }
     out.sort_by_key(|f| (f.start, f.rule));
+    let whole = |rule, severity, suggestion: String| Finding {
+        rule,
+        severity,
+        start: 0,
+        end: 0,
+        excerpt: String::new(),
+        suggestion,
+    };
     let len = text.chars().count();
     if let Some(max) = cx.max_chars.filter(|m| len > *m) {
-        out.push(Finding {
-            rule: Rule::TooLong,
-            severity: Severity::Block,
-            start: 0,
-            end: 0,
-            excerpt: String::new(),
-            suggestion: format!("{len} characters; this platform allows {max}"),
-        });
+        out.push(whole(Rule::TooLong, Severity::Block, format!("{len} characters; this platform allows {max}")));
     }
-    let has_route =
-        EMAIL.is_match(text) || phones.iter().any(|(s, e)| public.as_deref() == Some(digits(&text[*s..*e]).as_str()));
-    if !has_route {
-        out.push(Finding {
-            rule: Rule::NoOfflineRoute,
-            severity: Severity::Block,
-            start: 0,
-            end: 0,
-            excerpt: String::new(),
-            suggestion: "give the site's patient-relations email (or public phone) to take this offline".into(),
-        });
+    let public_route = phones.iter().any(|(s, e)| public.as_deref() == Some(digits(&text[*s..*e]).as_str()));
+    if !EMAIL.is_match(text) && !public_route {
+        let hint = "give the site's patient-relations email (or public phone) to take this offline";
+        out.push(whole(Rule::NoOfflineRoute, Severity::Block, hint.into()));
     }
     let norm = normalise(text);
     if cx.recent_replies.iter().any(|r| normalise(r) == norm) {
-        out.push(Finding {
-            rule: Rule::Canned,
-            severity: Severity::Warn,
-            start: 0,
-            end: 0,
-            excerpt: String::new(),
-            suggestion: "the same words were posted publicly in the last 24 hours; make it personal".into(),
-        });
+        let hint = "the same words were posted publicly in the last 24 hours; make it personal";
+        out.push(whole(Rule::Canned, Severity::Warn, hint.into()));
     }
     out
 }
