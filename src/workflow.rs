@@ -69,6 +69,7 @@ pub async fn resolve_targets(
             .into_iter()
             .cloned()
             .collect(),
+        EscalationTarget::Owner => case.owner.as_deref().and_then(|o| team.person(o)).into_iter().cloned().collect(),
         EscalationTarget::Role(r) => team.with_role(*r).cloned().collect(),
         EscalationTarget::OnCall(rot) => {
             on_call(ctx, rot, now).await?.and_then(|p| team.person(&p).cloned()).into_iter().collect()

@@ -55,21 +55,22 @@ async fn an_unclaimed_complaint_climbs_the_chain_and_stops_when_claimed(b: Backe
     assert_eq!(escalations(&e.ctx, id).await, vec![(0, 0, vec![oncall.clone()]), (0, 1, vec![oncall.clone()])]);
 
     e.clock.set(t0() + Duration::minutes(150));
-    act(&e.ctx, id, "marcus", Action::Claim).await.unwrap();
+    act(&e.ctx, id, "sam", Action::Claim).await.unwrap();
     // Claimed: step 0 (while open) stops; step 1 (open or claimed) still fires at t0+6h.
     sweep(&e.ctx, t0() + Duration::minutes(180)).await.unwrap();
     sweep(&e.ctx, t0() + Duration::hours(6) - Duration::seconds(1)).await.unwrap();
     assert_eq!(escalations(&e.ctx, id).await.len(), 2);
     sweep(&e.ctx, t0() + Duration::hours(6)).await.unwrap();
-    assert_eq!(escalations(&e.ctx, id).await[2], (1, 0, vec!["marcus".to_string()]));
+    // Step 1 notifies the site owner and whoever claimed the case.
+    assert_eq!(escalations(&e.ctx, id).await[2], (1, 0, vec!["marcus".to_string(), "sam".to_string()]));
     assert_eq!(e.ctx.store.case(id).await.unwrap().unwrap().escalation_level, 3);
 
     deliver_due(&e.ctx, t0() + Duration::hours(6)).await.unwrap();
-    assert_eq!(dms(&e), vec![oncall.clone(), oncall, "marcus".to_string()]);
+    assert_eq!(dms(&e), vec![oncall.clone(), oncall, "marcus".to_string(), "sam".to_string()]);
     let calls = e.chat.calls();
     assert!(calls.iter().any(|c| matches!(c, Call::Thread { text, .. } if text.starts_with("@here Case #1 (P2 · Negative review or complaint · Riverside Medical Center) is past its acknowledge time"))), "{calls:?}");
     let shown = carebot::ops::case_show(&e.ctx, id, false).await.unwrap();
-    assert!(shown.contains("escalated to Marcus Bell at 15:00 (first response overdue)"), "{shown}");
+    assert!(shown.contains("escalated to Marcus Bell, Sam Whitfield at 15:00 (first response overdue)"), "{shown}");
 }
 
 async fn two_sweepers_sharing_one_database_and_a_restart_send_each_nudge_once(b: Backend) {

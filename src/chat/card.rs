@@ -122,6 +122,7 @@ pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
                 let id = t.get("id").and_then(|k| k.as_str()).unwrap_or("");
                 match kind {
                     "site_owner" => "site owner".to_string(),
+                    "owner" => "case owner".to_string(),
                     "role" => format!("{id} role"),
                     "on_call" => format!("on-call ({id})"),
                     "person" => playbooks.team.person(id).map(|p| p.name.clone()).unwrap_or_else(|| id.to_string()),

@@ -154,6 +154,8 @@ impl FromStr for Priority {
 pub enum EscalationTarget {
     /// The owner of the case's site in the team file.
     SiteOwner,
+    /// Whoever has claimed the case (nobody while it is unclaimed).
+    Owner,
     /// Everyone holding a role (e.g. risk management).
     Role(Role),
     /// Whoever is on call in a rotation now.
@@ -170,13 +172,16 @@ impl FromStr for EscalationTarget {
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
         let bad = || {
-            format!("unknown escalation target {s:?}; use site-owner, channel, role:NAME, oncall:ROTATION or @person")
+            format!("unknown escalation target {s:?}; use site-owner, owner, channel, role:NAME, oncall:ROTATION or @person")
         };
         if s == "site-owner" || s == "site_owner" {
             return Ok(EscalationTarget::SiteOwner);
         }
         if s == "channel" {
             return Ok(EscalationTarget::Channel);
+        }
+        if s == "owner" || s == "claimer" {
+            return Ok(EscalationTarget::Owner);
         }
         if let Some(r) = Role::parse(s) {
             return Ok(EscalationTarget::Role(r));
@@ -198,6 +203,7 @@ impl fmt::Display for EscalationTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EscalationTarget::SiteOwner => f.write_str("site owner"),
+            EscalationTarget::Owner => f.write_str("case owner"),
             EscalationTarget::Role(r) => write!(f, "role:{r}"),
             EscalationTarget::OnCall(r) => write!(f, "on-call of {r}"),
             EscalationTarget::Person(p) => write!(f, "@{p}"),
@@ -629,6 +635,7 @@ mod tests {
     fn escalation_targets_parse_from_what_people_type() {
         assert_eq!("site-owner".parse(), Ok(EscalationTarget::SiteOwner));
         assert_eq!("risk".parse(), Ok(EscalationTarget::Role(Role::Risk)));
+        assert_eq!("claimer".parse(), Ok(EscalationTarget::Owner));
         assert_eq!("oncall:px".parse(), Ok(EscalationTarget::OnCall("px".into())));
         assert_eq!("@dena".parse(), Ok(EscalationTarget::Person("dena".into())));
         assert!("the boss".parse::<EscalationTarget>().is_err());
