@@ -194,6 +194,8 @@ pub struct Secrets {
     pub discord_bot_token: Option<String>,
     pub discord_public_key: Option<String>,
     pub discord_application_id: Option<String>,
+    /// Per-source webhook secrets: `CAREBOT_WEBHOOK_SECRET_<SOURCE>` → source (lower-cased).
+    pub webhook_secrets: std::collections::HashMap<String, String>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -203,6 +205,7 @@ impl std::fmt::Debug for Secrets {
             .field("database_url", &set(&self.database_url))
             .field("slack_bot_token", &set(&self.slack_bot_token))
             .field("discord_bot_token", &set(&self.discord_bot_token))
+            .field("webhook_sources", &self.webhook_secrets.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -218,6 +221,12 @@ impl Secrets {
             discord_bot_token: get("DISCORD_BOT_TOKEN"),
             discord_public_key: get("DISCORD_PUBLIC_KEY"),
             discord_application_id: get("DISCORD_APPLICATION_ID"),
+            webhook_secrets: std::env::vars()
+                .filter_map(|(k, v)| {
+                    let source = k.strip_prefix("CAREBOT_WEBHOOK_SECRET_")?.to_lowercase();
+                    (!v.trim().is_empty()).then_some((source, v))
+                })
+                .collect(),
         }
     }
 }

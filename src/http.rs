@@ -30,6 +30,7 @@ pub fn router(ctx: Arc<Ctx>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
+        .route("/ingest/webhook/{source}", axum::routing::post(crate::sources::webhook::receive))
         .layer(RequestBodyLimitLayer::new(ctx.settings.http.body_limit_bytes))
         .with_state(ctx)
 }
