@@ -4,7 +4,7 @@
 
 use crate::app::Ctx;
 use crate::chat::ChatOp;
-use crate::domain::Mention;
+use crate::domain::{fingerprint, Mention};
 use crate::store::{cases, is_contention, outbox, NewCase, Tx};
 use anyhow::Context as _;
 
@@ -16,12 +16,14 @@ pub enum Ingested {
     Revised(i64),
     /// Known and unchanged: nothing to do.
     Duplicate(i64),
+    /// New, but a near-duplicate of a recent open case: counted there as "+1 similar".
+    Similar(i64),
 }
 
 impl Ingested {
     pub fn case_id(&self) -> i64 {
         match self {
-            Ingested::Opened(c) | Ingested::Revised(c) | Ingested::Duplicate(c) => *c,
+            Ingested::Opened(c) | Ingested::Revised(c) | Ingested::Duplicate(c) | Ingested::Similar(c) => *c,
         }
     }
 }
@@ -34,7 +36,7 @@ pub async fn ingest(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Inges
         match ingest_once(ctx, mentions).await {
             Ok(out) => {
                 for (m, r) in mentions.iter().zip(&out) {
-                    if matches!(r, Ingested::Opened(_)) {
+                    if matches!(r, Ingested::Opened(_) | Ingested::Similar(_)) {
                         metrics::counter!("carebot_mentions_ingested_total", "source" => m.source.clone()).increment(1);
                     }
                 }
@@ -53,9 +55,23 @@ async fn ingest_once(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Inge
     let now = ctx.now_ms();
     let mut tx = ctx.store.begin().await?;
     let mut out = Vec::with_capacity(mentions.len());
+    // Recent storm candidates, read once per batch and extended with the cases it opens.
+    let mut candidates: Option<Vec<(i64, i64)>> = None;
     for m in mentions {
         let r = match cases::insert_mention(&mut tx, m, now).await? {
-            Some(mention_id) => Ingested::Opened(open_case(ctx, &mut tx, mention_id, m, now).await?),
+            Some(mention_id) => {
+                let fp = storm_fingerprint(ctx, m);
+                match storm_case(ctx, &mut tx, &mut candidates, fp, mention_id, now).await? {
+                    Some(case_id) => Ingested::Similar(case_id),
+                    None => {
+                        let case_id = open_case(ctx, &mut tx, mention_id, m, fp, now).await?;
+                        if let (Some(list), Some(fp)) = (candidates.as_mut(), fp) {
+                            list.push((case_id, fp));
+                        }
+                        Ingested::Opened(case_id)
+                    }
+                }
+            }
             None => revise(&mut tx, m, now).await?,
         };
         out.push(r);
@@ -64,7 +80,59 @@ async fn ingest_once(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Inge
     Ok(out)
 }
 
-async fn open_case(ctx: &Ctx, tx: &mut Tx<'_>, mention_id: i64, m: &Mention, now: i64) -> anyhow::Result<i64> {
+/// The storm fingerprint of a mention, if storms are configured and it may join one
+/// (a forwarded private post is never folded into a public storm).
+fn storm_fingerprint(ctx: &Ctx, m: &Mention) -> Option<i64> {
+    let storm = ctx.playbooks.triage_rules.storm.as_ref()?;
+    if m.confidential {
+        return None;
+    }
+    fingerprint::simhash(&m.text, storm.min_words)
+}
+
+/// How many recent cases a new mention is compared with.
+const STORM_CANDIDATES: i64 = 2000;
+
+/// If the mention is a near-duplicate of a recent unresolved case (a storm), attaches it
+/// there and returns that case; the card's "+N similar" is refreshed after a short delay
+/// so a burst costs one update and the last count always shows.
+async fn storm_case(
+    ctx: &Ctx,
+    tx: &mut Tx<'_>,
+    candidates: &mut Option<Vec<(i64, i64)>>,
+    fp: Option<i64>,
+    mention_id: i64,
+    now: i64,
+) -> anyhow::Result<Option<i64>> {
+    let (Some(storm), Some(fp)) = (&ctx.playbooks.triage_rules.storm, fp) else { return Ok(None) };
+    if candidates.is_none() {
+        *candidates = Some(cases::storm_candidates(tx, now - storm.window.as_millis(), STORM_CANDIDATES).await?);
+    }
+    let Some((case_id, _)) = candidates
+        .iter()
+        .flatten()
+        .map(|(id, other)| (*id, fingerprint::distance(fp, *other)))
+        .filter(|(_, d)| *d <= storm.max_distance)
+        .min_by_key(|(id, d)| (*d, *id))
+    else {
+        return Ok(None);
+    };
+    let every = storm.update_every.as_millis();
+    if cases::attach_similar(tx, case_id, mention_id, now, every).await? {
+        let op = ChatOp::UpdateCard { case_id };
+        outbox::enqueue_at(tx, Some(case_id), op.name(), &serde_json::to_string(&op)?, now, now + every).await?;
+    }
+    Ok(Some(case_id))
+}
+
+async fn open_case(
+    ctx: &Ctx,
+    tx: &mut Tx<'_>,
+    mention_id: i64,
+    m: &Mention,
+    fingerprint: Option<i64>,
+    now: i64,
+) -> anyhow::Result<i64> {
     let t = ctx.triage.triage(m);
     let situation = ctx.playbooks.situations.pick(&t, m);
     let due = |s: Option<crate::domain::Span>| s.map(|s| now + s.as_millis());
@@ -87,6 +155,7 @@ async fn open_case(ctx: &Ctx, tx: &mut Tx<'_>, mention_id: i64, m: &Mention, now
         response_due: due(situation.sla.first_response),
         follow_up_due: due(situation.sla.follow_up),
         resolve_due: due(situation.sla.resolve),
+        fingerprint,
     };
     let case_id = cases::insert_case(tx, mention_id, &new).await?;
     let detail = serde_json::json!({

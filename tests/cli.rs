@@ -74,7 +74,7 @@ fn line_of(path: &Path, needle: &str) -> usize {
 
 fn work_a_case_end_to_end(cli: &Cli) {
     let out = cli.ok(&["ingest", "playbooks/sample-mentions.jsonl"]);
-    assert!(out.contains("10 new case(s), 0 revision(s), 0 duplicate(s), 0 bad row(s)"), "{out}");
+    assert!(out.contains("10 new case(s), 0 revision(s), 0 duplicate(s), 0 similar, 0 bad row(s)"), "{out}");
     assert!(cli.ok(&["case", "claim", "1", "--as", "sam"]).contains("claimed by Sam Whitfield"));
     let shown: serde_json::Value = serde_json::from_str(&cli.ok(&["case", "show", "1", "--json"])).unwrap();
     assert_eq!(shown["case"]["owner"], "sam");
@@ -123,7 +123,7 @@ fn a_changed_rating_in_a_second_import_is_a_revision_and_bad_rows_are_reported_b
     .unwrap();
     let out = cli.run(&["ingest", csv.to_str().unwrap(), "--source", "healthgrades"]);
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("2 new case(s), 0 revision(s), 0 duplicate(s), 1 bad row(s)"), "{stdout}");
+    assert!(stdout.contains("2 new case(s), 0 revision(s), 0 duplicate(s), 0 similar, 1 bad row(s)"), "{stdout}");
     assert!(stderr.contains("healthgrades.csv:3: field `rating` must be a number"), "{stderr}");
 
     std::fs::write(

@@ -76,6 +76,8 @@ pub struct Card {
     pub latest_step: Option<String>,
     pub buttons: Vec<Button>,
     pub confidential: bool,
+    /// Near-identical mentions folded into this case ("+N similar").
+    pub similar: i64,
 }
 
 fn trimmed(text: &str) -> String {
@@ -222,6 +224,7 @@ impl Card {
             latest_step: last.map(|e| describe_event(e, playbooks)),
             buttons: buttons_for(case.state),
             confidential: case.confidential,
+            similar: case.similar_count,
         }
     }
 
@@ -244,6 +247,9 @@ impl Card {
         }
         if let Some(u) = &self.url {
             out.push_str(&format!("Link: {u}\n"));
+        }
+        if self.similar > 0 {
+            out.push_str(&format!("+{} similar mention(s)\n", self.similar));
         }
         if !self.tags.is_empty() {
             let tags: Vec<String> = self.tags.iter().map(|t| format!("{} (\"{}\")", t.label, t.why)).collect();

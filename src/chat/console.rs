@@ -56,6 +56,7 @@ impl ChatSurface for Console {
     async fn update_card(&self, message: &MessageRef, card: &Card) -> Result<(), DeliveryError> {
         let owner = card.owner.as_deref().map(|o| format!(", owner {o}")).unwrap_or_default();
         let latest = card.latest_step.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
+        let latest = if card.similar > 0 { format!("{latest} +{} similar", card.similar) } else { latest };
         self.print(&format!("#{} · case #{} updated: {}{owner}{latest}\n", message.channel, card.case_id, card.state))
     }
     async fn thread_reply(&self, message: &MessageRef, text: &str) -> Result<(), DeliveryError> {

@@ -4,6 +4,7 @@
 pub mod case;
 pub mod compliance;
 pub mod duration;
+pub mod fingerprint;
 pub mod mention;
 pub mod role;
 

@@ -14,6 +14,8 @@ struct RawBook {
     sentiment: RawSentiment,
     #[serde(default)]
     positive: RawPositive,
+    #[serde(default)]
+    storm: Option<RawStorm>,
     categories: Vec<RawRule>,
     #[serde(default)]
     risk: Vec<RawRule>,
@@ -47,6 +49,26 @@ impl Default for RawPositive {
     fn default() -> Self {
         RawPositive { min_rating: 4.0, min_sentiment: 0.5 }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorm {
+    window: Spanned<String>,
+    max_distance: u32,
+    min_words: usize,
+    update_every: Spanned<String>,
+}
+
+/// Near-duplicate ("storm") handling: mentions within `max_distance` bits of an unresolved
+/// case opened in the last `window` attach to it; its card is refreshed at most every
+/// `update_every`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Storm {
+    pub window: crate::domain::Span,
+    pub max_distance: u32,
+    pub min_words: usize,
+    pub update_every: crate::domain::Span,
 }
 
 #[derive(Deserialize)]
@@ -92,6 +114,8 @@ pub struct TriageBook {
     pub positive_above: f64,
     pub positive_min_rating: f64,
     pub positive_min_sentiment: f64,
+    /// `None`: every mention opens its own case.
+    pub storm: Option<Storm>,
     pub rules: Vec<Rule>,
 }
 
@@ -107,6 +131,16 @@ pub(crate) fn load(path: &Path) -> Result<TriageBook, Problems> {
     if raw.sentiment.negative_below > raw.sentiment.positive_above {
         rep.at(0, "sentiment.negative_below must not be above sentiment.positive_above");
     }
+    let storm = raw.storm.as_ref().and_then(|st| {
+        let span = |s: &Spanned<String>, rep: &mut Report| {
+            s.value.parse::<crate::domain::Span>().map_err(|e| rep.at(s.referenced.line(), e)).ok()
+        };
+        let (window, every) = (span(&st.window, &mut rep), span(&st.update_every, &mut rep));
+        if st.max_distance > 16 {
+            rep.at(st.window.referenced.line(), "storm.max_distance above 16 bits would merge different complaints");
+        }
+        Some(Storm { window: window?, max_distance: st.max_distance, min_words: st.min_words, update_every: every? })
+    });
     let mut rules = Vec::new();
     for (kind, list) in [
         (RuleKind::Category, &raw.categories),
@@ -158,6 +192,7 @@ pub(crate) fn load(path: &Path) -> Result<TriageBook, Problems> {
             positive_above: raw.sentiment.positive_above,
             positive_min_rating: raw.positive.min_rating,
             positive_min_sentiment: raw.positive.min_sentiment,
+            storm,
             rules,
         })
     } else {

@@ -50,6 +50,8 @@ pub struct IngestReport {
     pub opened: usize,
     pub revised: usize,
     pub duplicates: usize,
+    /// Near-duplicates folded into an existing case (storms).
+    pub similar: usize,
     pub errors: Vec<RowError>,
 }
 
@@ -57,10 +59,11 @@ impl std::fmt::Display for IngestReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} new case(s), {} revision(s), {} duplicate(s), {} bad row(s)",
+            "{} new case(s), {} revision(s), {} duplicate(s), {} similar, {} bad row(s)",
             self.opened,
             self.revised,
             self.duplicates,
+            self.similar,
             self.errors.len()
         )
     }
@@ -236,6 +239,7 @@ pub async fn ingest_rows(ctx: &Ctx, mut rows: Rows) -> anyhow::Result<IngestRepo
                     Ingested::Opened(_) => report.opened += 1,
                     Ingested::Revised(_) => report.revised += 1,
                     Ingested::Duplicate(_) => report.duplicates += 1,
+                    Ingested::Similar(_) => report.similar += 1,
                 }
             }
             batch.clear();

@@ -106,6 +106,7 @@ pub async fn receive(
                 "opened": count(|r| matches!(r, Ingested::Opened(_))),
                 "revised": count(|r| matches!(r, Ingested::Revised(_))),
                 "duplicates": count(|r| matches!(r, Ingested::Duplicate(_))),
+                "similar": count(|r| matches!(r, Ingested::Similar(_))),
                 "cases": results.iter().map(|r| r.case_id()).collect::<Vec<_>>(),
             }))
             .into_response()

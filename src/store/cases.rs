@@ -58,6 +58,8 @@ pub struct CaseRow {
     pub follow_up_due: Option<i64>,
     pub resolve_due: Option<i64>,
     pub version: i64,
+    /// Near-identical mentions attached to this case (storms).
+    pub similar_count: i64,
 }
 
 impl CaseRow {
@@ -120,6 +122,7 @@ pub struct NewCase {
     pub response_due: Option<i64>,
     pub follow_up_due: Option<i64>,
     pub resolve_due: Option<i64>,
+    pub fingerprint: Option<i64>,
 }
 
 /// Filters for `carebot cases` and the chat queue.
@@ -140,7 +143,8 @@ pub struct CaseFilter {
 pub(crate) const CASE_COLS: &str =
     "id, mention_id, state, owner, outcome, situation, priority, channel, site, categories, \
     sentiment, sentiment_score, risk, urgent, spam, positive, confidential, escalation_level, reasons, opened_at, \
-    updated_at, claimed_at, first_response_at, resolved_at, ack_due, response_due, follow_up_due, resolve_due, version";
+    updated_at, claimed_at, first_response_at, resolved_at, ack_due, response_due, follow_up_due, resolve_due, version, \
+    similar_count";
 
 const MENTION_COLS: &str =
     "id, source, external_id, url, author, text, rating, posted_at, received_at, location_hint, \
@@ -181,6 +185,7 @@ pub(crate) fn case_from_row(r: &AnyRow) -> anyhow::Result<CaseRow> {
         follow_up_due: r.try_get("follow_up_due")?,
         resolve_due: r.try_get("resolve_due")?,
         version: r.try_get("version")?,
+        similar_count: r.try_get("similar_count")?,
     })
 }
 
@@ -273,8 +278,8 @@ pub async fn insert_case(tx: &mut Tx<'_>, mention_id: i64, c: &NewCase) -> anyho
     let row = sqlx::query(
         "INSERT INTO cases (mention_id, state, situation, priority, channel, site, categories, sentiment, \
          sentiment_score, risk, urgent, spam, positive, confidential, reasons, opened_at, updated_at, \
-         ack_due, response_due, follow_up_due, resolve_due) \
-         VALUES ($1, 'open', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17, $18, $19) \
+         ack_due, response_due, follow_up_due, resolve_due, fingerprint) \
+         VALUES ($1, 'open', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17, $18, $19, $20) \
          RETURNING id",
     )
     .bind(mention_id)
@@ -296,6 +301,7 @@ pub async fn insert_case(tx: &mut Tx<'_>, mention_id: i64, c: &NewCase) -> anyho
     .bind(c.response_due)
     .bind(c.follow_up_due)
     .bind(c.resolve_due)
+    .bind(c.fingerprint)
     .fetch_one(&mut **tx)
     .await
     .context("inserting case")?;
@@ -537,4 +543,49 @@ impl Table {
             Table::Outbox => "outbox",
         }
     }
+}
+
+/// The `limit` most recent unresolved cases opened since `since` that carry a fingerprint.
+pub async fn storm_candidates(tx: &mut Tx<'_>, since: i64, limit: i64) -> anyhow::Result<Vec<(i64, i64)>> {
+    let rows = sqlx::query(
+        "SELECT id, fingerprint FROM cases WHERE opened_at >= $1 AND fingerprint IS NOT NULL AND state <> 'resolved' \
+         ORDER BY opened_at DESC, id DESC LIMIT $2",
+    )
+    .bind(since)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await
+    .context("finding storm candidates")?;
+    rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("fingerprint")?))).collect()
+}
+
+/// Attaches a mention to an existing case as "+1 similar". Returns true when the card's
+/// refresh should be queued (none is pending within `every_ms`).
+pub async fn attach_similar(
+    tx: &mut Tx<'_>,
+    case_id: i64,
+    mention_id: i64,
+    now: i64,
+    every_ms: i64,
+) -> anyhow::Result<bool> {
+    sqlx::query("UPDATE mentions SET case_id = $1 WHERE id = $2")
+        .bind(case_id)
+        .bind(mention_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE cases SET similar_count = similar_count + 1 WHERE id = $1")
+        .bind(case_id)
+        .execute(&mut **tx)
+        .await
+        .context("counting a similar mention")?;
+    // Only the first similar mention after a quiet spell schedules a refresh.
+    let noted = sqlx::query(
+        "UPDATE cases SET similar_noted_at = $1 WHERE id = $2 AND (similar_noted_at IS NULL OR similar_noted_at <= $3)",
+    )
+    .bind(now)
+    .bind(case_id)
+    .bind(now - every_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(noted.rows_affected() == 1)
 }

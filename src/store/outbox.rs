@@ -15,10 +15,23 @@ pub struct OutboxRow {
 }
 
 pub async fn enqueue(tx: &mut Tx<'_>, case_id: Option<i64>, op: &str, payload: &str, now: i64) -> anyhow::Result<()> {
-    sqlx::query("INSERT INTO outbox (case_id, op, payload, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $4)")
+    enqueue_at(tx, case_id, op, payload, now, now).await
+}
+
+/// Queues a message that is not to be delivered before `due` (ms).
+pub async fn enqueue_at(
+    tx: &mut Tx<'_>,
+    case_id: Option<i64>,
+    op: &str,
+    payload: &str,
+    now: i64,
+    due: i64,
+) -> anyhow::Result<()> {
+    sqlx::query("INSERT INTO outbox (case_id, op, payload, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(case_id)
         .bind(op)
         .bind(payload)
+        .bind(due)
         .bind(now)
         .execute(&mut **tx)
         .await
