@@ -30,13 +30,27 @@ const TEXTS: &[&str] = &[
     "The bathroom was filthy at Northgate and the doctor was dismissive when I asked questions.",
 ];
 
+/// Seeded pseudo-random words from the sample complaints, so every mention is its own case
+/// (repeated templates would be folded together as a storm) while triage still finds
+/// categories, sites and risk words in them.
+fn varied_text(i: usize) -> String {
+    let vocab: Vec<&str> = TEXTS.iter().flat_map(|t| t.split_whitespace()).collect();
+    let mut x = (i as u64).wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut words = Vec::with_capacity(18);
+    for _ in 0..18 {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        words.push(vocab[(x >> 33) as usize % vocab.len()]);
+    }
+    words.join(" ")
+}
+
 fn mentions(n: usize, tag: &str) -> Vec<Mention> {
     (0..n)
         .map(|i| {
             RawMention {
                 source: Some(["google", "yelp", "x", "facebook"][i % 4].into()),
                 external_id: Some(format!("{tag}-{i}")),
-                text: Some(format!("{} (#{i})", TEXTS[i % TEXTS.len()])),
+                text: Some(varied_text(i)),
                 rating: (i % 3 == 0).then_some((i % 5) as f64 + 1.0),
                 author: Some(format!("reviewer {i}")),
                 ..Default::default()
@@ -109,6 +123,8 @@ async fn bench_intake(label: &str, url: &str) {
         ingest(&ctx, chunk).await.expect("ingest");
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
+    let cases = ctx.store.count(carebot::store::cases::Table::Cases).await.expect("count");
+    assert!(cases as usize > n * 9 / 10, "{cases} cases for {n} mentions: the bench texts are folding as storms");
     // Everything is a duplicate now: the dedupe path alone.
     let start = Instant::now();
     for chunk in ms.chunks(500) {

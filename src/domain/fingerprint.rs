@@ -71,6 +71,9 @@ mod tests {
         let b =
             simhash("Northgate billed me twice for one visit and nobody answers the billing line at all", 6).unwrap();
         assert!(distance(a, b) > 16, "{} bits", distance(a, b));
+        // Two different people opening with the same words are not one storm.
+        let c = simhash("Waited 6 hours in the Riverside ER and then they billed me twice for the visit", 6).unwrap();
+        assert!(distance(a, c) > 10, "{} bits", distance(a, c));
         assert_eq!(simhash("so bad", 6), None);
     }
 }
