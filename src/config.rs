@@ -116,6 +116,30 @@ impl Default for OutboxSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct SourcesSettings {
     pub files: FilesSourceSettings,
+    /// RSS/Atom feeds polled by the `poll_feeds` job (`[[sources.feeds]]`).
+    pub feeds: Vec<FeedSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedSettings {
+    /// Unique name; also the key of the feed's cursor and health.
+    pub name: String,
+    pub url: String,
+    /// Source recorded on its mentions, e.g. google_alerts, talkwalker, reddit, news.
+    #[serde(default = "default_feed_source")]
+    pub source: String,
+    /// Minimum time between two polls of this feed.
+    #[serde(default = "default_feed_every")]
+    pub every: crate::domain::Span,
+}
+
+fn default_feed_source() -> String {
+    "rss".into()
+}
+
+fn default_feed_every() -> crate::domain::Span {
+    crate::domain::Span::from_secs(300)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -350,6 +374,24 @@ impl Settings {
                         ),
                     });
                 }
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for f in &self.sources.feeds {
+            let at = text.lines().position(|l| l.contains(&format!("\"{}\"", f.name))).map(|i| i + 1);
+            if !names.insert(f.name.as_str()) {
+                out.push(ConfigProblem {
+                    file: file.clone(),
+                    line: at,
+                    message: format!("duplicate feed name {:?}", f.name),
+                });
+            }
+            if !(f.url.starts_with("http://") || f.url.starts_with("https://")) {
+                out.push(ConfigProblem {
+                    file: file.clone(),
+                    line: at,
+                    message: format!("feed {}: url must start with http:// or https://", f.name),
+                });
             }
         }
         if self.http.listen.parse::<std::net::SocketAddr>().is_err() {

@@ -73,6 +73,19 @@ pub async fn render_metrics(ctx: &Ctx) -> anyhow::Result<String> {
     out.push_str(&format!("carebot_outbox_pending {pending}\n"));
     out.push_str("# HELP carebot_outbox_failed Chat messages given up on.\n# TYPE carebot_outbox_failed gauge\n");
     out.push_str(&format!("carebot_outbox_failed {failed}\n"));
+    out.push_str("# HELP carebot_source_last_success_timestamp_seconds Last successful poll, per polled source.\n# TYPE carebot_source_last_success_timestamp_seconds gauge\n");
+    out.push_str("# HELP carebot_source_failing 1 while a polled source's last poll failed.\n# TYPE carebot_source_failing gauge\n");
+    for c in ctx.store.source_cursors().await? {
+        if let Some(t) = c.last_success_at {
+            out.push_str(&format!(
+                "carebot_source_last_success_timestamp_seconds{{source=\"{}\"}} {}\n",
+                label(&c.source),
+                t / 1000
+            ));
+        }
+        let failing = c.last_error.is_some() && c.last_error_at >= c.last_success_at;
+        out.push_str(&format!("carebot_source_failing{{source=\"{}\"}} {}\n", label(&c.source), i64::from(failing)));
+    }
     out.push_str(&metrics_handle().render());
     Ok(out)
 }

@@ -120,6 +120,8 @@ enum Command {
     },
     /// List the jobs carebot knows and their schedules.
     Jobs,
+    /// Health of the polled sources: last success, lag, last error.
+    Sources,
 }
 
 #[derive(Subcommand)]
@@ -446,6 +448,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             }
             let ctx = cli_ctx(settings).await?;
             println!("{name}: {}", jobs::run_once(&ctx, &name, at).await?);
+        }
+        Command::Sources => {
+            let ctx = cli_ctx(settings).await?;
+            println!("{}", ops::sources_table(&ctx).await?);
         }
         Command::Jobs => {
             let ctx = cli_ctx(settings).await?;

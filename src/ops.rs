@@ -223,3 +223,20 @@ pub async fn jobs_table(ctx: &Ctx) -> anyhow::Result<String> {
     }
     Ok(out.trim_end().to_string())
 }
+
+/// `carebot sources`: each polled source's last success, last error and lag.
+pub async fn sources_table(ctx: &Ctx) -> anyhow::Result<String> {
+    let now = ctx.now_ms();
+    let cursors = ctx.store.source_cursors().await?;
+    let mut out = format!("{:<28} {:<18} {:<10} {}\n", "source", "last success (UTC)", "lag", "last error");
+    let mut names: Vec<String> = ctx.settings.sources.feeds.iter().map(|f| f.name.clone()).collect();
+    names.extend(cursors.iter().map(|c| c.source.clone()).filter(|s| !names.contains(s)).collect::<Vec<_>>());
+    for name in names {
+        let c = cursors.iter().find(|c| c.source == name);
+        let success = c.and_then(|c| c.last_success_at);
+        let lag = success.map(|s| format!("{}s", (now - s) / 1000)).unwrap_or_else(|| "-".into());
+        let error = c.and_then(|c| c.last_error.clone()).unwrap_or_default();
+        out.push_str(&format!("{name:<28} {:<18} {lag:<10} {error}\n", fmt_time(success)));
+    }
+    Ok(out.trim_end().to_string())
+}

@@ -164,6 +164,14 @@ fn check_passes_on_the_shipped_playbooks_and_config() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("8 people, 3 sites, 1 rotation(s)"), "{stdout}");
+    // The production example must stay valid too.
+    let out = Command::new(env!("CARGO_BIN_EXE_carebot"))
+        .args(["check", "--config", "config/carebot.example.toml"])
+        .current_dir(repo())
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
@@ -229,7 +237,7 @@ fn run_job_runs_a_job_as_if_at_the_given_time_and_refuses_unknown_names() {
     assert!(out.contains("purged text of 1 mention(s)"), "{out}");
     let err = cli.err(&["run-job", "sweep"]);
     assert!(
-        err.contains("unknown job \"sweep\"; known jobs: deliver_outbox, daily_digest, weekly_report, escalation_sweep, poll_files, retention"),
+        err.contains("unknown job \"sweep\"; known jobs: deliver_outbox, daily_digest, weekly_report, escalation_sweep, poll_feeds, poll_files, retention"),
         "{err}"
     );
     let err = cli.err(&["run-job", "retention", "--at", "tomorrow"]);

@@ -45,6 +45,11 @@ pub const JOBS: &[Job] = &[
         run: |ctx, at| Box::pin(escalation::sweep(ctx, at)),
     },
     Job {
+        name: "poll_feeds",
+        about: "poll the RSS/Atom feeds in sources.feeds (conditional GET, each at most every `every`)",
+        run: |ctx, at| Box::pin(crate::sources::rss::poll_all(ctx, at)),
+    },
+    Job {
         name: "poll_files",
         about: "ingest JSON-lines/CSV files dropped into sources.files.dir",
         run: |ctx, _at| Box::pin(crate::sources::files::poll_drop_folder(ctx)),

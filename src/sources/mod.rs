@@ -2,4 +2,5 @@
 //! them to `intake::ingest`. Files (JSON lines, CSV, a drop folder) and signed webhooks are here today.
 
 pub mod files;
+pub mod rss;
 pub mod webhook;

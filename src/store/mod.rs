@@ -9,6 +9,7 @@
 //! the backends behave differently — claiming outbox rows — branches on `Backend`.
 
 pub mod cases;
+pub mod cursors;
 pub mod escalation;
 pub mod jobs;
 pub mod outbox;
