@@ -2,6 +2,8 @@
 //! and job receives; `App::build` prepares it and binds the listener (port 0 in tests);
 //! `run_until_stopped` serves HTTP and runs the outbox worker, scheduler and intake.
 
+use crate::chat::discord::Discord;
+use crate::chat::slack::Slack;
 use crate::chat::{console::Console, ChatSurface};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Settings, SurfaceKind};
@@ -23,6 +25,10 @@ pub struct Ctx {
     pub clock: Arc<dyn Clock>,
     /// Wakes the outbox worker when new messages are queued.
     pub outbox_wake: Arc<Notify>,
+    /// The Slack client when Slack is the chat surface (inbound callbacks need it).
+    pub slack: Option<Arc<Slack>>,
+    /// The Discord client when Discord is the chat surface.
+    pub discord: Option<Arc<Discord>>,
 }
 
 impl Ctx {
@@ -40,6 +46,8 @@ impl Ctx {
             chat,
             clock,
             outbox_wake: Arc::new(Notify::new()),
+            slack: None,
+            discord: None,
         })
     }
 
@@ -48,20 +56,66 @@ impl Ctx {
     }
 }
 
-/// The chat surface the settings ask for.
-pub fn chat_surface(settings: &Settings) -> anyhow::Result<Arc<dyn ChatSurface>> {
-    match settings.chat.surface {
-        SurfaceKind::Console => Ok(Arc::new(Console::stdout())),
-        SurfaceKind::Auto => {
-            if settings.secrets.slack_bot_token.is_some() || settings.secrets.discord_bot_token.is_some() {
-                tracing::warn!("chat tokens are set but this build delivers to the console surface only");
+/// The chat surfaces the settings ask for: what the outbox delivers through, and the
+/// Slack client when Slack is in use.
+pub struct Surfaces {
+    pub chat: Arc<dyn ChatSurface>,
+    pub slack: Option<Arc<Slack>>,
+    pub discord: Option<Arc<Discord>>,
+}
+
+impl Surfaces {
+    /// Hands the platform clients to the context (inbound callbacks need them).
+    pub fn attach(self, ctx: &mut Ctx) {
+        ctx.slack = self.slack;
+        ctx.discord = self.discord;
+    }
+}
+
+/// Picks the chat surface: `auto` means Slack when its bot token is set, else Discord when
+/// its bot token is set, else the console.
+pub fn chat_surfaces(settings: &Settings) -> anyhow::Result<Surfaces> {
+    let console = || Surfaces { chat: Arc::new(Console::stdout()), slack: None, discord: None };
+    let secrets = &settings.secrets;
+    let kind = match settings.chat.surface {
+        SurfaceKind::Auto if secrets.slack_bot_token.is_some() => SurfaceKind::Slack,
+        SurfaceKind::Auto if secrets.discord_bot_token.is_some() => SurfaceKind::Discord,
+        SurfaceKind::Auto => SurfaceKind::Console,
+        k => k,
+    };
+    match kind {
+        SurfaceKind::Console | SurfaceKind::Auto => Ok(console()),
+        SurfaceKind::Slack => {
+            let token = secrets
+                .slack_bot_token
+                .as_deref()
+                .context("chat.surface = \"slack\" needs SLACK_BOT_TOKEN (xoxb-…) in the environment")?;
+            match settings.slack.mode {
+                crate::config::SlackMode::Http if secrets.slack_signing_secret.is_none() => {
+                    anyhow::bail!(
+                        "Slack over HTTP needs SLACK_SIGNING_SECRET (Basic Information page of the Slack app)"
+                    )
+                }
+                crate::config::SlackMode::Socket if secrets.slack_app_token.is_none() => {
+                    anyhow::bail!("slack.mode = \"socket\" needs SLACK_APP_TOKEN (xapp-…, with connections:write)")
+                }
+                _ => {}
             }
-            Ok(Arc::new(Console::stdout()))
+            let slack = Arc::new(Slack::new(&settings.slack, token)?);
+            Ok(Surfaces { chat: slack.clone(), slack: Some(slack), discord: None })
         }
-        other => anyhow::bail!(
-            "chat.surface = {:?} is not supported by this version of carebot; use \"console\" or \"auto\"",
-            format!("{other:?}").to_lowercase()
-        ),
+        SurfaceKind::Discord => {
+            let token = secrets
+                .discord_bot_token
+                .as_deref()
+                .context("chat.surface = \"discord\" needs DISCORD_BOT_TOKEN in the environment")?;
+            let key = secrets
+                .discord_public_key
+                .as_deref()
+                .context("Discord needs DISCORD_PUBLIC_KEY (General Information page of the application)")?;
+            let discord = Arc::new(Discord::new(&settings.discord, token, Some(key))?);
+            Ok(Surfaces { chat: discord.clone(), slack: None, discord: Some(discord) })
+        }
     }
 }
 
@@ -74,8 +128,9 @@ pub struct App {
 impl App {
     /// Production build: chat surface from settings, system clock.
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
-        let chat = chat_surface(&settings)?;
-        let ctx = Ctx::new(settings, chat, Arc::new(SystemClock)).await?;
+        let surfaces = chat_surfaces(&settings)?;
+        let mut ctx = Ctx::new(settings, surfaces.chat.clone(), Arc::new(SystemClock)).await?;
+        surfaces.attach(&mut ctx);
         App::from_ctx(ctx).await
     }
 
@@ -109,6 +164,11 @@ impl App {
         tasks.spawn(crate::jobs::outbox::run_worker(ctx.clone(), rx.clone()));
         tasks.spawn(crate::jobs::scheduler::run(ctx.clone(), rx.clone()));
         tasks.spawn(crate::sources::files::import_on_start(ctx.clone()));
+        if let (Some(_), crate::config::SlackMode::Socket, Some(app_token)) =
+            (&ctx.slack, ctx.settings.slack.mode, ctx.settings.secrets.slack_app_token.clone())
+        {
+            tasks.spawn(crate::chat::slack::inbound::run_socket_mode(ctx.clone(), app_token, rx.clone()));
+        }
         let router = crate::http::router(ctx.clone());
         let mut rx_http = rx.clone();
         let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {

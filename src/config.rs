@@ -17,6 +17,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub http: HttpSettings,
     pub chat: ChatSettings,
+    pub slack: SlackSettings,
+    pub discord: DiscordSettings,
     pub playbooks: PlaybookSettings,
     pub outbox: OutboxSettings,
     pub sources: SourcesSettings,
@@ -74,6 +76,54 @@ pub enum SurfaceKind {
 #[serde(deny_unknown_fields, default)]
 pub struct ChatSettings {
     pub surface: SurfaceKind,
+}
+
+/// How Slack reaches carebot: signed HTTP callbacks, or Socket Mode (no public URL).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SlackMode {
+    #[default]
+    Http,
+    Socket,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlackSettings {
+    pub mode: SlackMode,
+    /// Web API base URL; point it at a local server for tests or staging.
+    pub api_url: String,
+    /// The slash command as configured in the Slack app (shown in help texts).
+    pub command: String,
+    /// Sustained messages per second per channel (Slack allows about one).
+    pub messages_per_second: u32,
+    /// Messages a channel may receive at once before pacing starts.
+    pub burst: u32,
+}
+
+impl Default for SlackSettings {
+    fn default() -> Self {
+        SlackSettings {
+            mode: SlackMode::Http,
+            api_url: "https://slack.com/api".into(),
+            command: "/care".into(),
+            messages_per_second: 1,
+            burst: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscordSettings {
+    /// REST base URL (`/api/v10` is appended); point it at a local server for tests.
+    pub api_url: String,
+}
+
+impl Default for DiscordSettings {
+    fn default() -> Self {
+        DiscordSettings { api_url: "https://discord.com".into() }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -391,6 +441,37 @@ impl Settings {
                     file: file.clone(),
                     line: at,
                     message: format!("feed {}: url must start with http:// or https://", f.name),
+                });
+            }
+        }
+        let slack_at = |k: &str| locate_key(text, &["slack".into(), k.into()]);
+        if !(self.slack.api_url.starts_with("http://") || self.slack.api_url.starts_with("https://")) {
+            out.push(ConfigProblem {
+                file: file.clone(),
+                line: slack_at("api_url"),
+                message: format!("slack.api_url: {:?} must start with http:// or https://", self.slack.api_url),
+            });
+        }
+        if !(self.discord.api_url.starts_with("http://") || self.discord.api_url.starts_with("https://")) {
+            out.push(ConfigProblem {
+                file: file.clone(),
+                line: locate_key(text, &["discord".into(), "api_url".into()]),
+                message: format!("discord.api_url: {:?} must start with http:// or https://", self.discord.api_url),
+            });
+        }
+        if !self.slack.command.starts_with('/') || self.slack.command.len() < 2 {
+            out.push(ConfigProblem {
+                file: file.clone(),
+                line: slack_at("command"),
+                message: format!("slack.command: {:?} must be a slash command such as \"/care\"", self.slack.command),
+            });
+        }
+        for (k, v) in [("messages_per_second", self.slack.messages_per_second), ("burst", self.slack.burst)] {
+            if v == 0 {
+                out.push(ConfigProblem {
+                    file: file.clone(),
+                    line: slack_at(k),
+                    message: format!("slack.{k} must be at least 1"),
                 });
             }
         }

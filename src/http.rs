@@ -31,6 +31,10 @@ pub fn router(ctx: Arc<Ctx>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/ingest/webhook/{source}", axum::routing::post(crate::sources::webhook::receive))
+        .route("/slack/commands", axum::routing::post(crate::chat::slack::inbound::http_command))
+        .route("/slack/interactions", axum::routing::post(crate::chat::slack::inbound::http_interaction))
+        .route("/slack/events", axum::routing::post(crate::chat::slack::inbound::http_event))
+        .route("/discord/interactions", axum::routing::post(crate::chat::discord::inbound::http_interaction))
         .layer(RequestBodyLimitLayer::new(ctx.settings.http.body_limit_bytes))
         .with_state(ctx)
 }

@@ -1,7 +1,7 @@
 //! The `carebot` command line: parse arguments, load settings, call the library, print.
 
 use anyhow::Context as _;
-use carebot::app::{chat_surface, App, Ctx};
+use carebot::app::{chat_surfaces, App, Ctx};
 use carebot::clock::SystemClock;
 use carebot::config::{Settings, DEFAULT_PATH};
 use carebot::domain::{Action, CaseState, EscalationTarget, OfflineVia, Outcome};
@@ -28,7 +28,11 @@ enum Command {
     /// Run everything: HTTP listener, outbox delivery, scheduler, intake.
     Serve,
     /// Validate settings and playbooks; names file, line and problem.
-    Check,
+    Check {
+        /// Also ask Slack whether the token works and the bot is in every channel.
+        #[arg(long)]
+        online: bool,
+    },
     /// Create or upgrade the database schema.
     Migrate,
     /// Ingest a JSON-lines (.jsonl) or CSV (.csv) file of mentions.
@@ -105,6 +109,11 @@ enum Command {
         format: String,
         #[arg(long)]
         send: bool,
+    },
+    /// Discord setup.
+    Discord {
+        #[command(subcommand)]
+        action: DiscordCmd,
     },
     /// Who is on call; `oncall set` overrides a rotation for a while.
     Oncall {
@@ -221,6 +230,15 @@ enum CaseCmd {
 }
 
 #[derive(Subcommand)]
+enum DiscordCmd {
+    /// Register the /care application command (in one guild: appears at once; else global).
+    RegisterCommands {
+        #[arg(long)]
+        guild: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum OncallCmd {
     /// Put PERSON on call for ROTATION until a time (leads only).
     Set {
@@ -269,8 +287,10 @@ fn parse_time(s: &str, flag: &str) -> anyhow::Result<DateTime<Utc>> {
 }
 
 async fn cli_ctx(settings: Settings) -> anyhow::Result<Ctx> {
-    let chat = chat_surface(&settings)?;
-    Ctx::new(settings, chat, Arc::new(SystemClock)).await
+    let surfaces = chat_surfaces(&settings)?;
+    let mut ctx = Ctx::new(settings, surfaces.chat.clone(), Arc::new(SystemClock)).await?;
+    surfaces.attach(&mut ctx);
+    Ok(ctx)
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -288,10 +308,25 @@ async fn main() -> ExitCode {
         )
         .init();
 
-    if let Command::Check = cli.command {
+    if let Command::Check { online } = cli.command {
         return match ops::check(&cli.config) {
             Ok(summary) => {
                 println!("{summary}");
+                if online {
+                    return match ops::check_online(&cli.config).await {
+                        Ok(summary) => {
+                            println!("{summary}");
+                            ExitCode::SUCCESS
+                        }
+                        Err(problems) => {
+                            for p in &problems {
+                                eprintln!("{p}");
+                            }
+                            eprintln!("{} problem(s) found", problems.len());
+                            ExitCode::FAILURE
+                        }
+                    };
+                }
                 ExitCode::SUCCESS
             }
             Err(problems) => {
@@ -315,7 +350,7 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Check => unreachable!("handled before settings are loaded"),
+        Command::Check { .. } => unreachable!("handled before settings are loaded"),
         Command::Serve => {
             let app = App::build(settings).await?;
             println!("carebot listening on http://{}", app.addr());
@@ -424,6 +459,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 ops::queue_op(&ctx, carebot::chat::ChatOp::WeeklyReport { week_ending: date }).await?;
                 eprintln!("report queued for #{} (delivered by carebot serve)", ctx.settings.digest.weekly_channel);
             }
+        }
+        Command::Discord { action: DiscordCmd::RegisterCommands { guild } } => {
+            println!("{}", ops::discord_register(&settings, guild.as_deref()).await?);
         }
         Command::Oncall { action } => {
             let ctx = cli_ctx(settings).await?;

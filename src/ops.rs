@@ -48,6 +48,36 @@ pub fn check(config_path: &Path) -> Result<String, Vec<String>> {
     ))
 }
 
+/// `carebot check --online`: the Slack token works and the bot is in every channel.
+pub async fn check_online(config_path: &Path) -> Result<String, Vec<String>> {
+    let settings = Settings::load(config_path).map_err(|e| e.0.iter().map(|p| p.to_string()).collect::<Vec<_>>())?;
+    let playbooks =
+        Playbooks::load(&settings.playbooks.dir).map_err(|p| p.0.iter().map(|x| x.to_string()).collect::<Vec<_>>())?;
+    let Some(token) = settings.secrets.slack_bot_token.as_deref() else {
+        return Err(vec!["--online checks Slack: set SLACK_BOT_TOKEN".into()]);
+    };
+    let slack = crate::chat::slack::Slack::new(&settings.slack, token).map_err(|e| vec![format!("{e:#}")])?;
+    let problems = slack.check_online(&playbooks).await;
+    if problems.is_empty() {
+        Ok(format!("Slack: token accepted; the bot is in all {} channels", playbooks.situations.channels.len()))
+    } else {
+        Err(problems)
+    }
+}
+
+/// `carebot discord register-commands`: installs `/care` for a guild or globally.
+pub async fn discord_register(settings: &Settings, guild: Option<&str>) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let s = &settings.secrets;
+    let token = s.discord_bot_token.as_deref().context("set DISCORD_BOT_TOKEN")?;
+    let app = s.discord_application_id.as_deref().context("set DISCORD_APPLICATION_ID")?;
+    let discord = crate::chat::discord::Discord::new(&settings.discord, token, None)?;
+    let done = discord.register_commands(app, guild).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let names: Vec<&str> = done.as_array().into_iter().flatten().filter_map(|c| c["name"].as_str()).collect();
+    let scope = guild.map(|g| format!("guild {g}")).unwrap_or_else(|| "all guilds (global; may take a while)".into());
+    Ok(format!("registered /{} for {scope}", names.join(", /")))
+}
+
 fn fmt_time(ms: Option<i64>) -> String {
     ms.map(|m| from_ms(m).format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "-".into())
 }

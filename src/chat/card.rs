@@ -24,6 +24,15 @@ pub enum Button {
 }
 
 impl Button {
+    pub const ALL: [Button; 7] = [
+        Button::Claim,
+        Button::Release,
+        Button::DraftReply,
+        Button::Escalate,
+        Button::TakeOffline,
+        Button::Resolve,
+        Button::Reopen,
+    ];
     pub fn label(&self) -> &'static str {
         match self {
             Button::Claim => "Claim",
@@ -226,6 +235,12 @@ impl Card {
             confidential: case.confidential,
             similar: case.similar_count,
         }
+    }
+
+    /// The one line chat apps show in notifications; carries no mention text or author.
+    pub fn summary(&self) -> String {
+        let site = self.site.as_deref().unwrap_or("no site detected");
+        format!("[{}] Case #{} · {} · {site} · {}", self.priority, self.case_id, self.situation, self.state)
     }
 
     /// A plain-text rendering (console surface, notifications, tests).

@@ -2,7 +2,11 @@
 //! a case, and the `ChatSurface` each platform (console, Slack, Discord) implements.
 
 pub mod card;
+pub mod command;
 pub mod console;
+pub mod discord;
+pub mod interact;
+pub mod slack;
 
 use crate::playbook::{Channel, Person};
 use crate::store::MessageRef;
@@ -86,4 +90,12 @@ pub trait ChatSurface: Send + Sync {
         bytes: &[u8],
         comment: &str,
     ) -> Result<(), DeliveryError>;
+}
+
+/// A posted card's reference as the chat surfaces store it: `CHANNEL|MESSAGE`
+/// (Slack channel id and ts, Discord channel id and message id).
+pub fn split_message_ref(m: &MessageRef) -> Result<(String, String), DeliveryError> {
+    m.message_ref.split_once('|').map(|(c, id)| (c.to_string(), id.to_string())).ok_or_else(|| {
+        DeliveryError::Permanent(format!("{:?} is not a {} message reference", m.message_ref, m.surface))
+    })
 }

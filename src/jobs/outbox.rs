@@ -13,7 +13,8 @@ use tokio::sync::watch;
 /// How long a claimed message is reserved for this worker.
 const LEASE_MS: i64 = 60_000;
 
-async fn card_for(ctx: &Ctx, case_id: i64) -> Result<Card, DeliveryError> {
+/// The current card of a case, as the surfaces show it.
+pub async fn card_for(ctx: &Ctx, case_id: i64) -> Result<Card, DeliveryError> {
     let internal = |e: anyhow::Error| DeliveryError::Transient(format!("{e:#}"));
     let case = ctx
         .store

@@ -1,0 +1,195 @@
+//! Click-to-ack latency for signed Slack Claim clicks (release build:
+//! `cargo bench --bench slack_ack`).
+//!
+//! The running app (HTTP listener, outbox worker delivering card updates to a local fake
+//! Slack) on a fresh Postgres database at CAREBOT_TEST_PG_URL (default
+//! postgres://postgres@127.0.0.1:5432/test). Rounds of 50 concurrent signed Claim clicks —
+//! 10 cases, 5 agents racing on each — measured from send to HTTP answer; then checks that
+//! every case has exactly one claim.
+
+#[path = "../tests/fakes/slack.rs"]
+mod fake_slack;
+
+use carebot::app::chat_surfaces;
+use carebot::clock::SystemClock;
+use carebot::config::SurfaceKind;
+use carebot::domain::RawMention;
+use carebot::{App, Ctx, Settings};
+use fake_slack::*;
+use sqlx::Connection;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const ROUNDS: usize = 40;
+const CASES_PER_ROUND: usize = 10;
+const AGENTS: [&str; 5] = ["U01SAM00002", "U01DENA0001", "U01PRIYA003", "U01MARCUS04", "U01GRACE005"];
+
+/// Seeded random words, so near-duplicate (storm) folding leaves every mention its own case.
+fn distinct_text(i: usize) -> String {
+    const WORDS: &[&str] = &[
+        "waited",
+        "hours",
+        "Riverside",
+        "ER",
+        "rude",
+        "nurse",
+        "billing",
+        "parking",
+        "doctor",
+        "dismissive",
+        "lost",
+        "results",
+        "phone",
+        "hold",
+        "appointment",
+        "cancelled",
+        "room",
+        "dirty",
+        "pain",
+        "ignored",
+        "front",
+        "desk",
+        "insurance",
+        "charged",
+        "twice",
+        "discharge",
+        "confusing",
+        "lab",
+        "wrong",
+        "name",
+        "pharmacy",
+        "delay",
+    ];
+    let mut x = (i as u64).wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..20)
+        .map(|_| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            WORDS[(x >> 33) as usize % WORDS.len()]
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    let admin =
+        std::env::var("CAREBOT_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let name = format!("carebot_bench_ack_{}", std::process::id());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("Postgres for the benchmark");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create db");
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
+
+    let fake = FakeSlack::start().await;
+    let mut s = Settings::default();
+    s.playbooks.dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("playbooks");
+    s.http.listen = "127.0.0.1:0".into();
+    s.secrets.database_url = Some(format!("{base}/{name}"));
+    s.database.max_connections = 20;
+    s.sources.files.enabled = false;
+    s.chat.surface = SurfaceKind::Slack;
+    s.slack.api_url = fake.api_url();
+    s.slack.messages_per_second = 1000;
+    s.slack.burst = 1000;
+    s.secrets.slack_bot_token = Some(BOT_TOKEN.into());
+    s.secrets.slack_signing_secret = Some(SIGNING_SECRET.into());
+    let surfaces = chat_surfaces(&s).expect("slack surface");
+    let mut ctx = Ctx::new(s, surfaces.chat.clone(), Arc::new(SystemClock)).await.expect("context");
+    surfaces.attach(&mut ctx);
+    let app = App::from_ctx(ctx).await.expect("bind");
+    let (url, ctx) = (format!("http://{}/slack/interactions", app.addr()), app.ctx());
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+
+    let total = ROUNDS * CASES_PER_ROUND;
+    let mentions: Vec<_> = (0..total)
+        .map(|i| {
+            RawMention {
+                source: Some("google".into()),
+                external_id: Some(format!("ack-{i}")),
+                text: Some(distinct_text(i)),
+                rating: Some(1.0),
+                ..Default::default()
+            }
+            .parse(None, chrono::Utc::now())
+            .expect("mention")
+        })
+        .collect();
+    let mut case_ids = Vec::new();
+    for chunk in mentions.chunks(100) {
+        case_ids.extend(carebot::intake::ingest(&ctx, chunk).await.expect("ingest").iter().map(|r| r.case_id()));
+    }
+    case_ids.sort_unstable();
+    case_ids.dedup();
+    assert_eq!(case_ids.len(), total, "every bench mention is its own case");
+
+    let client = reqwest::Client::new();
+    // Warm up connections and prepared statements.
+    let warm = click_body(&fake, AGENTS[0], "release", case_ids[0], "1.0");
+    let _ = client.post(&url).body(warm).send().await;
+
+    let mut latencies = Vec::with_capacity(total * AGENTS.len());
+    let started = Instant::now();
+    for round in case_ids.chunks(CASES_PER_ROUND) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for &case_id in round {
+            for agent in AGENTS {
+                let body = click_body(&fake, agent, "claim", case_id, "1764000000.000001");
+                let (client, url) = (client.clone(), url.clone());
+                tasks.spawn(async move {
+                    let ts = now();
+                    let req = client
+                        .post(&url)
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .header("x-slack-request-timestamp", ts.to_string())
+                        .header("x-slack-signature", signature(SIGNING_SECRET, ts, &body))
+                        .body(body);
+                    let t = Instant::now();
+                    let status = req.send().await.expect("click").status();
+                    (t.elapsed(), status.as_u16())
+                });
+            }
+        }
+        while let Some(r) = tasks.join_next().await {
+            let (d, status) = r.expect("task");
+            assert_eq!(status, 200);
+            latencies.push(d);
+        }
+    }
+    let wall = started.elapsed();
+    latencies.sort_unstable();
+
+    let mut exactly_one = 0;
+    for &id in &case_ids {
+        let claims = ctx.store.events(id).await.expect("events").iter().filter(|e| e.action == "claim").count();
+        if claims == 1 {
+            exactly_one += 1;
+        }
+    }
+    println!(
+        "slack click-to-ack (Postgres, {} signed Claim clicks in rounds of {} concurrent, {} agents per case):",
+        latencies.len(),
+        CASES_PER_ROUND * AGENTS.len(),
+        AGENTS.len()
+    );
+    println!(
+        "  p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({:.0} clicks/s)",
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.90).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        latencies.last().unwrap().as_secs_f64() * 1e3,
+        latencies.len() as f64 / wall.as_secs_f64()
+    );
+    println!("  cases with exactly one claim: {exactly_one}/{}", case_ids.len());
+
+    let _ = stop.send(());
+    let _ = server.await;
+    drop(ctx);
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut conn).await.expect("drop db");
+    assert_eq!(exactly_one, case_ids.len(), "a case was claimed more than once or not at all");
+}

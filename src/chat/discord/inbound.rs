@@ -1,0 +1,134 @@
+//! `POST /discord/interactions`: Ed25519-verified interactions (PING, the `/care` command,
+//! card buttons, form select menus), translated into the shared command layer and answered
+//! in Discord's interaction-response format — UPDATE_MESSAGE for a card that changed,
+//! ephemeral (flag 64) messages for refusals, drafts and forms.
+
+use super::{layout, Discord};
+use crate::app::Ctx;
+use crate::chat::command::{usage, Command, Press};
+use crate::chat::interact::{self, FormKind, Pressed, Who};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use serenity::all::{CommandDataOption, CommandDataOptionValue, ComponentInteractionDataKind, Interaction};
+use std::sync::Arc;
+
+/// How far a request's timestamp may be from now (replayed requests are refused).
+const REPLAY_WINDOW_SECS: i64 = 300;
+const EPHEMERAL: u64 = 64;
+
+fn private(text: &str) -> Value {
+    json!({ "type": 4, "data": { "content": cap(text), "flags": EPHEMERAL, "allowed_mentions": { "parse": [] } } })
+}
+
+fn cap(text: &str) -> String {
+    if text.chars().count() <= 2000 {
+        return text.to_string();
+    }
+    format!("{}…", text.chars().take(1999).collect::<String>())
+}
+
+/// The `/care` subcommand and its options as the words the shared grammar reads.
+fn words(options: &[CommandDataOption]) -> String {
+    let Some(sub) = options.first() else { return String::new() };
+    let mut words = vec![sub.name.clone()];
+    let mut confidential = false;
+    if let CommandDataOptionValue::SubCommand(opts) = &sub.value {
+        for o in opts {
+            match &o.value {
+                CommandDataOptionValue::Integer(n) => words.push(n.to_string()),
+                CommandDataOptionValue::String(s) => words.push(s.clone()),
+                CommandDataOptionValue::Boolean(b) => confidential |= o.name == "confidential" && *b,
+                _ => {}
+            }
+        }
+    }
+    if confidential {
+        words.push("--confidential".into());
+    }
+    words.join(" ")
+}
+
+async fn answer(ctx: &Ctx, interaction: Interaction) -> Value {
+    let name = "/care";
+    match interaction {
+        Interaction::Ping(_) => json!({ "type": 1 }),
+        Interaction::Command(c) => {
+            let user = c.user.id.to_string();
+            let text = match interact::person(ctx, Who::Discord(&user)) {
+                Err(refusal) => refusal,
+                Ok(p) => match words(&c.data.options).parse::<Command>() {
+                    Ok(cmd) => interact::run(ctx, p, cmd, name).await,
+                    Err(why) => format!("{why}\n\n{}", usage(name)),
+                },
+            };
+            private(&text)
+        }
+        Interaction::Component(c) => {
+            let user = c.user.id.to_string();
+            let person = match interact::person(ctx, Who::Discord(&user)) {
+                Ok(p) => p,
+                Err(refusal) => return private(&refusal),
+            };
+            if let Some(form) = c.data.custom_id.strip_prefix(layout::FORM_PREFIX) {
+                let Some((kind, case_id)) = FormKind::decode(form) else { return private("That form has expired.") };
+                let ComponentInteractionDataKind::StringSelect { values } = &c.data.kind else {
+                    return private("Please pick one of the options.");
+                };
+                let Some(choice) = values.first() else { return private("Please pick one of the options.") };
+                return match interact::submit(ctx, person, kind, case_id, choice, None).await {
+                    Ok(done) => json!({ "type": 7, "data": { "content": done, "components": [] } }),
+                    Err(why) => private(&why),
+                };
+            }
+            let Ok(press) = c.data.custom_id.parse::<Press>() else { return private("That button is not carebot's.") };
+            match interact::press(ctx, person, press).await {
+                Pressed::Done(_) => match crate::jobs::outbox::card_for(ctx, press.case_id).await {
+                    Ok(card) => json!({ "type": 7, "data": Discord::card_body(&card) }),
+                    Err(e) => {
+                        tracing::warn!(case_id = press.case_id, error = %e, "card not rebuilt for Discord");
+                        json!({ "type": 6 })
+                    }
+                },
+                Pressed::Private(text) => private(&text),
+                Pressed::Ask(form) => json!({
+                    "type": 4,
+                    "data": { "content": form.title, "flags": EPHEMERAL, "components": [layout::select(&form)] }
+                }),
+            }
+        }
+        _ => private("carebot does not handle that kind of interaction."),
+    }
+}
+
+/// `POST /discord/interactions`
+pub async fn http_interaction(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, body: Bytes) -> Response {
+    let refuse = |status: StatusCode, why: &str| (status, format!("{why}\n")).into_response();
+    let Some(discord) = ctx.discord.clone() else {
+        return refuse(StatusCode::NOT_FOUND, "Discord interactions are not enabled on this carebot");
+    };
+    let Some(verifier) = discord.public_key.as_ref() else {
+        return refuse(StatusCode::NOT_FOUND, "Discord interactions need DISCORD_PUBLIC_KEY");
+    };
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let (Some(sig), Some(ts)) = (header("x-signature-ed25519"), header("x-signature-timestamp")) else {
+        return refuse(StatusCode::UNAUTHORIZED, "missing Discord signature headers");
+    };
+    if verifier.verify(sig, ts, &body).is_err() {
+        metrics::counter!("carebot_discord_rejected_total", "reason" => "signature").increment(1);
+        tracing::warn!("rejected a Discord interaction: bad signature");
+        return refuse(StatusCode::UNAUTHORIZED, "bad Discord signature");
+    }
+    let fresh = ts.parse::<i64>().is_ok_and(|t| (chrono::Utc::now().timestamp() - t).abs() <= REPLAY_WINDOW_SECS);
+    if !fresh {
+        metrics::counter!("carebot_discord_rejected_total", "reason" => "stale").increment(1);
+        return refuse(StatusCode::UNAUTHORIZED, "stale Discord request timestamp (more than 5 minutes off)");
+    }
+    match serde_json::from_slice::<Interaction>(&body) {
+        Ok(i) => Json(answer(&ctx, i).await).into_response(),
+        Err(e) => refuse(StatusCode::BAD_REQUEST, &format!("not a Discord interaction: {e}")),
+    }
+}

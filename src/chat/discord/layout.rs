@@ -1,0 +1,142 @@
+//! Laying out the neutral Card, Form and command set for Discord with serenity's builders:
+//! the case embed with its buttons, the select menu a form becomes, and the `/care`
+//! application command with its subcommands.
+
+use crate::chat::command::Press;
+use crate::chat::interact::Form;
+use crate::chat::{Button, Card};
+use crate::domain::Outcome;
+use serenity::all::{ButtonStyle, CommandOptionType};
+use serenity::builder::{
+    CreateActionRow, CreateButton, CreateCommand, CreateCommandOption, CreateEmbed, CreateEmbedFooter,
+    CreateSelectMenu, CreateSelectMenuKind, CreateSelectMenuOption,
+};
+
+/// Custom ids of form select menus start with this; the rest is `KIND:CASE`.
+pub const FORM_PREFIX: &str = "form:";
+
+fn colour(priority: &str) -> u32 {
+    match priority {
+        "P1" => 0xC0392B,
+        "P2" => 0xE67E22,
+        "P3" => 0xF1C40F,
+        _ => 0x95A5A6,
+    }
+}
+
+/// Discord field values are limited to 1024 characters.
+fn cap(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    format!("{}…", s.chars().take(n - 1).collect::<String>())
+}
+
+pub fn embed(card: &Card) -> CreateEmbed {
+    let mut e = CreateEmbed::new()
+        .title(format!("[{}] Case #{} · {}", card.priority, card.case_id, card.situation))
+        .colour(colour(&card.priority))
+        .description(cap(&card.text, 3500))
+        .field("Source", cap(&card.source, 1024), true)
+        .field("Site", card.site.as_deref().unwrap_or("no site detected"), true);
+    if let Some(a) = &card.author {
+        e = e.field("Author", cap(a, 1024), true);
+    }
+    if let Some(r) = card.rating {
+        e = e.field("Rating", format!("{r}★"), true);
+    }
+    let owner = card.owner.as_deref().map(|o| format!(" · {o}")).unwrap_or_default();
+    e = e.field("State", format!("{}{owner}", card.state), true);
+    if card.similar > 0 {
+        e = e.field("Similar", format!("+{}", card.similar), true);
+    }
+    if !card.tags.is_empty() {
+        let tags: Vec<String> = card.tags.iter().map(|t| format!("{} (\"{}\")", t.label, t.why)).collect();
+        e = e.field("Tags and why", cap(&tags.join("\n"), 1024), false);
+    }
+    if !card.sla.is_empty() {
+        let due: Vec<String> = card.sla.iter().map(|(l, at)| format!("{l} <t:{}:R>", at.timestamp())).collect();
+        e = e.field("Due", due.join("\n"), false);
+    }
+    if let Some(u) = &card.url {
+        e = e.url(u);
+    }
+    if let Some(s) = &card.latest_step {
+        e = e.footer(CreateEmbedFooter::new(cap(&format!("Latest: {s}"), 2048)));
+    }
+    e
+}
+
+/// The card's buttons; each custom id carries `ACTION:CASE`.
+pub fn buttons(card: &Card) -> Vec<CreateActionRow> {
+    let buttons: Vec<CreateButton> = card
+        .buttons
+        .iter()
+        .map(|b| {
+            let style = match b {
+                Button::Claim => ButtonStyle::Primary,
+                Button::Escalate => ButtonStyle::Danger,
+                Button::Resolve => ButtonStyle::Success,
+                _ => ButtonStyle::Secondary,
+            };
+            CreateButton::new(Press { button: *b, case_id: card.case_id }.encode()).label(b.label()).style(style)
+        })
+        .collect();
+    // Discord allows five buttons per row.
+    buttons.chunks(5).map(|row| CreateActionRow::Buttons(row.to_vec())).collect()
+}
+
+/// A form as a select menu, shown privately to the person who clicked.
+pub fn select(form: &Form) -> CreateActionRow {
+    let options = form.choices.iter().map(|c| CreateSelectMenuOption::new(cap(&c.label, 100), c.id.clone())).collect();
+    CreateActionRow::SelectMenu(
+        CreateSelectMenu::new(
+            format!("{FORM_PREFIX}{}", form.kind.encode(form.case_id)),
+            CreateSelectMenuKind::String { options },
+        )
+        .placeholder(cap(&form.prompt, 150)),
+    )
+}
+
+fn case_option() -> CreateCommandOption {
+    CreateCommandOption::new(CommandOptionType::Integer, "case", "Case number").required(true).min_int_value(1)
+}
+
+fn sub(name: &str, description: &str, options: Vec<CreateCommandOption>) -> CreateCommandOption {
+    CreateCommandOption::new(CommandOptionType::SubCommand, name, description).set_sub_options(options)
+}
+
+/// The `/care` application command, mirroring the Slack command.
+pub fn care_command() -> CreateCommand {
+    let mut outcome = CreateCommandOption::new(CommandOptionType::String, "outcome", "How it ended").required(true);
+    for o in Outcome::ALL {
+        outcome = outcome.add_string_choice(o.as_str().replace('_', " "), o.as_str());
+    }
+    let note = CreateCommandOption::new(CommandOptionType::String, "note", "No patient details");
+    CreateCommand::new("care")
+        .description("Work patient-experience cases")
+        .add_option(sub("queue", "Open, unclaimed cases, oldest first", vec![]))
+        .add_option(sub("mine", "Cases you own", vec![]))
+        .add_option(sub("show", "One case and its history", vec![case_option()]))
+        .add_option(sub("claim", "Take a case", vec![case_option()]))
+        .add_option(sub("resolve", "Resolve a case", vec![case_option(), outcome, note]))
+        .add_option(sub(
+            "log",
+            "Log a post a colleague forwarded",
+            vec![
+                CreateCommandOption::new(CommandOptionType::String, "url", "Link to the post").required(true),
+                CreateCommandOption::new(CommandOptionType::String, "text", "What it says").required(true),
+                CreateCommandOption::new(
+                    CommandOptionType::Boolean,
+                    "confidential",
+                    "A private post: hide who forwarded it",
+                ),
+            ],
+        ))
+        .add_option(sub("oncall", "Who is on call now", vec![]))
+        .add_option(sub(
+            "draft",
+            "Draft a HIPAA-safe reply",
+            vec![case_option(), CreateCommandOption::new(CommandOptionType::String, "template", "Template id")],
+        ))
+}

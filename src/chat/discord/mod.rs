@@ -1,0 +1,269 @@
+//! Discord: the REST API (v10) as a `ChatSurface` the outbox delivers through. Bodies are
+//! built with serenity's builders; requests go out with reqwest so carebot can honour
+//! Discord's rate-limit headers itself (`X-RateLimit-*`, 429 `retry_after`) — serenity's
+//! ratelimiter is bypassed whenever a base URL is overridden. Inbound interactions live in
+//! `inbound`.
+
+pub mod inbound;
+pub mod layout;
+
+use super::{Card, ChatSurface, DeliveryError};
+use crate::config::DiscordSettings;
+use crate::playbook::{Channel, Person};
+use crate::store::MessageRef;
+use async_trait::async_trait;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub struct Discord {
+    http: reqwest::Client,
+    api: String,
+    token: String,
+    pub(crate) public_key: Option<serenity::interactions_endpoint::Verifier>,
+    /// Rate-limit bucket exhausted: not before this instant, per route key.
+    not_before: Mutex<HashMap<String, Instant>>,
+    dm_channels: Mutex<HashMap<String, String>>,
+}
+
+/// Discord's message content limit.
+const CONTENT_LIMIT: usize = 2000;
+
+fn hint(code: i64) -> &'static str {
+    match code {
+        10003 | 50001 | 50013 => {
+            " — check the channel id in situations.yaml and that the bot may view and send messages there"
+        }
+        50007 => " — this person does not accept DMs from the server's bots",
+        _ => "",
+    }
+}
+
+/// Splits long text at line breaks into messages Discord accepts.
+fn chunks(text: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    for line in text.lines() {
+        let line: String = line.chars().take(CONTENT_LIMIT - 1).collect();
+        let cur = out.last_mut().expect("one chunk");
+        if cur.chars().count() + line.chars().count() + 1 > CONTENT_LIMIT {
+            out.push(String::new());
+        }
+        let cur = out.last_mut().expect("one chunk");
+        cur.push_str(&line);
+        cur.push('\n');
+    }
+    out.into_iter().filter(|c| !c.trim().is_empty()).collect()
+}
+
+fn discord_channel(channel: &Channel) -> Result<String, DeliveryError> {
+    channel.discord.clone().ok_or_else(|| {
+        DeliveryError::Permanent(format!("channel {:?} has no `discord:` id in situations.yaml", channel.name))
+    })
+}
+
+impl Discord {
+    pub fn new(settings: &DiscordSettings, token: &str, public_key: Option<&str>) -> anyhow::Result<Discord> {
+        let public_key = match public_key {
+            Some(k) => {
+                let bytes: Vec<u8> = (0..k.len())
+                    .step_by(2)
+                    .map(|i| k.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+                    .collect::<Option<_>>()
+                    .filter(|b: &Vec<u8>| b.len() == 32)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("DISCORD_PUBLIC_KEY must be the 64 hex digits of the app's public key")
+                    })?;
+                let arr: [u8; 32] = bytes.try_into().map_err(|_| anyhow::anyhow!("DISCORD_PUBLIC_KEY: 32 bytes"))?;
+                Some(
+                    serenity::interactions_endpoint::Verifier::try_new(arr)
+                        .map_err(|e| anyhow::anyhow!("DISCORD_PUBLIC_KEY: {e}"))?,
+                )
+            }
+            None => None,
+        };
+        Ok(Discord {
+            http: reqwest::Client::builder().timeout(Duration::from_secs(20)).build()?,
+            api: format!("{}/api/v10", settings.api_url.trim_end_matches('/')),
+            token: token.to_string(),
+            public_key,
+            not_before: Mutex::new(HashMap::new()),
+            dm_channels: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.api))
+            .header("authorization", format!("Bot {}", self.token))
+            .header("user-agent", "DiscordBot (carebot, 0.1)")
+    }
+
+    /// One JSON REST call.
+    pub(crate) async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, DeliveryError> {
+        let mut req = self.request(method.clone(), path);
+        if let Some(b) = &body {
+            req = req.json(b);
+        }
+        self.execute(&method, path, req).await
+    }
+
+    /// Sends a request: waits out an exhausted bucket, records the rate-limit headers, and
+    /// sorts failures into wait / retry / give up.
+    async fn execute(&self, method: &Method, path: &str, req: reqwest::RequestBuilder) -> Result<Value, DeliveryError> {
+        let bucket = path.split('/').take(3).collect::<Vec<_>>().join("/");
+        let wait = self.not_before.lock().ok().and_then(|m| m.get(&bucket).copied());
+        if let Some(t) = wait.filter(|t| *t > Instant::now()) {
+            tokio::time::sleep_until(t.into()).await;
+        }
+        let route = format!("{method} {}", path.split('/').take(2).collect::<Vec<_>>().join("/"));
+        let res = req.send().await.map_err(|e| DeliveryError::Transient(format!("Discord {route}: {e}")))?;
+        let header = |n: &str| res.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+        if header("x-ratelimit-remaining").as_deref() == Some("0") {
+            if let Some(after) = header("x-ratelimit-reset-after").and_then(|s| s.parse::<f64>().ok()) {
+                if let Ok(mut m) = self.not_before.lock() {
+                    m.insert(bucket, Instant::now() + Duration::from_secs_f64(after));
+                }
+            }
+        }
+        let status = res.status();
+        let retry_header = header("retry-after").and_then(|s| s.parse::<f64>().ok());
+        let text = res.text().await.unwrap_or_default();
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(v);
+        }
+        let code = v["code"].as_i64().unwrap_or(0);
+        metrics::counter!("carebot_discord_api_errors_total", "route" => route.clone(), "status" => status.as_u16().to_string())
+            .increment(1);
+        Err(match status {
+            StatusCode::TOO_MANY_REQUESTS => {
+                let secs = v["retry_after"].as_f64().or(retry_header).unwrap_or(1.0);
+                DeliveryError::RateLimited(Duration::from_secs_f64(secs.max(0.05)))
+            }
+            s if s.is_server_error() => DeliveryError::Transient(format!("Discord {route}: HTTP {s}")),
+            s => DeliveryError::Permanent(format!("Discord {route}: HTTP {} code {code}{}", s.as_u16(), hint(code))),
+        })
+    }
+
+    async fn send(&self, channel_id: &str, body: Value) -> Result<Value, DeliveryError> {
+        self.call(Method::POST, &format!("/channels/{channel_id}/messages"), Some(body)).await
+    }
+
+    async fn send_text(&self, channel_id: &str, text: &str) -> Result<(), DeliveryError> {
+        for part in chunks(text) {
+            self.send(channel_id, json!({ "content": part, "allowed_mentions": { "parse": [] } })).await?;
+        }
+        Ok(())
+    }
+
+    /// The message body of a card: summary line, embed, buttons.
+    pub(crate) fn card_body(card: &Card) -> Value {
+        json!({
+            "content": card.summary(),
+            "embeds": [layout::embed(card)],
+            "components": layout::buttons(card),
+            "allowed_mentions": { "parse": [] },
+        })
+    }
+
+    /// Registers `/care` for one guild (appears at once) or globally.
+    pub async fn register_commands(&self, application_id: &str, guild: Option<&str>) -> Result<Value, DeliveryError> {
+        let path = match guild {
+            Some(g) => format!("/applications/{application_id}/guilds/{g}/commands"),
+            None => format!("/applications/{application_id}/commands"),
+        };
+        self.call(Method::PUT, &path, Some(json!([layout::care_command()]))).await
+    }
+}
+
+#[async_trait]
+impl ChatSurface for Discord {
+    fn name(&self) -> &'static str {
+        "discord"
+    }
+
+    async fn post_card(&self, channel: &Channel, card: &Card) -> Result<String, DeliveryError> {
+        let id = discord_channel(channel)?;
+        let posted = self.send(&id, Self::card_body(card)).await?;
+        let message = posted["id"]
+            .as_str()
+            .ok_or_else(|| DeliveryError::Transient("Discord answered a message without an id".into()))?;
+        Ok(format!("{id}|{message}"))
+    }
+
+    async fn update_card(&self, message: &MessageRef, card: &Card) -> Result<(), DeliveryError> {
+        let (channel, id) = super::split_message_ref(message)?;
+        self.call(Method::PATCH, &format!("/channels/{channel}/messages/{id}"), Some(Self::card_body(card))).await?;
+        Ok(())
+    }
+
+    /// Steps go into a thread started on the card; the thread's id is the card's id.
+    async fn thread_reply(&self, message: &MessageRef, text: &str) -> Result<(), DeliveryError> {
+        let (channel, id) = super::split_message_ref(message)?;
+        match self.send_text(&id, text).await {
+            Err(DeliveryError::Permanent(_)) => {
+                let name = format!("Case log {id}");
+                let start = json!({ "name": name, "auto_archive_duration": 10080 });
+                self.call(Method::POST, &format!("/channels/{channel}/messages/{id}/threads"), Some(start)).await?;
+                self.send_text(&id, text).await
+            }
+            other => other,
+        }
+    }
+
+    async fn direct_message(&self, person: &Person, text: &str) -> Result<(), DeliveryError> {
+        let user = person.discord.clone().ok_or_else(|| {
+            DeliveryError::Permanent(format!("@{} has no `discord:` id in team.yaml, so cannot get DMs", person.id))
+        })?;
+        let cached = self.dm_channels.lock().ok().and_then(|m| m.get(&user).cloned());
+        let channel = match cached {
+            Some(c) => c,
+            None => {
+                let dm = self.call(Method::POST, "/users/@me/channels", Some(json!({ "recipient_id": user }))).await?;
+                let c = dm["id"].as_str().unwrap_or_default().to_string();
+                if let Ok(mut m) = self.dm_channels.lock() {
+                    m.insert(user, c.clone());
+                }
+                c
+            }
+        };
+        self.send_text(&channel, text).await
+    }
+
+    async fn channel_message(&self, channel: &Channel, text: &str) -> Result<(), DeliveryError> {
+        self.send_text(&discord_channel(channel)?, text).await
+    }
+
+    async fn channel_file(
+        &self,
+        channel: &Channel,
+        name: &str,
+        bytes: &[u8],
+        comment: &str,
+    ) -> Result<(), DeliveryError> {
+        let id = discord_channel(channel)?;
+        let payload = json!({ "content": comment, "attachments": [{ "id": 0, "filename": name }] });
+        let form = reqwest::multipart::Form::new()
+            .text("payload_json", payload.to_string())
+            .part("files[0]", reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(name.to_string()));
+        let path = format!("/channels/{id}/messages");
+        self.execute(&Method::POST, &path, self.request(Method::POST, &path).multipart(form)).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_texts_are_split_at_lines_under_the_limit() {
+        let text = (0..300).map(|i| format!("line {i} of the digest")).collect::<Vec<_>>().join("\n");
+        let parts = chunks(&text);
+        assert!(parts.len() > 1);
+        assert!(parts.iter().all(|p| p.chars().count() <= CONTENT_LIMIT));
+        assert_eq!(parts.concat().lines().count(), 300);
+    }
+}

@@ -1,0 +1,198 @@
+//! Laying out the neutral Card and Form as Slack Block Kit: the case card with its buttons,
+//! and the modal that asks for an escalation target or an outcome.
+
+use crate::chat::command::Press;
+use crate::chat::interact::Form;
+use crate::chat::{Button, Card};
+use slack_morphism::prelude::*;
+
+/// Block and action ids carebot reads back from modal submissions.
+pub const CHOICE_BLOCK: &str = "choice";
+pub const CHOICE_ACTION: &str = "choice";
+pub const NOTE_BLOCK: &str = "note";
+pub const NOTE_ACTION: &str = "note";
+/// Every card button's action id starts with this; the value carries `ACTION:CASE`.
+pub const BUTTON_PREFIX: &str = "carebot_";
+/// The callback id of carebot's modals.
+pub const FORM_CALLBACK: &str = "carebot_form";
+
+/// Escapes user text for mrkdwn so a post cannot ping `<!channel>` or forge a link.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// A time every reader sees in their own time zone, with a UTC fallback.
+fn local_time(at: chrono::DateTime<chrono::Utc>) -> String {
+    format!("<!date^{}^{{date_short_pretty}} {{time}}|{}>", at.timestamp(), at.format("%Y-%m-%d %H:%M UTC"))
+}
+
+fn stars(rating: f64) -> String {
+    let full = rating.round().clamp(0.0, 5.0) as usize;
+    format!("{}{} {rating}", "★".repeat(full), "☆".repeat(5 - full))
+}
+
+fn md(text: String) -> SlackBlockText {
+    SlackBlockText::MarkDown(SlackBlockMarkDownText::new(text))
+}
+
+fn context(text: String) -> SlackBlock {
+    SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(SlackBlockMarkDownText::new(text))]).into()
+}
+
+fn button(card: &Card, b: Button) -> SlackActionBlockElement {
+    let mut el = SlackBlockButtonElement::new(b.label().into())
+        .with_action_id(format!("{BUTTON_PREFIX}{}", b.id()).into())
+        .with_value(Press { button: b, case_id: card.case_id }.encode());
+    match b {
+        Button::Claim => el = el.with_style(SlackBlockButtonStyle::Primary),
+        Button::Escalate => el = el.with_style(SlackBlockButtonStyle::Danger),
+        _ => {}
+    }
+    SlackActionBlockElement::Button(el)
+}
+
+/// The case card: what was said, where, why it was tagged, when it is due, and the buttons.
+pub fn card_blocks(card: &Card) -> Vec<SlackBlock> {
+    let mut blocks: Vec<SlackBlock> = Vec::new();
+    let site = card.site.as_deref().unwrap_or("no site detected");
+    blocks.push(
+        SlackSectionBlock::new()
+            .with_text(md(format!(
+                "*[{}] Case #{} · {}*\n{} · {}",
+                card.priority,
+                card.case_id,
+                escape(&card.situation),
+                escape(&card.source),
+                escape(site)
+            )))
+            .into(),
+    );
+    let mut fields = Vec::new();
+    if let Some(a) = &card.author {
+        fields.push(md(format!("*Author*\n{}", escape(a))));
+    }
+    if let Some(r) = card.rating {
+        fields.push(md(format!("*Rating*\n{}", stars(r))));
+    }
+    let owner = card.owner.as_deref().map(|o| format!(" · {}", escape(o))).unwrap_or_default();
+    fields.push(md(format!("*State*\n{}{owner}", card.state)));
+    blocks.push(SlackSectionBlock::new().with_fields(fields).into());
+    let quoted: String = card.text.lines().map(|l| format!("&gt; {}\n", escape(l))).collect();
+    blocks.push(SlackSectionBlock::new().with_text(md(quoted)).into());
+    let mut extra = Vec::new();
+    if let Some(u) = &card.url {
+        extra.push(format!("<{}|Open the post>", u.replace('|', "%7C").replace('>', "%3E")));
+    }
+    if card.similar > 0 {
+        extra.push(format!("*+{} similar*", card.similar));
+    }
+    if !card.tags.is_empty() {
+        let tags: Vec<String> =
+            card.tags.iter().map(|t| format!("`{}` (\"{}\")", escape(&t.label), escape(&t.why))).collect();
+        extra.push(tags.join("  "));
+    }
+    if !extra.is_empty() {
+        blocks.push(context(extra.join(" · ")));
+    }
+    if !card.sla.is_empty() {
+        let due: Vec<String> = card.sla.iter().map(|(l, at)| format!("{l} due {}", local_time(*at))).collect();
+        blocks.push(context(due.join(" · ")));
+    }
+    if let Some(s) = &card.latest_step {
+        blocks.push(context(format!("Latest: {}", escape(s))));
+    }
+    if !card.buttons.is_empty() {
+        let buttons = card.buttons.iter().map(|b| button(card, *b)).collect();
+        blocks.push(SlackActionsBlock::new(buttons).with_block_id(format!("case_{}", card.case_id).into()).into());
+    }
+    blocks
+}
+
+/// The modal for a form; `private_metadata` carries `KIND:CASE` back on submission.
+pub fn modal(form: &Form) -> SlackView {
+    let options: Vec<SlackBlockChoiceItem<SlackBlockPlainTextOnly>> =
+        form.choices.iter().map(|c| SlackBlockChoiceItem::new(c.label.as_str().into(), c.id.clone())).collect();
+    let select = SlackBlockStaticSelectElement::new().with_action_id(CHOICE_ACTION.into()).with_options(options);
+    let note = SlackBlockPlainTextInputElement::new().with_action_id(NOTE_ACTION.into()).with_multiline(true);
+    let blocks: Vec<SlackBlock> = vec![
+        SlackInputBlock::new(form.prompt.as_str().into(), SlackInputBlockElement::StaticSelect(select))
+            .with_block_id(CHOICE_BLOCK.into())
+            .into(),
+        SlackInputBlock::new("Note (no patient details)".into(), SlackInputBlockElement::PlainTextInput(note))
+            .with_block_id(NOTE_BLOCK.into())
+            .with_optional(true)
+            .into(),
+    ];
+    // Slack limits modal titles to 24 characters.
+    let title: String = form.title.chars().take(24).collect();
+    SlackView::Modal(
+        SlackModalView::new(title.into(), blocks)
+            .with_submit(form.submit.as_str().into())
+            .with_close("Cancel".into())
+            .with_private_metadata(form.kind.encode(form.case_id))
+            .with_callback_id(FORM_CALLBACK.into()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::CaseState;
+
+    fn card(state: CaseState) -> Card {
+        Card {
+            case_id: 7,
+            priority: "P2".into(),
+            situation: "Negative review".into(),
+            state,
+            owner: None,
+            source: "google".into(),
+            site: Some("Riverside".into()),
+            author: Some("Pat <!channel>".into()),
+            rating: Some(1.0),
+            text: "Waited 5 hours <@U123> & nobody came".into(),
+            url: Some("https://g.co/r/1".into()),
+            tags: vec![],
+            sla: vec![("Acknowledge".into(), chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap())],
+            latest_step: None,
+            buttons: crate::chat::card::buttons_for(state),
+            confidential: false,
+            similar: 0,
+        }
+    }
+
+    #[test]
+    fn an_open_card_has_the_five_buttons_with_case_values() {
+        let v = serde_json::to_value(card_blocks(&card(CaseState::Open))).unwrap();
+        let actions = v.as_array().unwrap().iter().find(|b| b["type"] == "actions").unwrap();
+        let labels: Vec<&str> =
+            actions["elements"].as_array().unwrap().iter().map(|e| e["text"]["text"].as_str().unwrap()).collect();
+        assert_eq!(labels, ["Claim", "Draft reply", "Escalate", "Take offline", "Resolve"]);
+        assert_eq!(actions["elements"][0]["value"], "claim:7");
+        assert_eq!(actions["elements"][0]["action_id"], "carebot_claim");
+    }
+
+    #[test]
+    fn user_text_cannot_ping_or_forge_links() {
+        let s = serde_json::to_string(&card_blocks(&card(CaseState::Open))).unwrap();
+        assert!(!s.contains("<!channel>") && !s.contains("<@U123>"), "{s}");
+        assert!(s.contains("&lt;@U123&gt; &amp; nobody"));
+        assert!(s.contains("<!date^1800000000^{date_short_pretty} {time}|"));
+    }
+
+    #[test]
+    fn the_modal_carries_the_form_kind_and_case() {
+        let form = Form {
+            kind: crate::chat::interact::FormKind::Resolve,
+            case_id: 9,
+            title: "Resolve case #9".into(),
+            prompt: "Outcome".into(),
+            choices: vec![crate::chat::interact::Choice { id: "resolved".into(), label: "Resolved".into() }],
+            submit: "Resolve".into(),
+        };
+        let v = serde_json::to_value(modal(&form)).unwrap();
+        assert_eq!(v["type"], "modal");
+        assert_eq!(v["private_metadata"], "resolve:9");
+        assert_eq!(v["blocks"][0]["element"]["options"][0]["value"], "resolved");
+    }
+}

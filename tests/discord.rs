@@ -1,0 +1,297 @@
+//! Discord end to end against a local fake Discord REST API: embed cards with buttons,
+//! Ed25519-signed interactions, select-menu forms, threads, DMs, 429s and the command
+//! registration.
+
+mod common;
+#[path = "fakes/discord.rs"]
+mod fake_discord;
+
+use carebot::app::chat_surfaces;
+use carebot::clock::{Clock, SystemClock};
+use carebot::config::SurfaceKind;
+use carebot::domain::{CaseState, Outcome};
+use carebot::intake::ingest;
+use carebot::store::Backend;
+use carebot::{App, Ctx};
+use common::*;
+use fake_discord::*;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+const SAM: &str = "401000000000000002"; // agent
+const DENA: &str = "401000000000000001"; // agent + lead
+const STRANGER: &str = "409999999999999999";
+const TRIAGE: &str = "501000000000000001";
+
+struct Running {
+    url: String,
+    ctx: Arc<Ctx>,
+    fake: FakeDiscord,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _db: TestDb,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(b: Backend) -> Running {
+    let fake = FakeDiscord::start().await;
+    let db = TestDb::new(b).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(&db, &dir.path().join("inbox"));
+    s.chat.surface = SurfaceKind::Discord;
+    s.discord.api_url = fake.base.clone();
+    s.secrets.discord_bot_token = Some(BOT_TOKEN.into());
+    s.secrets.discord_public_key = Some(public_key_hex());
+    s.secrets.discord_application_id = Some(APP_ID.into());
+    let surfaces = chat_surfaces(&s).unwrap();
+    let mut ctx = Ctx::new(s, surfaces.chat.clone(), Arc::new(SystemClock) as Arc<dyn Clock>).await.unwrap();
+    surfaces.attach(&mut ctx);
+    let app = App::from_ctx(ctx).await.unwrap();
+    let (url, ctx) = (format!("http://{}/discord/interactions", app.addr()), app.ctx());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    Running { url, ctx, fake, _stop: tx, _db: db, _dir: dir }
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+const REVIEW: &str = "Waited four hours at Riverside ER and nobody told us anything. Awful experience.";
+
+/// Ingests a review and waits until its card is stored; returns (case id, message id).
+async fn case_with_card(r: &Running, id: &str) -> (i64, String) {
+    let case_id = ingest(&r.ctx, &[mention("google", id, REVIEW, Some(1.0))]).await.unwrap()[0].case_id();
+    for _ in 0..300 {
+        if let Some(m) = r.ctx.store.case_messages(case_id).await.unwrap().first() {
+            let (channel, message) = m.message_ref.split_once('|').unwrap();
+            assert_eq!(channel, TRIAGE);
+            return (case_id, message.to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the card of case {case_id} was never posted");
+}
+
+fn button_ids(components: &Value) -> Vec<String> {
+    components
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| {
+            row["components"].as_array().unwrap().iter().map(|b| b["custom_id"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+async fn click(r: &Running, user: &str, custom_id: &str, message: &str) -> (u16, Value) {
+    post(&r.url, &component(user, custom_id, None, message), now(), true).await
+}
+
+async fn a_claim_click_updates_the_card_and_resolve_through_the_select_menu(b: Backend) {
+    let r = start(b).await;
+    let (case_id, message) = case_with_card(&r, "d-1").await;
+    let posted = r
+        .fake
+        .calls()
+        .into_iter()
+        .find(|c| c.method == "POST" && c.path == format!("/channels/{TRIAGE}/messages"))
+        .unwrap();
+    let embed = &posted.body["embeds"][0];
+    assert!(embed["description"].as_str().unwrap().contains("Waited four hours"));
+    assert!(embed.to_string().contains(":R>"), "SLA due as Discord timestamps: {embed}");
+    let ids = button_ids(&posted.body["components"]);
+    let expected: Vec<String> = ["claim", "draft_reply", "escalate", "take_offline", "resolve"]
+        .iter()
+        .map(|a| format!("{a}:{case_id}"))
+        .collect();
+    assert_eq!(ids, expected);
+
+    let (status, res) = click(&r, SAM, &format!("claim:{case_id}"), &message).await;
+    assert_eq!(status, 200, "{res}");
+    assert_eq!(res["type"], 7, "UPDATE_MESSAGE: {res}");
+    assert!(res["data"]["embeds"][0].to_string().contains("Sam Whitfield"), "{res}");
+    assert_eq!(button_ids(&res["data"]["components"])[0], format!("release:{case_id}"));
+    assert_eq!(r.ctx.store.case(case_id).await.unwrap().unwrap().owner.as_deref(), Some("sam"));
+    // The first attempt meets "Unknown Channel"; the thread is started on the card and the line sent again.
+    r.fake
+        .wait_for("the step in a thread started on the card", |c| {
+            let started = c.iter().position(|c| c.path == format!("/channels/{TRIAGE}/messages/{message}/threads"));
+            started.is_some_and(|i| {
+                c[i..].iter().any(|c| {
+                    c.path == format!("/channels/{message}/messages")
+                        && c.body["content"].as_str().is_some_and(|t| t.contains("claimed by"))
+                })
+            })
+        })
+        .await;
+
+    let (_, res) = click(&r, SAM, &format!("resolve:{case_id}"), &message).await;
+    assert_eq!((res["type"].as_u64(), res["data"]["flags"].as_u64()), (Some(4), Some(64)), "{res}");
+    let select = &res["data"]["components"][0]["components"][0];
+    assert_eq!(select["custom_id"], format!("form:resolve:{case_id}"));
+    assert!(select["options"].to_string().contains("\"value\":\"recovered\""));
+    assert_eq!(r.ctx.store.case(case_id).await.unwrap().unwrap().state, CaseState::Claimed);
+
+    let pick = component(SAM, &format!("form:resolve:{case_id}"), Some(vec!["recovered"]), "800000000000000001");
+    let (status, res) = post(&r.url, &pick, now(), true).await;
+    assert_eq!((status, res["type"].as_u64()), (200, Some(7)), "{res}");
+    let case = r.ctx.store.case(case_id).await.unwrap().unwrap();
+    assert_eq!((case.state, case.outcome), (CaseState::Resolved, Some(Outcome::Recovered)));
+    r.fake
+        .wait_for("the resolved card", |c| {
+            c.iter().any(|c| c.method == "PATCH" && c.body["content"].as_str().is_some_and(|t| t.ends_with("resolved")))
+        })
+        .await;
+}
+
+async fn bad_signatures_and_stale_requests_are_401_and_change_nothing(b: Backend) {
+    let r = start(b).await;
+    let (case_id, message) = case_with_card(&r, "d-2").await;
+    let body = component(SAM, &format!("claim:{case_id}"), None, &message);
+    assert_eq!(post(&r.url, &body, now(), false).await.0, 401, "unsigned");
+    assert_eq!(post(&r.url, &body, now() - 600, true).await.0, 401, "replayed ten minutes later");
+    let ts = now().to_string();
+    let sig = sign(&ts, &body.to_string());
+    let tampered = body.to_string().replace("claim:", "resolve:");
+    let res = reqwest::Client::new()
+        .post(&r.url)
+        .header("x-signature-ed25519", sig)
+        .header("x-signature-timestamp", ts)
+        .body(tampered)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401, "altered after signing");
+    let (status, _) = post(&r.url, &json!({"type": 3, "nonsense": true}), now(), true).await;
+    assert_eq!(status, 400, "signed but not an interaction");
+    let case = r.ctx.store.case(case_id).await.unwrap().unwrap();
+    assert_eq!((case.state, case.owner), (CaseState::Open, None));
+
+    let (status, pong) = post(&r.url, &ping(), now(), true).await;
+    assert_eq!((status, pong), (200, json!({"type": 1})));
+}
+
+async fn strangers_are_refused_privately_and_concurrent_claims_have_one_winner(b: Backend) {
+    let r = start(b).await;
+    let (case_id, message) = case_with_card(&r, "d-3").await;
+    let (_, res) = click(&r, STRANGER, &format!("claim:{case_id}"), &message).await;
+    assert_eq!(res["data"]["flags"], 64);
+    assert!(res["data"]["content"].as_str().unwrap().contains("not in carebot's team file"));
+    assert_eq!(r.ctx.store.case(case_id).await.unwrap().unwrap().owner, None);
+
+    let claim = format!("claim:{case_id}");
+    let (a, b2) = tokio::join!(click(&r, SAM, &claim, &message), click(&r, DENA, &claim, &message));
+    let winner = r.ctx.store.case(case_id).await.unwrap().unwrap().owner.expect("a winner");
+    let answers = [a.1, b2.1];
+    assert_eq!(answers.iter().filter(|v| v["type"] == 7).count(), 1, "{answers:?}");
+    let loser = answers.iter().find(|v| v["type"] == 4).unwrap();
+    assert_eq!(loser["data"]["flags"], 64);
+    assert!(loser["data"]["content"].as_str().unwrap().contains(&format!("already claimed by @{winner}")));
+}
+
+async fn a_rate_limited_post_is_delivered_once_after_retry_after(b: Backend) {
+    let r = start(b).await;
+    r.fake.rate_limit_next_post(0.8);
+    let (_, _) = case_with_card(&r, "d-4").await;
+    let posts: Vec<_> = r
+        .fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "POST" && c.path == format!("/channels/{TRIAGE}/messages"))
+        .collect();
+    assert_eq!(posts.len(), 2, "one 429, one delivery");
+    assert!(posts[1].at - posts[0].at >= Duration::from_millis(750), "{:?}", posts[1].at - posts[0].at);
+}
+
+async fn slash_commands_and_escalation_dms(b: Backend) {
+    let r = start(b).await;
+    let (case_id, _) = case_with_card(&r, "d-5").await;
+    let (_, res) = post(&r.url, &command(SAM, "queue", vec![]), now(), true).await;
+    assert_eq!(res["data"]["flags"], 64);
+    assert!(res["data"]["content"].as_str().unwrap().contains(&format!("#{case_id} ")), "{res}");
+    let (_, res) = post(&r.url, &command(SAM, "show", vec![("case", 4, json!(999999))]), now(), true).await;
+    assert!(res["data"]["content"].as_str().unwrap().contains("does not exist"));
+    let (_, res) = post(&r.url, &command(SAM, "claim", vec![("case", 4, json!(case_id))]), now(), true).await;
+    assert!(res["data"]["content"].as_str().unwrap().contains("claimed by Sam Whitfield"), "{res}");
+    let logged = command(
+        DENA,
+        "log",
+        vec![
+            ("url", 3, json!("https://www.facebook.com/groups/1/posts/2")),
+            ("text", 3, json!("my mum was left in a hallway at Riverside")),
+            ("confidential", 5, json!(true)),
+        ],
+    );
+    let (_, res) = post(&r.url, &logged, now(), true).await;
+    assert!(res["data"]["content"].as_str().unwrap().contains("Logged as case #"), "{res}");
+
+    let pick = component(SAM, &format!("form:escalate:{case_id}"), Some(vec!["role:lead"]), "800000000000000001");
+    let (_, res) = post(&r.url, &pick, now(), true).await;
+    assert_eq!(res["type"], 7, "{res}");
+    let calls = r
+        .fake
+        .wait_for("a DM to the lead", |c| c.iter().any(|c| c.path == format!("/channels/DM{DENA}/messages")))
+        .await;
+    let open = calls.iter().find(|c| c.path == "/users/@me/channels").unwrap();
+    assert_eq!(open.body["recipient_id"], DENA);
+    let dm = calls.iter().find(|c| c.path == format!("/channels/DM{DENA}/messages")).unwrap();
+    assert!(dm.body["content"].as_str().unwrap().contains(&format!("Case #{case_id}")));
+}
+
+on_both_backends!(
+    a_claim_click_updates_the_card_and_resolve_through_the_select_menu,
+    bad_signatures_and_stale_requests_are_401_and_change_nothing,
+    strangers_are_refused_privately_and_concurrent_claims_have_one_winner,
+    a_rate_limited_post_is_delivered_once_after_retry_after,
+    slash_commands_and_escalation_dms,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_commands_installs_care_with_its_subcommands() {
+    let fake = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("carebot.toml");
+    std::fs::write(&config, format!("[discord]\napi_url = {:?}\n", fake.base)).unwrap();
+    let config2 = config.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_carebot"))
+            .args(["--config", config2.to_str().unwrap(), "discord", "register-commands", "--guild", GUILD])
+            .env("DISCORD_BOT_TOKEN", BOT_TOKEN)
+            .env("DISCORD_APPLICATION_ID", APP_ID)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("registered /care for guild {GUILD}")));
+    let put = fake.calls().into_iter().find(|c| c.method == "PUT").unwrap();
+    assert_eq!(put.path, format!("/applications/{APP_ID}/guilds/{GUILD}/commands"));
+    let subs: Vec<&str> =
+        put.body[0]["options"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+    assert_eq!(subs, ["queue", "mine", "show", "claim", "resolve", "log", "oncall", "draft"]);
+    let resolve = &put.body[0]["options"][4];
+    let outcome = resolve["options"].as_array().unwrap().iter().find(|o| o["name"] == "outcome").unwrap();
+    assert_eq!(outcome["choices"].as_array().unwrap().len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_digest_chart_is_attached_to_a_message() {
+    let r = start(Backend::Sqlite).await;
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+    carebot::ops::queue_op(&r.ctx, carebot::chat::ChatOp::Digest { date }).await.unwrap();
+    r.ctx.outbox_wake.notify_one();
+    let calls = r
+        .fake
+        .wait_for("the digest text and chart", |c| {
+            c.iter().any(|c| c.body["multipart"] == true) && c.iter().any(|c| c.body["content"].is_string())
+        })
+        .await;
+    let upload = calls.iter().find(|c| c.body["multipart"] == true).unwrap();
+    assert_eq!(upload.path, "/channels/501000000000000004/messages", "the leadership channel");
+    assert_eq!(upload.body["has_png"], true);
+    assert!(calls.iter().any(|c| c.path == upload.path && c.body["content"].is_string()), "digest text too");
+}

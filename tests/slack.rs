@@ -1,0 +1,531 @@
+//! Slack end to end against a local fake Slack: cards with buttons, signed clicks and
+//! commands, modals, DMs, file uploads, delivery errors and Socket Mode.
+
+mod common;
+#[path = "fakes/slack.rs"]
+mod fake_slack;
+
+use carebot::app::chat_surfaces;
+use carebot::chat::ChatOp;
+use carebot::clock::{Clock, SystemClock};
+use carebot::config::{SlackMode, SurfaceKind};
+use carebot::domain::{CaseState, Outcome};
+use carebot::intake::ingest;
+use carebot::store::Backend;
+use carebot::{App, Ctx};
+use common::*;
+use fake_slack::*;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+const DENA: &str = "U01DENA0001"; // agent + lead
+const SAM: &str = "U01SAM00002"; // agent
+const HELEN: &str = "U01HELEN008"; // leadership: reads, does not work cases
+const STRANGER: &str = "U09NOTINTEAM";
+
+struct Running {
+    base: String,
+    ctx: Arc<Ctx>,
+    fake: FakeSlack,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _db: TestDb,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_with(b: Backend, tweak: impl FnOnce(&mut carebot::Settings)) -> Running {
+    let fake = FakeSlack::start().await;
+    let db = TestDb::new(b).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(&db, &dir.path().join("inbox"));
+    s.chat.surface = SurfaceKind::Slack;
+    s.slack.api_url = fake.api_url();
+    s.slack.burst = 100;
+    s.slack.messages_per_second = 100;
+    s.secrets.slack_bot_token = Some(BOT_TOKEN.into());
+    s.secrets.slack_signing_secret = Some(SIGNING_SECRET.into());
+    s.secrets.slack_app_token = Some(APP_TOKEN.into());
+    tweak(&mut s);
+    let surfaces = chat_surfaces(&s).unwrap();
+    let mut ctx = Ctx::new(s, surfaces.chat.clone(), Arc::new(SystemClock) as Arc<dyn Clock>).await.unwrap();
+    surfaces.attach(&mut ctx);
+    let app = App::from_ctx(ctx).await.unwrap();
+    let (base, ctx) = (format!("http://{}", app.addr()), app.ctx());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    Running { base, ctx, fake, _stop: tx, _db: db, _dir: dir }
+}
+
+async fn start(b: Backend) -> Running {
+    start_with(b, |_| {}).await
+}
+
+const REVIEW: &str = "Waited four hours at Riverside ER and nobody told us anything. Awful experience.";
+
+/// Ingests one negative review and waits for its card; returns the case id.
+async fn case_with_card(r: &Running, id: &str) -> i64 {
+    let m = mention("google", id, REVIEW, Some(1.0));
+    let case_id = ingest(&r.ctx, &[m]).await.unwrap()[0].case_id();
+    let marker = format!("Case #{case_id} ");
+    r.fake
+        .wait_for("the card", |c| {
+            c.iter().any(|c| c.method == "chat.postMessage" && c.body["text"].as_str().unwrap_or("").contains(&marker))
+        })
+        .await;
+    case_id
+}
+
+async fn card_ref(r: &Running, case_id: i64) -> (String, String) {
+    for _ in 0..200 {
+        let msgs = r.ctx.store.case_messages(case_id).await.unwrap();
+        if let Some(m) = msgs.first() {
+            let (c, ts) = m.message_ref.split_once('|').unwrap();
+            return (c.to_string(), ts.to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("card of case {case_id} was never stored");
+}
+
+fn buttons(blocks: &Value) -> Vec<String> {
+    blocks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["type"] == "actions")
+        .flat_map(|b| b["elements"].as_array().unwrap().iter().map(|e| e["text"]["text"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+async fn click(r: &Running, user: &str, action: &str, case_id: i64, ts: &str) -> (u16, String) {
+    let body = click_body(&r.fake, user, action, case_id, ts);
+    post_signed(&format!("{}/slack/interactions", r.base), &body, now(), SIGNING_SECRET).await
+}
+
+async fn submit(r: &Running, user: &str, metadata: &str, choice: &str, note: Option<&str>) -> (u16, String) {
+    let body = submission_body(user, metadata, choice, note);
+    post_signed(&format!("{}/slack/interactions", r.base), &body, now(), SIGNING_SECRET).await
+}
+
+async fn command(r: &Running, user: &str, text: &str) -> Value {
+    let body = command_body(&r.fake, user, text);
+    let (status, body) = post_signed(&format!("{}/slack/commands", r.base), &body, now(), SIGNING_SECRET).await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+async fn a_claim_click_updates_the_card_and_resolve_through_the_modal_closes_it(b: Backend) {
+    let r = start(b).await;
+    let case_id = case_with_card(&r, "rev-1").await;
+    let post = r.fake.calls_to("chat.postMessage").into_iter().find(|c| c.body["blocks"].is_array()).unwrap();
+    assert_eq!(post.body["channel"], "C01PXTRIAGE");
+    assert_eq!(buttons(&post.body["blocks"]), ["Claim", "Draft reply", "Escalate", "Take offline", "Resolve"]);
+    let card_text = post.body["blocks"].to_string();
+    assert!(card_text.contains("Waited four hours"), "the card shows the mention");
+    assert!(card_text.contains("<!date^"), "SLA times are shown in each reader's time zone");
+    let (channel, ts) = card_ref(&r, case_id).await;
+    assert_eq!(channel, "C01PXTRIAGE");
+
+    let (status, _) = click(&r, SAM, "claim", case_id, &ts).await;
+    assert_eq!(status, 200);
+    let case = r.ctx.store.case(case_id).await.unwrap().unwrap();
+    assert_eq!(case.owner.as_deref(), Some("sam"), "the click claimed the case before the ack");
+    let calls = r
+        .fake
+        .wait_for("card update and thread line", |c| {
+            c.iter().any(|c| c.method == "chat.update" && c.body["ts"] == ts.as_str())
+                && c.iter().any(|c| c.method == "chat.postMessage" && c.body["thread_ts"] == ts.as_str())
+        })
+        .await;
+    let update = calls.iter().find(|c| c.method == "chat.update").unwrap();
+    assert_eq!(update.body["channel"], "C01PXTRIAGE");
+    let shown = update.body["blocks"].to_string();
+    assert!(shown.contains("Sam Whitfield"), "the card shows the owner: {shown}");
+    assert_eq!(buttons(&update.body["blocks"]), ["Release", "Draft reply", "Escalate", "Take offline", "Resolve"]);
+    let thread = calls.iter().find(|c| c.body["thread_ts"] == ts.as_str()).unwrap();
+    assert!(thread.body["text"].as_str().unwrap().contains("claimed by Sam Whitfield"));
+
+    let (status, _) = click(&r, SAM, "resolve", case_id, &ts).await;
+    assert_eq!(status, 200);
+    let calls = r.fake.wait_for("the outcome modal", |c| c.iter().any(|c| c.method == "views.open")).await;
+    let open = calls.iter().find(|c| c.method == "views.open").unwrap();
+    assert_eq!(open.body["trigger_id"], format!("trig-{SAM}-resolve-{case_id}"));
+    assert_eq!(open.body["view"]["private_metadata"], format!("resolve:{case_id}"));
+    assert_eq!(
+        r.ctx.store.case(case_id).await.unwrap().unwrap().state,
+        CaseState::Claimed,
+        "a modal changes nothing yet"
+    );
+
+    let (status, body) =
+        submit(&r, SAM, &format!("resolve:{case_id}"), "resolved", Some("called back, apologised")).await;
+    assert_eq!((status, body.as_str()), (200, ""), "an empty 200 closes the modal");
+    let case = r.ctx.store.case(case_id).await.unwrap().unwrap();
+    assert_eq!((case.state, case.outcome), (CaseState::Resolved, Some(Outcome::Resolved)));
+    r.fake
+        .wait_for("the resolved card", |c| {
+            c.iter().any(|c| {
+                c.method == "chat.update"
+                    && buttons(&c.body["blocks"]) == ["Reopen"]
+                    && c.body["text"].as_str().unwrap().contains("resolved")
+            })
+        })
+        .await;
+}
+
+async fn bad_or_stale_signatures_are_401_and_change_nothing(b: Backend) {
+    let r = start(b).await;
+    let case_id = case_with_card(&r, "rev-2").await;
+    let (_, ts) = card_ref(&r, case_id).await;
+    let url = format!("{}/slack/interactions", r.base);
+    let body = click_body(&r.fake, SAM, "claim", case_id, &ts);
+
+    let (status, text) = post_signed(&url, &body, now(), "not-the-secret").await;
+    assert_eq!(status, 401, "{text}");
+    let (status, text) = post_signed(&url, &body, now() - 6 * 60, SIGNING_SECRET).await;
+    assert_eq!(status, 401);
+    assert!(text.contains("stale"), "{text}");
+    let unsigned = reqwest::Client::new().post(&url).body(body.clone()).send().await.unwrap();
+    assert_eq!(unsigned.status().as_u16(), 401);
+    // A signed body that was altered afterwards.
+    let ts_now = now();
+    let sig = signature(SIGNING_SECRET, ts_now, &body);
+    let tampered = body.replace("claim%3A", "resolve%3A");
+    let res = reqwest::Client::new()
+        .post(&url)
+        .header("x-slack-request-timestamp", ts_now.to_string())
+        .header("x-slack-signature", sig)
+        .body(tampered)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    // Signed but not a Slack payload: 400, on every callback path.
+    let (status, _) = post_signed(&url, "payload=%7Bnot-json", now(), SIGNING_SECRET).await;
+    assert_eq!(status, 400);
+    let (status, text) = post_signed(&format!("{}/slack/commands", r.base), "text=claim", now(), SIGNING_SECRET).await;
+    assert_eq!(status, 400, "{text}");
+    let (status, _) = post_signed(&format!("{}/slack/events", r.base), "{\"type\":", now(), SIGNING_SECRET).await;
+    assert_eq!(status, 400);
+    // A carebot button whose value is not ACTION:CASE, and a form for no known case kind.
+    let stale = click_body(&r.fake, SAM, "claim", case_id, &ts).replace("claim%3A", "launch%3A");
+    assert_eq!(post_signed(&url, &stale, now(), SIGNING_SECRET).await.0, 200);
+    let calls = r.fake.wait_for("the private answer", |c| c.iter().any(|c| c.method == "response_url")).await;
+    let answer = calls.iter().find(|c| c.method == "response_url").unwrap();
+    assert!(answer.body["text"].as_str().unwrap().contains("out of date"));
+    let (status, body) = submit(&r, SAM, &format!("launch:{case_id}"), "resolved", None).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("out of date"), "{body}");
+
+    let case = r.ctx.store.case(case_id).await.unwrap().unwrap();
+    assert_eq!((case.state, case.owner), (CaseState::Open, None));
+    assert_eq!(r.ctx.store.events(case_id).await.unwrap().len(), 1, "only the opening event");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(r.fake.calls_to("chat.update").is_empty());
+}
+
+async fn people_outside_the_team_or_without_the_role_are_refused_privately(b: Backend) {
+    let r = start(b).await;
+    let case_id = case_with_card(&r, "rev-3").await;
+    let (_, ts) = card_ref(&r, case_id).await;
+    assert_eq!(click(&r, STRANGER, "claim", case_id, &ts).await.0, 200);
+    assert_eq!(click(&r, HELEN, "claim", case_id, &ts).await.0, 200);
+    let calls =
+        r.fake.wait_for("two private refusals", |c| c.iter().filter(|c| c.method == "response_url").count() == 2).await;
+    let stranger = calls.iter().find(|c| c.body["_id"] == format!("{STRANGER}-claim-{case_id}")).unwrap();
+    assert!(stranger.body["text"].as_str().unwrap().contains("not in carebot's team file"));
+    assert_eq!(stranger.body["replace_original"], false, "the card stays");
+    let helen = calls.iter().find(|c| c.body["_id"] == format!("{HELEN}-claim-{case_id}")).unwrap();
+    assert!(helen.body["text"].as_str().unwrap().contains("role"), "{}", helen.body);
+    let case = r.ctx.store.case(case_id).await.unwrap().unwrap();
+    assert_eq!((case.state, case.owner), (CaseState::Open, None));
+}
+
+async fn concurrent_claim_clicks_have_one_winner_and_the_loser_is_told_who(b: Backend) {
+    let r = start(b).await;
+    let case_id = case_with_card(&r, "rev-4").await;
+    let (_, ts) = card_ref(&r, case_id).await;
+    let (a, b2) = tokio::join!(click(&r, SAM, "claim", case_id, &ts), click(&r, DENA, "claim", case_id, &ts));
+    assert_eq!((a.0, b2.0), (200, 200));
+    let case = r.ctx.store.case(case_id).await.unwrap().unwrap();
+    let winner = case.owner.clone().expect("someone won");
+    let claims = r.ctx.store.events(case_id).await.unwrap().iter().filter(|e| e.action == "claim").count();
+    assert_eq!(claims, 1);
+    let calls = r.fake.wait_for("the loser's refusal", |c| c.iter().any(|c| c.method == "response_url")).await;
+    let refusal = calls.iter().find(|c| c.method == "response_url").unwrap();
+    assert!(
+        refusal.body["text"].as_str().unwrap().contains(&format!("already claimed by @{winner}")),
+        "{}",
+        refusal.body
+    );
+}
+
+async fn slash_commands_answer_privately_and_log_forwarded_posts(b: Backend) {
+    let r = start(b).await;
+    let case_id = case_with_card(&r, "rev-5").await;
+    let queue = command(&r, SAM, "queue").await;
+    assert_eq!(queue["response_type"], "ephemeral");
+    assert!(queue["text"].as_str().unwrap().contains(&format!("#{case_id} ")), "{queue}");
+
+    let claimed = command(&r, SAM, &format!("claim {case_id}")).await;
+    assert!(claimed["text"].as_str().unwrap().contains("claimed by Sam Whitfield"), "{claimed}");
+    let mine = command(&r, SAM, "mine").await;
+    assert!(mine["text"].as_str().unwrap().contains(&format!("#{case_id} ")));
+    let again = command(&r, DENA, &format!("claim {case_id}")).await;
+    assert!(again["text"].as_str().unwrap().contains("already claimed by @sam"));
+
+    let unknown = command(&r, SAM, "frobnicate 3").await;
+    assert!(
+        unknown["text"].as_str().unwrap().contains("unknown command")
+            && unknown["text"].as_str().unwrap().contains("/care queue")
+    );
+    let missing = command(&r, SAM, "show 999999").await;
+    assert!(missing["text"].as_str().unwrap().contains("Case 999999 does not exist"));
+    let stranger = command(&r, STRANGER, "queue").await;
+    assert!(stranger["text"].as_str().unwrap().contains("not in carebot's team file"));
+
+    let logged = command(
+        &r,
+        DENA,
+        "log <https://facebook.com/groups/x/posts/7> --confidential my dad fell at Riverside and no one helped",
+    )
+    .await;
+    let text = logged["text"].as_str().unwrap();
+    assert!(text.contains("Logged as case #"), "{text}");
+    let new_id: i64 = text.split('#').nth(1).unwrap().split(';').next().unwrap().parse().unwrap();
+    let case = r.ctx.store.case(new_id).await.unwrap().unwrap();
+    assert!(case.confidential);
+    let calls = r
+        .fake
+        .wait_for("the confidential card", |c| {
+            c.iter().any(|c| {
+                c.method == "chat.postMessage"
+                    && c.body["text"].as_str().unwrap_or("").contains(&format!("Case #{new_id} "))
+            })
+        })
+        .await;
+    let card =
+        calls.iter().find(|c| c.body["text"].as_str().unwrap_or("").contains(&format!("Case #{new_id} "))).unwrap();
+    let shown = card.body.to_string();
+    assert!(
+        !shown.contains("Dena") && !shown.contains("facebook.com"),
+        "confidential cards hide who forwarded it: {shown}"
+    );
+}
+
+async fn a_rate_limited_post_is_delivered_once_after_the_wait(b: Backend) {
+    let r = start(b).await;
+    r.fake.script("chat.postMessage", Scripted::RateLimited { retry_after_secs: 1 });
+    let m = mention("google", "rev-6", REVIEW, Some(1.0));
+    let case_id = ingest(&r.ctx, &[m]).await.unwrap()[0].case_id();
+    card_ref(&r, case_id).await; // stored only once Slack accepted the post
+    let posts: Vec<_> = r.fake.calls_to("chat.postMessage");
+    assert_eq!(posts.len(), 2, "one 429, then one delivery");
+    assert!(posts[1].at - posts[0].at >= Duration::from_millis(950), "Retry-After was honoured");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cards = r.fake.calls_to("chat.postMessage").into_iter().filter(|c| c.body["blocks"].is_array()).count();
+    assert_eq!(cards, 2, "no third attempt");
+    assert_eq!(r.ctx.store.case_messages(case_id).await.unwrap().len(), 1);
+}
+
+async fn a_channel_error_is_reported_and_not_retried_forever(b: Backend) {
+    let r = start(b).await;
+    r.fake.script("chat.postMessage", Scripted::Error("not_in_channel"));
+    let m = mention("google", "rev-7", REVIEW, Some(1.0));
+    ingest(&r.ctx, &[m]).await.unwrap();
+    for _ in 0..250 {
+        if r.ctx.store.outbox_depth().await.unwrap().1 == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(r.ctx.store.outbox_depth().await.unwrap().1, 1, "marked failed");
+    assert_eq!(r.fake.calls_to("chat.postMessage").len(), 1, "not retried");
+    let metrics = reqwest::get(format!("{}/metrics", r.base)).await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("carebot_slack_api_errors_total{method=\"chat.postMessage\",code=\"not_in_channel\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("carebot_outbox_failed 1"));
+}
+
+async fn escalation_from_the_modal_reaches_the_site_owner_by_dm(b: Backend) {
+    let r = start(b).await;
+    let case_id = case_with_card(&r, "rev-8").await;
+    let (status, body) = submit(&r, SAM, &format!("escalate:{case_id}"), "site-owner", Some("needs a manager")).await;
+    assert_eq!((status, body.as_str()), (200, ""));
+    let calls = r
+        .fake
+        .wait_for("a DM to the Riverside owner", |c| {
+            c.iter().any(|c| c.method == "chat.postMessage" && c.body["channel"] == "DU01MARCUS04")
+        })
+        .await;
+    let open = calls.iter().find(|c| c.method == "conversations.open").unwrap();
+    assert!(open.body["users"].to_string().contains("U01MARCUS04"));
+    let dm = calls.iter().find(|c| c.body["channel"] == "DU01MARCUS04").unwrap();
+    assert!(dm.body["text"].as_str().unwrap().contains(&format!("Case #{case_id}")));
+
+    // A bad choice in the form is shown in the form and changes nothing.
+    let (status, body) = submit(&r, SAM, &format!("escalate:{case_id}"), "oncall:nonexistent", None).await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["response_action"], "errors", "{v}");
+    assert!(v["errors"]["choice"].as_str().unwrap().contains("no rotation"));
+    let escalations = r.ctx.store.events(case_id).await.unwrap().iter().filter(|e| e.action == "escalate").count();
+    assert_eq!(escalations, 1);
+}
+
+async fn the_digest_chart_is_uploaded_with_the_v2_flow(b: Backend) {
+    let r = start(b).await;
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+    carebot::ops::queue_op(&r.ctx, ChatOp::Digest { date }).await.unwrap();
+    r.ctx.outbox_wake.notify_one();
+    let calls = r
+        .fake
+        .wait_for("the upload to complete", |c| c.iter().any(|c| c.method == "files.completeUploadExternal"))
+        .await;
+    let get = calls.iter().find(|c| c.method == "files.getUploadURLExternal").unwrap();
+    assert_eq!(get.body["filename"], "digest-2026-11-22.png");
+    let done = calls.iter().find(|c| c.method == "files.completeUploadExternal").unwrap();
+    assert_eq!(done.body["channel_id"], "C01LEADERS0");
+    let id = done.body["files"][0]["id"].as_str().unwrap();
+    let png = r.fake.upload(id).expect("bytes uploaded");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(
+        calls.iter().any(|c| c.method == "chat.postMessage" && c.body["channel"] == "C01LEADERS0"),
+        "digest text too"
+    );
+}
+
+on_both_backends!(
+    a_claim_click_updates_the_card_and_resolve_through_the_modal_closes_it,
+    bad_or_stale_signatures_are_401_and_change_nothing,
+    people_outside_the_team_or_without_the_role_are_refused_privately,
+    concurrent_claim_clicks_have_one_winner_and_the_loser_is_told_who,
+    slash_commands_answer_privately_and_log_forwarded_posts,
+    a_rate_limited_post_is_delivered_once_after_the_wait,
+    a_channel_error_is_reported_and_not_retried_forever,
+    escalation_from_the_modal_reaches_the_site_owner_by_dm,
+    the_digest_chart_is_uploaded_with_the_v2_flow,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn url_verification_is_answered_and_unsigned_events_are_refused() {
+    let r = start(Backend::Sqlite).await;
+    let body = json!({"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"})
+        .to_string();
+    let url = format!("{}/slack/events", r.base);
+    let (status, text) = post_signed(&url, &body, now(), SIGNING_SECRET).await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["challenge"], "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P");
+    let (status, _) = post_signed(&url, &body, now(), "wrong").await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_to_one_channel_are_paced() {
+    let r = start_with(Backend::Sqlite, |s| {
+        s.slack.messages_per_second = 2;
+        s.slack.burst = 1;
+    })
+    .await;
+    for i in 0..3 {
+        carebot::ops::queue_op(&r.ctx, ChatOp::ChannelMessage { channel: "risk".into(), text: format!("alert {i}") })
+            .await
+            .unwrap();
+    }
+    r.ctx.outbox_wake.notify_one();
+    let calls =
+        r.fake.wait_for("three posts", |c| c.iter().filter(|c| c.method == "chat.postMessage").count() == 3).await;
+    let at: Vec<_> = calls.iter().filter(|c| c.method == "chat.postMessage").map(|c| c.at).collect();
+    assert!(at[2] - at[0] >= Duration::from_millis(900), "2/s with no burst: {:?}", at[2] - at[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_mode_fetches_its_url_and_acknowledges_envelopes() {
+    let r = start_with(Backend::Sqlite, |s| s.slack.mode = SlackMode::Socket).await;
+    let case_id = case_with_card(&r, "rev-9").await;
+    let command = json!({
+        "envelope_id": "env-cmd-1",
+        "type": "slash_commands",
+        "accepts_response_payload": true,
+        "payload": {
+            "token": "legacy", "team_id": "T0EXAMPLE", "team_domain": "example-health",
+            "channel_id": "C01PXTRIAGE", "channel_name": "px-triage", "user_id": SAM, "user_name": "sam",
+            "command": "/care", "text": format!("claim {case_id}"), "api_app_id": "A0CAREBOT",
+            "response_url": r.fake.response_url("sock"), "trigger_id": "trig-sock"
+        }
+    });
+    r.fake.queue_envelope(command);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let ack = loop {
+        if let Some(a) = r.fake.socket_acks().into_iter().find(|a| a["envelope_id"] == "env-cmd-1") {
+            break a;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ack; calls: {:?}",
+            r.fake.calls().iter().map(|c| c.method.clone()).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert!(!r.fake.calls_to("apps.connections.open").is_empty(), "the websocket URL came from apps.connections.open");
+    assert!(ack["payload"]["text"].as_str().unwrap_or("").contains("claimed by Sam Whitfield"), "{ack}");
+    assert_eq!(r.ctx.store.case(case_id).await.unwrap().unwrap().owner.as_deref(), Some("sam"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_online_names_a_channel_the_bot_is_not_in() {
+    let fake = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("carebot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[playbooks]\ndir = {:?}\n\n[slack]\napi_url = {:?}\n",
+            repo().join("playbooks").display().to_string(),
+            fake.api_url()
+        ),
+    )
+    .unwrap();
+    let run = |token: &'static str| {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_carebot"))
+                .args(["--config", config.to_str().unwrap(), "check", "--online"])
+                .env("SLACK_BOT_TOKEN", token)
+                .env_remove("DATABASE_URL")
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(BOT_TOKEN).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("channel shoutouts (C01SHOUTOUT): the bot is not a member"), "{stderr}");
+    assert!(!stderr.contains("px-triage"), "the other channels are fine: {stderr}");
+    assert_eq!(fake.calls_to("conversations.info").len(), 4);
+
+    let out = run("xoxb-revoked").await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("invalid_auth") && stderr.contains("SLACK_BOT_TOKEN"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_draft_reply_button_shows_a_checked_draft_only_to_the_clicker() {
+    let r = start(Backend::Sqlite).await;
+    let case_id = case_with_card(&r, "rev-10").await;
+    let (_, ts) = card_ref(&r, case_id).await;
+    assert_eq!(click(&r, SAM, "draft_reply", case_id, &ts).await.0, 200);
+    let calls = r.fake.wait_for("the private draft", |c| c.iter().any(|c| c.method == "response_url")).await;
+    let draft = calls.iter().find(|c| c.method == "response_url").unwrap();
+    let text = draft.body["text"].as_str().unwrap();
+    assert!(text.contains(&format!("Draft for case #{case_id}")) && text.contains("Compliance"), "{text}");
+    assert!(text.contains("Sam"), "signed with the agent's first name: {text}");
+    assert_eq!(draft.body["replace_original"], false);
+    assert_eq!(r.ctx.store.case(case_id).await.unwrap().unwrap().state, CaseState::Open, "a draft changes nothing");
+}
