@@ -168,6 +168,105 @@ pub struct SourcesSettings {
     pub files: FilesSourceSettings,
     /// RSS/Atom feeds polled by the `poll_feeds` job (`[[sources.feeds]]`).
     pub feeds: Vec<FeedSettings>,
+    pub facebook: FacebookSettings,
+    pub x: XSettings,
+    pub google_business: GoogleBusinessSettings,
+    pub yelp: YelpSettings,
+}
+
+/// Facebook Page webhooks (`GET|POST /ingest/facebook`); secrets FACEBOOK_APP_SECRET and
+/// FACEBOOK_VERIFY_TOKEN.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FacebookSettings {
+    /// Page id → site id (team.yaml). Posts on an unmapped page get the site from their text.
+    pub pages: BTreeMap<String, String>,
+    /// Source recorded on its mentions.
+    pub source: String,
+}
+
+impl Default for FacebookSettings {
+    fn default() -> Self {
+        FacebookSettings { pages: BTreeMap::new(), source: "facebook".into() }
+    }
+}
+
+/// X API v2 recent search (`poll_x` job); secret X_BEARER_TOKEN.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct XSettings {
+    /// The search query (handles and names); empty: X is not polled.
+    pub query: String,
+    pub api_url: String,
+    /// Minimum time between two searches.
+    pub every: crate::domain::Span,
+    /// Pages (100 posts each) fetched per poll; the rest is fetched at the next poll.
+    pub max_pages: u32,
+}
+
+impl Default for XSettings {
+    fn default() -> Self {
+        XSettings {
+            query: String::new(),
+            api_url: "https://api.x.com".into(),
+            every: crate::domain::Span::from_secs(120),
+            max_pages: 10,
+        }
+    }
+}
+
+/// Google Business Profile reviews (`poll_google_reviews` job); secrets GOOGLE_CLIENT_ID,
+/// GOOGLE_CLIENT_SECRET, GOOGLE_REFRESH_TOKEN.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GoogleBusinessSettings {
+    pub api_url: String,
+    pub token_url: String,
+    pub every: crate::domain::Span,
+    pub locations: Vec<LocationSettings>,
+}
+
+impl Default for GoogleBusinessSettings {
+    fn default() -> Self {
+        GoogleBusinessSettings {
+            api_url: "https://mybusiness.googleapis.com".into(),
+            token_url: "https://oauth2.googleapis.com/token".into(),
+            every: crate::domain::Span::from_secs(600),
+            locations: Vec::new(),
+        }
+    }
+}
+
+/// One reviewed place (a Google location or a Yelp business) and its site.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationSettings {
+    /// Google: `accounts/{account}/locations/{location}`; Yelp: the business id or alias.
+    pub id: String,
+    /// Site id from team.yaml.
+    pub site: String,
+    /// The public page of the listing, linked from cards (reviews have no own URL on Google).
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// Yelp Fusion business reviews (`poll_yelp` job); secret YELP_API_KEY.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct YelpSettings {
+    pub api_url: String,
+    pub every: crate::domain::Span,
+    pub businesses: Vec<LocationSettings>,
+}
+
+impl Default for YelpSettings {
+    fn default() -> Self {
+        YelpSettings {
+            api_url: "https://api.yelp.com".into(),
+            every: crate::domain::Span::from_secs(1800),
+            businesses: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -270,6 +369,13 @@ pub struct Secrets {
     pub discord_application_id: Option<String>,
     /// Per-source webhook secrets: `CAREBOT_WEBHOOK_SECRET_<SOURCE>` → source (lower-cased).
     pub webhook_secrets: std::collections::HashMap<String, String>,
+    pub facebook_app_secret: Option<String>,
+    pub facebook_verify_token: Option<String>,
+    pub x_bearer_token: Option<String>,
+    pub google_client_id: Option<String>,
+    pub google_client_secret: Option<String>,
+    pub google_refresh_token: Option<String>,
+    pub yelp_api_key: Option<String>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -280,6 +386,10 @@ impl std::fmt::Debug for Secrets {
             .field("slack_bot_token", &set(&self.slack_bot_token))
             .field("discord_bot_token", &set(&self.discord_bot_token))
             .field("webhook_sources", &self.webhook_secrets.keys().collect::<Vec<_>>())
+            .field("facebook_app_secret", &set(&self.facebook_app_secret))
+            .field("x_bearer_token", &set(&self.x_bearer_token))
+            .field("google_refresh_token", &set(&self.google_refresh_token))
+            .field("yelp_api_key", &set(&self.yelp_api_key))
             .finish_non_exhaustive()
     }
 }
@@ -301,6 +411,13 @@ impl Secrets {
                     (!v.trim().is_empty()).then_some((source, v))
                 })
                 .collect(),
+            facebook_app_secret: get("FACEBOOK_APP_SECRET"),
+            facebook_verify_token: get("FACEBOOK_VERIFY_TOKEN"),
+            x_bearer_token: get("X_BEARER_TOKEN"),
+            google_client_id: get("GOOGLE_CLIENT_ID"),
+            google_client_secret: get("GOOGLE_CLIENT_SECRET"),
+            google_refresh_token: get("GOOGLE_REFRESH_TOKEN"),
+            yelp_api_key: get("YELP_API_KEY"),
         }
     }
 }
@@ -443,6 +560,27 @@ impl Settings {
                     message: format!("feed {}: url must start with http:// or https://", f.name),
                 });
             }
+        }
+        for (key, url) in [
+            (["sources", "x", "api_url"], &self.sources.x.api_url),
+            (["sources", "google_business", "api_url"], &self.sources.google_business.api_url),
+            (["sources", "google_business", "token_url"], &self.sources.google_business.token_url),
+            (["sources", "yelp", "api_url"], &self.sources.yelp.api_url),
+        ] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                out.push(ConfigProblem {
+                    file: file.clone(),
+                    line: locate_key(text, &key.map(String::from)),
+                    message: format!("{}: {url:?} must start with http:// or https://", key.join(".")),
+                });
+            }
+        }
+        if self.sources.x.max_pages == 0 {
+            out.push(ConfigProblem {
+                file: file.clone(),
+                line: locate_key(text, &["sources".into(), "x".into(), "max_pages".into()]),
+                message: "sources.x.max_pages must be at least 1".into(),
+            });
         }
         let slack_at = |k: &str| locate_key(text, &["slack".into(), k.into()]);
         if !(self.slack.api_url.starts_with("http://") || self.slack.api_url.starts_with("https://")) {

@@ -27,6 +27,8 @@ pub struct Recovery {
     pub case_id: i64,
     pub from: f64,
     pub to: f64,
+    /// The rating rose after the team's public reply: a recovery candidate.
+    pub after_reply: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -150,7 +152,8 @@ pub fn compute(
         let to = e.detail.get("new_rating").and_then(|v| v.as_f64());
         if let (Some(from), Some(to)) = (from, to) {
             if to > from {
-                d.recoveries.push(Recovery { case_id: e.case_id, from, to });
+                let after_reply = e.detail.get("after_reply").and_then(|v| v.as_bool()).unwrap_or(false);
+                d.recoveries.push(Recovery { case_id: e.case_id, from, to, after_reply });
             }
         }
     }
@@ -245,9 +248,14 @@ impl Digest {
         for c in &self.risk {
             o.push_str(&format!("  #{} {} ({})\n", c.case_id, c.site.as_deref().unwrap_or("-"), c.state));
         }
-        o.push_str(&format!("Recoveries: {}\n", self.recoveries.len()));
+        let candidates = self.recoveries.iter().filter(|r| r.after_reply).count();
+        o.push_str(&format!(
+            "Ratings raised: {} ({candidates} recovery candidate(s): raised after our reply)\n",
+            self.recoveries.len()
+        ));
         for r in &self.recoveries {
-            o.push_str(&format!("  #{}: {}★ → {}★\n", r.case_id, r.from, r.to));
+            let why = if r.after_reply { " — recovery candidate" } else { "" };
+            o.push_str(&format!("  #{}: {}★ → {}★{why}\n", r.case_id, r.from, r.to));
         }
         o.push_str("Shout-outs to share:\n");
         for s in &self.shout_outs {
@@ -291,7 +299,8 @@ impl Digest {
             w.write_record(["risk", &c.case_id.to_string(), &c.state])?;
         }
         for r in &self.recoveries {
-            w.write_record(["recovery", &r.case_id.to_string(), &format!("{}->{}", r.from, r.to)])?;
+            let kind = if r.after_reply { "recovery_candidate" } else { "rating_raised" };
+            w.write_record([kind, &r.case_id.to_string(), &format!("{}->{}", r.from, r.to)])?;
         }
         for (d, n) in &self.trend {
             w.write_record(["trend", &d.to_string(), &n.to_string()])?;

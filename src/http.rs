@@ -31,6 +31,10 @@ pub fn router(ctx: Arc<Ctx>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/ingest/webhook/{source}", axum::routing::post(crate::sources::webhook::receive))
+        .route(
+            "/ingest/facebook",
+            axum::routing::get(crate::sources::facebook::verify_subscription).post(crate::sources::facebook::receive),
+        )
         .route("/slack/commands", axum::routing::post(crate::chat::slack::inbound::http_command))
         .route("/slack/interactions", axum::routing::post(crate::chat::slack::inbound::http_interaction))
         .route("/slack/events", axum::routing::post(crate::chat::slack::inbound::http_event))

@@ -181,12 +181,22 @@ async fn revise(tx: &mut Tx<'_>, m: &Mention, now: i64) -> anyhow::Result<Ingest
         return Ok(Ingested::Duplicate(case_id));
     }
     cases::revise_mention(tx, known.id, &m.text, m.rating).await?;
+    // A rating that rises after the team replied publicly: worth a thank-you, and a win to report.
+    let responded = cases::case_in_tx(tx, case_id).await?.is_some_and(|c| c.first_response_at.is_some());
+    let rose = matches!((known.rating, m.rating), (Some(o), Some(n)) if n > o);
+    let recovery = responded && rose;
     let detail = serde_json::json!({
         "old_rating": known.rating, "new_rating": m.rating, "text_changed": text_changed,
-        "revision": known.revision + 1,
+        "revision": known.revision + 1, "after_reply": responded,
     });
     cases::append_event(tx, case_id, now, "carebot", "revised", &detail).await?;
+    if recovery {
+        cases::mark_recovery(tx, case_id, now).await?;
+    }
     let line = match (known.rating, m.rating) {
+        (Some(o), Some(n)) if recovery => {
+            format!("Review revised: rating {o} → {n} after our reply — recovery candidate")
+        }
         (Some(o), Some(n)) if o != n => format!("Review revised: rating {o} → {n}"),
         _ => "Review text revised".to_string(),
     };

@@ -16,19 +16,29 @@ pub fn check(config_path: &Path) -> Result<String, Vec<String>> {
         Playbooks::load(&settings.playbooks.dir).map_err(|p| p.0.iter().map(|x| x.to_string()).collect::<Vec<_>>())?;
     Triage::compile(&playbooks.triage_rules, &playbooks.team).map_err(|e| vec![format!("triage rules: {e}")])?;
     let channels = &playbooks.situations.channels;
-    let missing: Vec<String> =
+    let text = std::fs::read_to_string(config_path).unwrap_or_default();
+    let mut missing: Vec<String> =
         [("digest.channel", &settings.digest.channel), ("digest.weekly_channel", &settings.digest.weekly_channel)]
             .into_iter()
             .filter(|(_, c)| !channels.contains_key(c.as_str()))
             .map(|(k, c)| {
-                let line = crate::config::locate_key(
-                    &std::fs::read_to_string(config_path).unwrap_or_default(),
-                    &k.split('.').map(str::to_string).collect::<Vec<_>>(),
-                );
+                let line = crate::config::locate_key(&text, &k.split('.').map(str::to_string).collect::<Vec<_>>());
                 let at = line.map(|l| format!(":{l}")).unwrap_or_default();
                 format!("{}{at}: {k}: channel {c:?} is not defined in situations.yaml", config_path.display())
             })
             .collect();
+    // Source mappings (Facebook page, Google location, Yelp business → site) name real sites.
+    let src = &settings.sources;
+    let mapped = src.facebook.pages.iter().map(|(page, site)| (format!("sources.facebook.pages.{page}"), site));
+    let places = src.google_business.locations.iter().map(|l| ("sources.google_business.locations", l));
+    let places = places.chain(src.yelp.businesses.iter().map(|l| ("sources.yelp.businesses", l)));
+    for (key, site) in mapped.chain(places.map(|(k, l)| (format!("{k} {}", l.id), &l.site))) {
+        if playbooks.team.site(site).is_none() {
+            let line = text.lines().position(|l| l.contains(&format!("\"{site}\""))).map(|i| i + 1);
+            let at = line.map(|l| format!(":{l}")).unwrap_or_default();
+            missing.push(format!("{}{at}: {key}: site {site:?} is not in team.yaml", config_path.display()));
+        }
+    }
     if !missing.is_empty() {
         return Err(missing);
     }

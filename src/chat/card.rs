@@ -87,7 +87,12 @@ pub struct Card {
     pub confidential: bool,
     /// Near-identical mentions folded into this case ("+N similar").
     pub similar: i64,
+    /// The reviewer raised their rating after our reply.
+    pub recovery: bool,
 }
+
+/// The card line of a recovery candidate.
+pub const RECOVERY: &str = "⤴ Recovery candidate: the rating rose after our reply";
 
 fn trimmed(text: &str) -> String {
     if text.chars().count() <= TEXT_LIMIT {
@@ -234,6 +239,7 @@ impl Card {
             buttons: buttons_for(case.state),
             confidential: case.confidential,
             similar: case.similar_count,
+            recovery: case.recovery_at.is_some(),
         }
     }
 
@@ -265,6 +271,9 @@ impl Card {
         }
         if self.similar > 0 {
             out.push_str(&format!("+{} similar mention(s)\n", self.similar));
+        }
+        if self.recovery {
+            out.push_str(&format!("{RECOVERY}\n"));
         }
         if !self.tags.is_empty() {
             let tags: Vec<String> = self.tags.iter().map(|t| format!("{} (\"{}\")", t.label, t.why)).collect();

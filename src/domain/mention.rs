@@ -56,6 +56,9 @@ pub struct Mention {
     pub visibility: Visibility,
     pub forwarded_by: Option<String>,
     pub confidential: bool,
+    /// The site this mention is about when its source says so (a Facebook page, a Google
+    /// location, a Yelp business mapped in the config); wins over detection from the text.
+    pub site: Option<String>,
 }
 
 /// Why a raw mention was refused; names the field so the sender can fix it.
@@ -120,6 +123,7 @@ impl RawMention {
             visibility,
             forwarded_by,
             confidential,
+            site: None,
         })
     }
 }

@@ -6,6 +6,7 @@ pub mod escalation;
 pub mod outbox;
 pub mod retention;
 pub mod scheduler;
+pub mod spikes;
 
 use crate::app::Ctx;
 use chrono::{DateTime, Utc};
@@ -48,6 +49,26 @@ pub const JOBS: &[Job] = &[
         name: "poll_feeds",
         about: "poll the RSS/Atom feeds in sources.feeds (conditional GET, each at most every `every`)",
         run: |ctx, at| Box::pin(crate::sources::rss::poll_all(ctx, at)),
+    },
+    Job {
+        name: "poll_x",
+        about: "search X (API v2 recent search) for sources.x.query, from the stored since_id",
+        run: |ctx, at| Box::pin(crate::sources::x::poll_all(ctx, at)),
+    },
+    Job {
+        name: "poll_google_reviews",
+        about: "read new and edited Google Business Profile reviews of sources.google_business.locations",
+        run: |ctx, at| Box::pin(crate::sources::google_business::poll_all(ctx, at)),
+    },
+    Job {
+        name: "poll_yelp",
+        about: "read new Yelp Fusion reviews of sources.yelp.businesses",
+        run: |ctx, at| Box::pin(crate::sources::yelp::poll_all(ctx, at)),
+    },
+    Job {
+        name: "spike_check",
+        about: "alert the leads when a site's or category's mentions jump above the baseline (triage.yaml spike:)",
+        run: |ctx, at| Box::pin(spikes::check(ctx, at)),
     },
     Job {
         name: "poll_files",

@@ -109,6 +109,17 @@ impl Playbooks {
             }
             _ => None,
         };
+        if let (Some(r), Some(s)) = (&rules, &situations) {
+            if let Some((channel, line)) = r.spike.as_ref().and_then(|sp| sp.channel.as_ref()) {
+                if !s.channels.contains_key(channel) {
+                    problems.push(Problem {
+                        file: dir.join(TRIAGE_FILE),
+                        line: Some(*line),
+                        message: format!("spike.channel: {channel:?} is not a channel in {SITUATIONS_FILE}"),
+                    });
+                }
+            }
+        }
         let replies = match (&team, &rules, &situations) {
             (Some(t), Some(r), Some(s)) => replies::load(dir, t, r, s).map_err(|p| problems.extend(p.0)).ok(),
             _ => None,

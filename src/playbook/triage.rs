@@ -148,6 +148,10 @@ impl Triage {
     }
 
     fn detect_site(&self, m: &Mention) -> Option<(String, String)> {
+        // The source's own mapping (page, location, business) is certain.
+        if let Some(site) = m.site.as_ref().filter(|s| self.site_ids.contains(s)) {
+            return Some((site.clone(), "source mapping".into()));
+        }
         // A listing URL (the Google/Yelp page reviewed) is the strongest signal.
         if let Some(url) = &m.url {
             let url = url.to_lowercase();

@@ -16,6 +16,8 @@ struct RawBook {
     positive: RawPositive,
     #[serde(default)]
     storm: Option<RawStorm>,
+    #[serde(default)]
+    spike: Option<RawSpike>,
     categories: Vec<RawRule>,
     #[serde(default)]
     risk: Vec<RawRule>,
@@ -73,6 +75,33 @@ pub struct Storm {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawSpike {
+    window: Spanned<String>,
+    baseline: Spanned<String>,
+    factor: Spanned<f64>,
+    min_mentions: i64,
+    cooldown: Spanned<String>,
+    #[serde(default)]
+    channel: Option<Spanned<String>>,
+}
+
+/// Spike alerts: the mentions of a site or a category in the last `window`, against the
+/// average per window over the `baseline` before it. More than `factor` × that average
+/// (and at least `min_mentions`) alerts the leads, once per `cooldown` for that site or
+/// category.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spike {
+    pub window: crate::domain::Span,
+    pub baseline: crate::domain::Span,
+    pub factor: f64,
+    pub min_mentions: i64,
+    pub cooldown: crate::domain::Span,
+    /// Also posted here (a channel in situations.yaml), with the line it is set on.
+    pub channel: Option<(String, u64)>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawRule {
     id: Spanned<String>,
     #[serde(default)]
@@ -116,6 +145,8 @@ pub struct TriageBook {
     pub positive_min_sentiment: f64,
     /// `None`: every mention opens its own case.
     pub storm: Option<Storm>,
+    /// `None`: no spike alerts.
+    pub spike: Option<Spike>,
     pub rules: Vec<Rule>,
 }
 
@@ -140,6 +171,29 @@ pub(crate) fn load(path: &Path) -> Result<TriageBook, Problems> {
             rep.at(st.window.referenced.line(), "storm.max_distance above 16 bits would merge different complaints");
         }
         Some(Storm { window: window?, max_distance: st.max_distance, min_words: st.min_words, update_every: every? })
+    });
+    let spike = raw.spike.as_ref().and_then(|sp| {
+        let span = |s: &Spanned<String>, rep: &mut Report| {
+            s.value.parse::<crate::domain::Span>().map_err(|e| rep.at(s.referenced.line(), e)).ok()
+        };
+        let (window, baseline, cooldown) =
+            (span(&sp.window, &mut rep), span(&sp.baseline, &mut rep), span(&sp.cooldown, &mut rep));
+        if sp.factor.value.is_nan() || sp.factor.value <= 1.0 {
+            rep.at(sp.factor.referenced.line(), "spike.factor must be above 1 (3 = three times the usual rate)");
+        }
+        if let (Some(w), Some(b)) = (window, baseline) {
+            if b.as_millis() < 2 * w.as_millis() {
+                rep.at(sp.baseline.referenced.line(), "spike.baseline must be at least twice spike.window");
+            }
+        }
+        Some(Spike {
+            window: window?,
+            baseline: baseline?,
+            factor: sp.factor.value,
+            min_mentions: sp.min_mentions.max(1),
+            cooldown: cooldown?,
+            channel: sp.channel.as_ref().map(|c| (c.value.clone(), c.referenced.line())),
+        })
     });
     let mut rules = Vec::new();
     for (kind, list) in [
@@ -193,6 +247,7 @@ pub(crate) fn load(path: &Path) -> Result<TriageBook, Problems> {
             positive_min_rating: raw.positive.min_rating,
             positive_min_sentiment: raw.positive.min_sentiment,
             storm,
+            spike,
             rules,
         })
     } else {

@@ -30,7 +30,7 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
-fn verify(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
+pub(crate) fn verify(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
     let Some(hex) = header.and_then(|h| h.trim().strip_prefix("sha256=")) else { return false };
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return false;

@@ -60,6 +60,8 @@ pub struct CaseRow {
     pub version: i64,
     /// Near-identical mentions attached to this case (storms).
     pub similar_count: i64,
+    /// When the reviewer raised their rating after our reply: a service-recovery candidate.
+    pub recovery_at: Option<i64>,
 }
 
 impl CaseRow {
@@ -144,7 +146,7 @@ pub(crate) const CASE_COLS: &str =
     "id, mention_id, state, owner, outcome, situation, priority, channel, site, categories, \
     sentiment, sentiment_score, risk, urgent, spam, positive, confidential, escalation_level, reasons, opened_at, \
     updated_at, claimed_at, first_response_at, resolved_at, ack_due, response_due, follow_up_due, resolve_due, version, \
-    similar_count";
+    similar_count, recovery_at";
 
 const MENTION_COLS: &str =
     "id, source, external_id, url, author, text, rating, posted_at, received_at, location_hint, \
@@ -186,6 +188,7 @@ pub(crate) fn case_from_row(r: &AnyRow) -> anyhow::Result<CaseRow> {
         resolve_due: r.try_get("resolve_due")?,
         version: r.try_get("version")?,
         similar_count: r.try_get("similar_count")?,
+        recovery_at: r.try_get("recovery_at")?,
     })
 }
 
@@ -557,6 +560,17 @@ pub async fn storm_candidates(tx: &mut Tx<'_>, since: i64, limit: i64) -> anyhow
     .await
     .context("finding storm candidates")?;
     rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("fingerprint")?))).collect()
+}
+
+/// Marks a case as a recovery candidate (the first time only).
+pub async fn mark_recovery(tx: &mut Tx<'_>, case_id: i64, now: i64) -> anyhow::Result<()> {
+    sqlx::query("UPDATE cases SET recovery_at = COALESCE(recovery_at, $1), updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(case_id)
+        .execute(&mut **tx)
+        .await
+        .context("marking a recovery candidate")?;
+    Ok(())
 }
 
 /// Attaches a mention to an existing case as "+1 similar". Returns true when the card's

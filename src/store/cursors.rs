@@ -56,13 +56,27 @@ impl Store {
 
     /// Records a failed poll; the cursor stays where it was, so nothing is skipped.
     pub async fn cursor_error(&self, source: &str, error: &str, now: i64) -> anyhow::Result<()> {
+        self.cursor_error_keeping(source, error, None, now).await
+    }
+
+    /// Records a failed poll, saving `progress` as the cursor if given: the pages stored
+    /// before the failure, or when a rate limit lifts. Only ever what is safe to resume from.
+    pub async fn cursor_error_keeping(
+        &self,
+        source: &str,
+        error: &str,
+        progress: Option<&str>,
+        now: i64,
+    ) -> anyhow::Result<()> {
         sqlx::query(
-            "INSERT INTO source_cursors (source, last_error, last_error_at, updated_at) VALUES ($1, $2, $3, $3) \
-             ON CONFLICT (source) DO UPDATE SET last_error = $2, last_error_at = $3, updated_at = $3",
+            "INSERT INTO source_cursors (source, cursor, last_error, last_error_at, updated_at) VALUES ($1, $4, $2, $3, $3) \
+             ON CONFLICT (source) DO UPDATE SET cursor = COALESCE($4, source_cursors.cursor), last_error = $2, \
+             last_error_at = $3, updated_at = $3",
         )
         .bind(source)
         .bind(error)
         .bind(now)
+        .bind(progress)
         .execute(self.pool())
         .await?;
         Ok(())

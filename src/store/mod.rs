@@ -14,6 +14,7 @@ pub mod escalation;
 pub mod jobs;
 pub mod outbox;
 pub mod reports;
+pub mod spikes;
 
 use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

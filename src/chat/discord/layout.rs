@@ -47,6 +47,9 @@ pub fn embed(card: &Card) -> CreateEmbed {
     }
     let owner = card.owner.as_deref().map(|o| format!(" · {o}")).unwrap_or_default();
     e = e.field("State", format!("{}{owner}", card.state), true);
+    if card.recovery {
+        e = e.field("Recovery", crate::chat::card::RECOVERY, false);
+    }
     if card.similar > 0 {
         e = e.field("Similar", format!("+{}", card.similar), true);
     }

@@ -83,6 +83,9 @@ pub fn card_blocks(card: &Card) -> Vec<SlackBlock> {
     if let Some(u) = &card.url {
         extra.push(format!("<{}|Open the post>", u.replace('|', "%7C").replace('>', "%3E")));
     }
+    if card.recovery {
+        extra.push(format!("*{}*", super::super::card::RECOVERY));
+    }
     if card.similar > 0 {
         extra.push(format!("*+{} similar*", card.similar));
     }
@@ -158,6 +161,7 @@ mod tests {
             buttons: crate::chat::card::buttons_for(state),
             confidential: false,
             similar: 0,
+            recovery: false,
         }
     }
 
