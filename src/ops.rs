@@ -269,7 +269,17 @@ pub async fn sources_table(ctx: &Ctx) -> anyhow::Result<String> {
     let now = ctx.now_ms();
     let cursors = ctx.store.source_cursors().await?;
     let mut out = format!("{:<28} {:<18} {:<10} {}\n", "source", "last success (UTC)", "lag", "last error");
-    let mut names: Vec<String> = ctx.settings.sources.feeds.iter().map(|f| f.name.clone()).collect();
+    // Every configured source is listed, polled yet or not.
+    let src = &ctx.settings.sources;
+    let mut names: Vec<String> = src.feeds.iter().map(|f| f.name.clone()).collect();
+    if ctx.settings.secrets.facebook_app_secret.is_some() {
+        names.push(crate::sources::facebook::HEALTH_KEY.into());
+    }
+    if !src.x.query.trim().is_empty() {
+        names.push(crate::sources::x::KEY.into());
+    }
+    names.extend(src.google_business.locations.iter().map(crate::sources::google_business::key));
+    names.extend(src.yelp.businesses.iter().map(crate::sources::yelp::key));
     names.extend(cursors.iter().map(|c| c.source.clone()).filter(|s| !names.contains(s)).collect::<Vec<_>>());
     for name in names {
         let c = cursors.iter().find(|c| c.source == name);

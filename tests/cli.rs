@@ -237,7 +237,7 @@ fn run_job_runs_a_job_as_if_at_the_given_time_and_refuses_unknown_names() {
     assert!(out.contains("purged text of 1 mention(s)"), "{out}");
     let err = cli.err(&["run-job", "sweep"]);
     assert!(
-        err.contains("unknown job \"sweep\"; known jobs: deliver_outbox, daily_digest, weekly_report, escalation_sweep, poll_feeds, poll_files, retention"),
+        err.contains("unknown job \"sweep\"; known jobs: deliver_outbox, daily_digest, weekly_report, escalation_sweep, poll_feeds, poll_x, poll_google_reviews, poll_yelp, spike_check, poll_files, retention"),
         "{err}"
     );
     let err = cli.err(&["run-job", "retention", "--at", "tomorrow"]);
