@@ -175,6 +175,32 @@ fn check_passes_on_the_shipped_playbooks_and_config() {
 }
 
 #[test]
+fn check_refuses_a_listing_mapped_to_an_unknown_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(repo().join("config/carebot.example.toml")).unwrap();
+    let from = "id = \"riverside-medical-center-springfield\"\nsite = \"riverside\"";
+    assert!(example.contains(from));
+    let broken = example.replace(from, "id = \"riverside-medical-center-springfield\"\nsite = \"southside\"");
+    let path = dir.path().join("carebot.toml");
+    std::fs::write(&path, &broken).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_carebot"))
+        .args(["check", "--config", path.to_str().unwrap()])
+        .current_dir(repo())
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let line = broken.lines().position(|l| l.contains("\"southside\"")).unwrap() + 1;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "carebot.toml:{line}: sources.yelp.businesses riverside-medical-center-springfield: site \"southside\" is not in team.yaml"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_broken_playbook_makes_check_and_serve_fail_naming_file_and_line() {
     let cli = Cli::new(None);
     let team = cli.playbook("team.yaml");

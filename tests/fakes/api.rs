@@ -51,8 +51,7 @@ pub struct FakeApi {
 impl FakeApi {
     pub async fn start() -> FakeApi {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut fake = FakeApi::default();
-        fake.url = format!("http://{}", listener.local_addr().unwrap());
+        let fake = FakeApi { url: format!("http://{}", listener.local_addr().unwrap()), ..Default::default() };
         let app = axum::Router::new().fallback(answer).with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         fake
