@@ -300,6 +300,15 @@ async fn x_search_pages_back_to_since_id_waits_out_rate_limits_and_survives_rest
     assert_eq!(poll(&s, t0() + Duration::minutes(20)).await.unwrap(), "x: 0 new");
     assert_eq!(q(api.requests_to(SEARCH).last().unwrap(), "since_id").as_deref(), Some("1009"));
     assert_eq!(s.ctx.store.count(Table::Cases).await.unwrap(), 6);
+    // A page token X no longer accepts: the sweep starts over from since_id, nothing skipped.
+    let newest = [("1012", "di", "Riverside Medical discharge paperwork took all day")];
+    api.script(SEARCH, tweets(&newest, Some("1012"), Some("r2")));
+    api.script(SEARCH, status(400, json!({"title": "Invalid Request", "detail": "Invalid pagination token"})));
+    assert!(poll(&s, t0() + Duration::minutes(23)).await.is_err());
+    api.script(SEARCH, tweets(&newest, Some("1012"), None));
+    assert_eq!(poll(&s, t0() + Duration::minutes(24)).await.unwrap(), "x: 0 new");
+    let last = api.requests_to(SEARCH).last().unwrap().clone();
+    assert_eq!((q(&last, "next_token"), q(&last, "since_id")), (None, Some("1009".into())));
     let health = s.ctx.store.source_cursor("x").await.unwrap().unwrap();
     assert!(health.last_error.is_none());
     assert!(carebot::ops::sources_table(&s.ctx).await.unwrap().lines().any(|l| l.starts_with("x ")));

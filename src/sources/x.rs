@@ -129,6 +129,12 @@ async fn sweep(
             let e = anyhow::anyhow!("X rate limit reached (HTTP 429); paused until {}", t.format("%H:%M:%S UTC"));
             return Err(fail(e, &progress, Some(until)));
         }
+        if resp.status() == reqwest::StatusCode::BAD_REQUEST && progress.next_token.is_some() {
+            // A page token X no longer accepts: start the sweep again from `since_id`
+            // (pages already stored come back as duplicates; nothing is skipped).
+            let restart = Cursor { since_id: progress.since_id.clone(), next_token: None, sweep_newest: None };
+            return Err(fail(http_error("X recent search (page token refused)", resp).await, &restart, None));
+        }
         if !resp.status().is_success() {
             return Err(fail(http_error("X recent search", resp).await, &progress, None));
         }
