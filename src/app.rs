@@ -35,6 +35,12 @@ impl Ctx {
     /// Loads playbooks, connects to and migrates the database.
     pub async fn new(settings: Settings, chat: Arc<dyn ChatSurface>, clock: Arc<dyn Clock>) -> anyhow::Result<Ctx> {
         let playbooks = Playbooks::load(&settings.playbooks.dir)?;
+        let unknown = settings.unknown_mapped_sites(&playbooks.team);
+        if !unknown.is_empty() {
+            let list: Vec<String> =
+                unknown.iter().map(|(k, s)| format!("{k}: site {s:?} is not in team.yaml")).collect();
+            anyhow::bail!("{} (run `carebot check`)", list.join("; "));
+        }
         let triage = Triage::compile(&playbooks.triage_rules, &playbooks.team)?;
         let store = Store::connect(&settings.database_url(), settings.database.max_connections).await?;
         store.migrate().await?;

@@ -623,6 +623,20 @@ impl Settings {
         out
     }
 
+    /// Source mappings (Facebook page, Google location, Yelp business → site) naming a
+    /// site that team.yaml does not have: (where, site).
+    pub fn unknown_mapped_sites(&self, team: &crate::playbook::team::Team) -> Vec<(String, String)> {
+        let src = &self.sources;
+        let pages = src.facebook.pages.iter().map(|(page, site)| (format!("sources.facebook.pages.{page}"), site));
+        let places = src.google_business.locations.iter().map(|l| ("sources.google_business.locations", l));
+        let places = places.chain(src.yelp.businesses.iter().map(|l| ("sources.yelp.businesses", l)));
+        pages
+            .chain(places.map(|(k, l)| (format!("{k} {}", l.id), &l.site)))
+            .filter(|(_, site)| team.site(site).is_none())
+            .map(|(key, site)| (key, site.clone()))
+            .collect()
+    }
+
     /// The database URL: `DATABASE_URL` if set, else the embedded SQLite file.
     pub fn database_url(&self) -> String {
         match &self.secrets.database_url {

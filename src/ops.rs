@@ -27,17 +27,10 @@ pub fn check(config_path: &Path) -> Result<String, Vec<String>> {
                 format!("{}{at}: {k}: channel {c:?} is not defined in situations.yaml", config_path.display())
             })
             .collect();
-    // Source mappings (Facebook page, Google location, Yelp business → site) name real sites.
-    let src = &settings.sources;
-    let mapped = src.facebook.pages.iter().map(|(page, site)| (format!("sources.facebook.pages.{page}"), site));
-    let places = src.google_business.locations.iter().map(|l| ("sources.google_business.locations", l));
-    let places = places.chain(src.yelp.businesses.iter().map(|l| ("sources.yelp.businesses", l)));
-    for (key, site) in mapped.chain(places.map(|(k, l)| (format!("{k} {}", l.id), &l.site))) {
-        if playbooks.team.site(site).is_none() {
-            let line = text.lines().position(|l| l.contains(&format!("\"{site}\""))).map(|i| i + 1);
-            let at = line.map(|l| format!(":{l}")).unwrap_or_default();
-            missing.push(format!("{}{at}: {key}: site {site:?} is not in team.yaml", config_path.display()));
-        }
+    for (key, site) in settings.unknown_mapped_sites(&playbooks.team) {
+        let line = text.lines().position(|l| l.contains(&format!("\"{site}\""))).map(|i| i + 1);
+        let at = line.map(|l| format!(":{l}")).unwrap_or_default();
+        missing.push(format!("{}{at}: {key}: site {site:?} is not in team.yaml", config_path.display()));
     }
     if !missing.is_empty() {
         return Err(missing);

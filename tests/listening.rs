@@ -606,3 +606,17 @@ fn a_broken_spike_section_is_refused_with_its_line() {
         "{text:?}"
     );
 }
+
+#[tokio::test]
+async fn a_listing_mapped_to_an_unknown_site_stops_start_up() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(&db, &dir.path().join("inbox"));
+    s.sources.yelp.businesses.push(place("southside-clinic", "southside"));
+    let clock = Arc::new(FixedClock::new(t0())) as Arc<dyn Clock>;
+    let err = Ctx::new(s, Arc::new(Recorder::default()), clock).await.err().expect("refused");
+    assert!(
+        err.to_string().contains("sources.yelp.businesses southside-clinic: site \"southside\" is not in team.yaml"),
+        "{err}"
+    );
+}
