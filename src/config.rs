@@ -670,6 +670,19 @@ mod tests {
     }
 
     #[test]
+    fn a_source_url_without_a_scheme_and_zero_pages_are_refused_at_their_lines() {
+        let text = "[sources.x]\nquery = \"q\"\napi_url = \"api.x.com\"\nmax_pages = 0\n";
+        let mut s = Settings::default();
+        s.sources.x.api_url = "api.x.com".into();
+        s.sources.x.max_pages = 0;
+        let problems: Vec<(Option<usize>, String)> =
+            s.validate(text).into_iter().map(|p| (p.line, p.message)).collect();
+        assert!(problems
+            .contains(&(Some(3), "sources.x.api_url: \"api.x.com\" must start with http:// or https://".into())));
+        assert!(problems.contains(&(Some(4), "sources.x.max_pages must be at least 1".into())), "{problems:?}");
+    }
+
+    #[test]
     fn keys_are_located_in_their_table() {
         let text = "[http]\nlisten = \"x\"\n\n[jobs.retention]\ncron = \"bad\"\n";
         assert_eq!(locate_key(text, &["jobs".into(), "retention".into(), "cron".into()]), Some(5));

@@ -318,24 +318,12 @@ async fn main() -> ExitCode {
                             println!("{summary}");
                             ExitCode::SUCCESS
                         }
-                        Err(problems) => {
-                            for p in &problems {
-                                eprintln!("{p}");
-                            }
-                            eprintln!("{} problem(s) found", problems.len());
-                            ExitCode::FAILURE
-                        }
+                        Err(problems) => report_problems(&problems),
                     };
                 }
                 ExitCode::SUCCESS
             }
-            Err(problems) => {
-                for p in &problems {
-                    eprintln!("{p}");
-                }
-                eprintln!("{} problem(s) found", problems.len());
-                ExitCode::FAILURE
-            }
+            Err(problems) => report_problems(&problems),
         };
     }
     let settings = match Settings::load(&cli.config) {
@@ -497,4 +485,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `carebot check`'s failure: every problem on its own line, then the count.
+fn report_problems(problems: &[String]) -> ExitCode {
+    for p in problems {
+        eprintln!("{p}");
+    }
+    eprintln!("{} problem(s) found", problems.len());
+    ExitCode::FAILURE
 }

@@ -399,13 +399,21 @@ async fn yelp_reviews_page_until_known_revise_ratings_and_keep_the_cursor_on_err
     let metrics = carebot::http::render_metrics(&s.ctx).await.unwrap();
     assert!(metrics.contains(&format!("carebot_source_failing{{source=\"yelp:{BIZ}\"}} 1")), "{metrics}");
 
+    // An answer that does not fit: refused without quoting it (it may hold a post's text).
+    api.script(&path, ok(json!({"reviews": "Waited five hours in pain at Northgate", "total": 1})));
+    let err = carebot::sources::yelp::poll_all(&s.ctx, t0() + Duration::minutes(90)).await.unwrap_err();
+    assert!(err.to_string().contains("answered JSON carebot cannot read"), "{err}");
+    let health = s.ctx.store.source_cursor(&format!("yelp:{BIZ}")).await.unwrap().unwrap();
+    assert!(!health.last_error.unwrap().contains("Waited"), "no post text in the health table");
+    assert_eq!(s.ctx.store.count(Table::Cases).await.unwrap(), 25);
+
     // After a restart: two new reviews and a known one whose rating changed; one page is
     // enough because it reaches reviews already stored.
     s.restart().await;
     api.script(&path, yelp_reviews(7..27, 27, |i| if i == 24 { 4 } else { 2 }));
     let out = carebot::sources::yelp::poll_all(&s.ctx, t0() + Duration::hours(2)).await.unwrap();
     assert_eq!(out, format!("yelp:{BIZ}: 2 new"));
-    assert_eq!(api.requests_to(&path).len(), 4, "stopped at known reviews");
+    assert_eq!(api.requests_to(&path).len(), 5, "stopped at known reviews");
     assert_eq!(s.ctx.store.count(Table::Cases).await.unwrap(), 27);
     let (case, m) = by_external(&s.ctx, "y24").await.unwrap();
     assert_eq!(m.rating, Some(4.0));

@@ -87,7 +87,7 @@ async fn access_token(ctx: &Ctx, http: &reqwest::Client) -> anyhow::Result<Strin
         // The body names the OAuth error (e.g. invalid_grant: the refresh token was revoked).
         return Err(http_error("the Google token endpoint", resp).await);
     }
-    let t: Token = resp.json().await.context("the Google token endpoint answered without an access_token")?;
+    let t: Token = super::decode("the Google token endpoint", resp).await?;
     // Renew a minute early so a token never expires mid-poll.
     let until = Instant::now() + Duration::from_secs(t.expires_in.saturating_sub(60));
     if let Ok(mut m) = TOKENS.lock() {
@@ -175,7 +175,7 @@ async fn poll_location(
         if !resp.status().is_success() {
             return Err(http_error(&format!("Google reviews ({})", loc.id), resp).await.into());
         }
-        let page: Page = resp.json().await.context("Google answered something that is not a reviews page")?;
+        let page: Page = super::decode(&format!("Google reviews ({})", loc.id), resp).await?;
         let mentions: Vec<Mention> = page.reviews.iter().filter_map(|r| to_mention(r, loc, at)).collect();
         opened += store_page(ctx, &mentions).await?;
         let updates = page.reviews.iter().filter_map(|r| r.update_time);

@@ -60,6 +60,15 @@ pub enum Polled {
     RateLimited(i64),
 }
 
+/// The stored position of `key` (the default before its first poll; an unreadable one
+/// from an older version also starts afresh, which only re-reads duplicates).
+async fn load<C: DeserializeOwned + Default>(ctx: &Ctx, key: &str) -> anyhow::Result<Stored<C>> {
+    Ok(match ctx.store.source_cursor(key).await?.and_then(|c| c.cursor) {
+        Some(json) => serde_json::from_str(&json).unwrap_or_default(),
+        None => Stored::default(),
+    })
+}
+
 /// Runs one poll of `key` if its interval has passed and no rate limit is pending, with
 /// the stored position; saves the new position on success, or the error (and any safe
 /// progress) on failure, so `carebot sources` and /metrics show the source's health.
@@ -76,10 +85,7 @@ where
     Fut: Future<Output = Result<(C, usize), Failure<C>>>,
 {
     let now = at.timestamp_millis();
-    let stored: Stored<C> = match ctx.store.source_cursor(key).await?.and_then(|c| c.cursor) {
-        Some(json) => serde_json::from_str(&json).unwrap_or_default(),
-        None => Stored::default(),
-    };
+    let stored: Stored<C> = load(ctx, key).await?;
     if let Some(until) = stored.resume_at.filter(|r| *r > now) {
         return Ok(Polled::RateLimited(until));
     }
@@ -99,11 +105,10 @@ where
             let keep = match (f.progress, f.resume_at) {
                 (None, None) => None,
                 (progress, resume_at) => {
-                    let current: Stored<C> = match ctx.store.source_cursor(key).await?.and_then(|c| c.cursor) {
-                        Some(json) => serde_json::from_str(&json).unwrap_or_default(),
-                        None => Stored::default(),
+                    let state = match progress {
+                        Some(p) => p,
+                        None => load::<C>(ctx, key).await?.state,
                     };
-                    let state = progress.unwrap_or(current.state);
                     Some(serde_json::to_string(&Stored { polled_at, resume_at, state })?)
                 }
             };
@@ -158,6 +163,20 @@ pub fn summarize(what: &str, results: Vec<(String, anyhow::Result<Polled>)>) -> 
         anyhow::bail!("{summary}");
     }
     Ok(summary)
+}
+
+/// Reads an API's JSON answer. A body that does not fit is reported by position only:
+/// serde's own message can quote a field's value, which may be a post's text.
+pub async fn decode<T: DeserializeOwned>(api: &str, resp: reqwest::Response) -> anyhow::Result<T> {
+    let body = resp.bytes().await.map_err(|e| anyhow::anyhow!("reading the answer of {api}: {e}"))?;
+    serde_json::from_slice(&body).map_err(|e| {
+        anyhow::anyhow!(
+            "{api} answered JSON carebot cannot read ({:?} error at line {} column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        )
+    })
 }
 
 /// Seconds-since-epoch header (X's `x-rate-limit-reset`) as ms.

@@ -3,10 +3,10 @@
 //! redirect links unwrapped to the real URL, HTML stripped. The cursor is saved only after
 //! the entries are stored; entries seen before are plain duplicates.
 
+use super::{poll_with_cursor, store_page, summarize, Failure};
 use crate::app::Ctx;
 use crate::config::FeedSettings;
 use crate::domain::{Mention, RawMention};
-use crate::intake::{ingest, Ingested};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use regex::Regex;
@@ -14,11 +14,11 @@ use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 
+/// Where a feed left off: the validators of its last answer, for a conditional GET.
 #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
-struct Cursor {
+pub struct Cursor {
     etag: Option<String>,
     last_modified: Option<String>,
-    polled_at: Option<i64>,
 }
 
 static TAGS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?s)<[^>]*>").expect("pattern compiles"));
@@ -85,24 +85,15 @@ pub fn entries(feed: &FeedSettings, body: &[u8], now: DateTime<Utc>) -> anyhow::
     Ok(out)
 }
 
-/// Polls one feed if its interval has passed; returns new cases opened, or `None` if skipped.
-pub async fn poll(
+/// One conditional GET of a feed; its entries are stored before the new validators are
+/// returned (and saved by `poll_with_cursor`).
+async fn fetch(
     ctx: &Ctx,
     http: &reqwest::Client,
     feed: &FeedSettings,
     at: DateTime<Utc>,
-) -> anyhow::Result<Option<usize>> {
-    let now = at.timestamp_millis();
-    let cursor: Cursor = ctx
-        .store
-        .source_cursor(&feed.name)
-        .await?
-        .and_then(|c| c.cursor)
-        .and_then(|c| serde_json::from_str(&c).ok())
-        .unwrap_or_default();
-    if cursor.polled_at.is_some_and(|p| now - p < feed.every.as_millis()) {
-        return Ok(None);
-    }
+    cursor: Cursor,
+) -> Result<(Cursor, usize), Failure<Cursor>> {
     let mut req = http.get(&feed.url);
     if let Some(etag) = &cursor.etag {
         req = req.header(IF_NONE_MATCH, etag);
@@ -110,36 +101,19 @@ pub async fn poll(
     if let Some(lm) = &cursor.last_modified {
         req = req.header(IF_MODIFIED_SINCE, lm);
     }
-    let result: anyhow::Result<(Cursor, usize)> = async {
-        let resp = req.send().await.with_context(|| format!("fetching feed {}", feed.name))?;
-        if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
-            return Ok((Cursor { polled_at: Some(now), ..cursor }, 0));
-        }
-        if !resp.status().is_success() {
-            anyhow::bail!("feed {} answered HTTP {}", feed.name, resp.status());
-        }
-        let header =
-            |h| resp.headers().get(h).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string);
-        let next = Cursor { etag: header(ETAG), last_modified: header(LAST_MODIFIED), polled_at: Some(now) };
-        let body = resp.bytes().await.with_context(|| format!("reading feed {}", feed.name))?;
-        let mentions = entries(feed, &body, at)?;
-        let mut opened = 0;
-        for chunk in mentions.chunks(500) {
-            opened += ingest(ctx, chunk).await?.iter().filter(|r| matches!(r, Ingested::Opened(_))).count();
-        }
-        Ok((next, opened))
+    let resp = req.send().await.with_context(|| format!("fetching feed {}", feed.name))?;
+    if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
+        return Ok((cursor, 0));
     }
-    .await;
-    match result {
-        Ok((next, opened)) => {
-            ctx.store.cursor_success(&feed.name, &serde_json::to_string(&next)?, now).await?;
-            Ok(Some(opened))
-        }
-        Err(e) => {
-            ctx.store.cursor_error(&feed.name, &format!("{e:#}"), now).await?;
-            Err(e)
-        }
+    if !resp.status().is_success() {
+        return Err(anyhow::anyhow!("feed {} answered HTTP {}", feed.name, resp.status()).into());
     }
+    let header =
+        |h| resp.headers().get(h).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string);
+    let next = Cursor { etag: header(ETAG), last_modified: header(LAST_MODIFIED) };
+    let body = resp.bytes().await.with_context(|| format!("reading feed {}", feed.name))?;
+    let opened = store_page(ctx, &entries(feed, &body, at)?).await?;
+    Ok((next, opened))
 }
 
 /// The `poll_feeds` job: every configured feed whose interval has passed.
@@ -148,27 +122,13 @@ pub async fn poll_all(ctx: &Ctx, at: DateTime<Utc>) -> anyhow::Result<String> {
     if feeds.is_empty() {
         return Ok("no feeds configured".into());
     }
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(20))
-        .user_agent(concat!("carebot/", env!("CARGO_PKG_VERSION")))
-        .build()?;
-    let (mut parts, mut failed) = (Vec::new(), 0);
+    let http = super::client()?;
+    let mut results = Vec::new();
     for feed in feeds {
-        match poll(ctx, &http, feed, at).await {
-            Ok(None) => {}
-            Ok(Some(n)) => parts.push(format!("{}: {n} new", feed.name)),
-            Err(e) => {
-                failed += 1;
-                tracing::warn!(feed = %feed.name, error = %format!("{e:#}"), "feed poll failed; will retry");
-                parts.push(format!("{}: failed: {e:#}", feed.name));
-            }
-        }
+        let r = poll_with_cursor(ctx, &feed.name, feed.every, at, |c| fetch(ctx, &http, feed, at, c)).await;
+        results.push((feed.name.clone(), r));
     }
-    let summary = if parts.is_empty() { "no feed due".to_string() } else { parts.join("; ") };
-    if failed == feeds.len() {
-        anyhow::bail!("every feed failed: {summary}");
-    }
-    Ok(summary)
+    summarize("feed", results)
 }
 
 #[cfg(test)]

@@ -138,7 +138,7 @@ async fn sweep(
         if !resp.status().is_success() {
             return Err(fail(http_error("X recent search", resp).await, &progress, None));
         }
-        let page: Page = match resp.json().await.context("X answered a page that is not search JSON") {
+        let page: Page = match super::decode("X recent search", resp).await {
             Ok(p) => p,
             Err(e) => return Err(fail(e, &progress, None)),
         };

@@ -97,7 +97,7 @@ async fn poll_business(
         if !resp.status().is_success() {
             return Err(http_error(&format!("Yelp ({key})"), resp).await.into());
         }
-        let page: Page = resp.json().await.context("Yelp answered something that is not a reviews page")?;
+        let page: Page = super::decode(&format!("Yelp ({key})"), resp).await?;
         let mentions: Vec<Mention> = page.reviews.iter().filter_map(|r| to_mention(r, b, at)).collect();
         opened += store_page(ctx, &mentions).await?;
         for r in &page.reviews {
