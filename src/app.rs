@@ -29,6 +29,8 @@ pub struct Ctx {
     pub slack: Option<Arc<Slack>>,
     /// The Discord client when Discord is the chat surface.
     pub discord: Option<Arc<Discord>>,
+    /// Requests per webhook source (`http.webhook_requests_per_second`).
+    pub webhook_limiter: governor::DefaultKeyedRateLimiter<String>,
 }
 
 impl Ctx {
@@ -42,10 +44,10 @@ impl Ctx {
             anyhow::bail!("{} (run `carebot check`)", list.join("; "));
         }
         let triage = Triage::compile(&playbooks.triage_rules, &playbooks.team)?;
-        let store = Store::connect(&settings.database_url(), settings.database.max_connections).await?;
+        let db = &settings.database;
+        let store = Store::connect(&settings.database_url(), db.max_connections, db.acquire_timeout.as_std()).await?;
         store.migrate().await?;
         Ok(Ctx {
-            settings,
             store,
             playbooks: Arc::new(playbooks),
             triage: Arc::new(triage),
@@ -54,12 +56,20 @@ impl Ctx {
             outbox_wake: Arc::new(Notify::new()),
             slack: None,
             discord: None,
+            webhook_limiter: webhook_limiter(&settings.http),
+            settings,
         })
     }
 
     pub fn now_ms(&self) -> i64 {
         self.clock.now().timestamp_millis()
     }
+}
+
+fn webhook_limiter(http: &crate::config::HttpSettings) -> governor::DefaultKeyedRateLimiter<String> {
+    let rate = std::num::NonZeroU32::new(http.webhook_requests_per_second.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+    let burst = rate.saturating_mul(std::num::NonZeroU32::new(4).unwrap_or(std::num::NonZeroU32::MIN));
+    governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(burst))
 }
 
 /// The chat surfaces the settings ask for: what the outbox delivers through, and the
@@ -176,17 +186,27 @@ impl App {
             tasks.spawn(crate::chat::slack::inbound::run_socket_mode(ctx.clone(), app_token, rx.clone()));
         }
         let router = crate::http::router(ctx.clone());
-        let mut rx_http = rx.clone();
-        let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {
-            let _ = rx_http.wait_for(|s| *s).await;
-        });
+        let http = &ctx.settings.http;
+        let limits = crate::http::server::Limits {
+            header_read_timeout: http.header_read_timeout.as_std(),
+            idle_timeout: http.idle_timeout.as_std(),
+            max_connections: http.max_connections,
+            shutdown_grace: http.shutdown_grace.as_std(),
+        };
+        let server = crate::http::server::serve(self.listener, router, limits, rx.clone());
         let stopper = tokio::spawn(async move {
             stop.await;
             let _ = tx.send(true);
         });
         let result = server.await.context("HTTP server");
         stopper.abort();
-        while tasks.join_next().await.is_some() {}
+        // Background work stops at its next await point; a delivery or job still running
+        // after the grace period is cut off (its outbox rows stay pending for the next start).
+        let grace = ctx.settings.http.shutdown_grace.as_std();
+        if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await.is_err() {
+            tracing::warn!("background work still running after the grace period; stopping it");
+            tasks.shutdown().await;
+        }
         ctx.store.close().await;
         tracing::info!("carebot stopped");
         result

@@ -40,11 +40,18 @@ pub struct DatabaseSettings {
     /// SQLite file used when `DATABASE_URL` is not set (the embedded default).
     pub sqlite_path: PathBuf,
     pub max_connections: u32,
+    /// How long a request waits for a database connection before it is told the database
+    /// is unavailable (webhooks 503, chat "try again in a minute").
+    pub acquire_timeout: crate::domain::Span,
 }
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        DatabaseSettings { sqlite_path: PathBuf::from("data/carebot.db"), max_connections: 10 }
+        DatabaseSettings {
+            sqlite_path: PathBuf::from("data/carebot.db"),
+            max_connections: 10,
+            acquire_timeout: crate::domain::Span::from_secs(1),
+        }
     }
 }
 
@@ -53,11 +60,32 @@ impl Default for DatabaseSettings {
 pub struct HttpSettings {
     pub listen: String,
     pub body_limit_bytes: usize,
+    /// A client must send a request's headers within this time.
+    pub header_read_timeout: crate::domain::Span,
+    /// … and its whole body within this time.
+    pub body_read_timeout: crate::domain::Span,
+    /// A connection with no bytes moving either way for this long is closed.
+    pub idle_timeout: crate::domain::Span,
+    /// Open connections at most; 0 = derived from the open-file limit (limit − 128).
+    pub max_connections: usize,
+    /// Requests per second each webhook source may send (bursts of 4× allowed); 429 above.
+    pub webhook_requests_per_second: u32,
+    /// On SIGTERM, in-flight requests get this long to finish.
+    pub shutdown_grace: crate::domain::Span,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings { listen: "127.0.0.1:8080".into(), body_limit_bytes: 1024 * 1024 }
+        HttpSettings {
+            listen: "127.0.0.1:8080".into(),
+            body_limit_bytes: 1024 * 1024,
+            header_read_timeout: crate::domain::Span::from_secs(10),
+            body_read_timeout: crate::domain::Span::from_secs(30),
+            idle_timeout: crate::domain::Span::from_secs(60),
+            max_connections: 0,
+            webhook_requests_per_second: 50,
+            shutdown_grace: crate::domain::Span::from_secs(5),
+        }
     }
 }
 
@@ -475,6 +503,17 @@ pub fn locate_key(text: &str, path: &[String]) -> Option<usize> {
     table_line
 }
 
+/// The playbooks folder a config file names, read leniently (for `check` when the rest of
+/// the file is broken): `playbooks.dir` if it can be read, else the default.
+pub fn playbooks_dir_of(path: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    Figment::new()
+        .merge(Toml::string(&text))
+        .merge(Env::prefixed("CAREBOT__").split("__"))
+        .extract_inner::<PathBuf>("playbooks.dir")
+        .unwrap_or_else(|_| PlaybookSettings::default().dir)
+}
+
 impl Settings {
     /// Reads the file (which must exist) and the environment.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
@@ -612,6 +651,22 @@ impl Settings {
                     message: format!("slack.{k} must be at least 1"),
                 });
             }
+        }
+        if self.database.max_connections < 2 {
+            out.push(ConfigProblem {
+                file: file.clone(),
+                line: locate_key(text, &["database".into(), "max_connections".into()]),
+                message:
+                    "database.max_connections must be at least 2 (a case action and the delivery worker each need one)"
+                        .into(),
+            });
+        }
+        if self.http.webhook_requests_per_second == 0 {
+            out.push(ConfigProblem {
+                file: file.clone(),
+                line: locate_key(text, &["http".into(), "webhook_requests_per_second".into()]),
+                message: "http.webhook_requests_per_second must be at least 1".into(),
+            });
         }
         if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
             out.push(ConfigProblem {

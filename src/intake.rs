@@ -158,10 +158,13 @@ async fn open_case(
         fingerprint,
     };
     let case_id = cases::insert_case(tx, mention_id, &new).await?;
-    let detail = serde_json::json!({
+    let mut detail = serde_json::json!({
         "source": m.source, "situation": situation.id, "priority": new.priority,
         "site": t.site, "categories": t.categories, "risk": t.risk, "urgent": t.urgent,
     });
+    if !m.notes.is_empty() {
+        detail["notes"] = serde_json::json!(m.notes);
+    }
     cases::append_event(tx, case_id, now, "carebot", "opened", &detail).await?;
     for channel in std::iter::once(&situation.channel).chain(&situation.also_post_to) {
         let op = ChatOp::PostCard { case_id, channel: channel.clone() };

@@ -303,6 +303,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "carebot=info,warn".into()),
         )
@@ -345,7 +346,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             app.run_until_stopped().await?;
         }
         Command::Migrate => {
-            let store = carebot::store::Store::connect(&settings.database_url(), 1).await?;
+            let store =
+                carebot::store::Store::connect(&settings.database_url(), 1, settings.database.acquire_timeout.as_std())
+                    .await?;
             store.migrate().await?;
             println!("{} database is up to date", store.backend().as_str());
         }
@@ -357,6 +360,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 eprintln!("{}:{}: {}", file.display(), e.line, e.message);
             }
             println!("{}: {report}", file.display());
+            if !report.errors.is_empty() {
+                // The good rows are stored; the exit code tells scripts that some were not.
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Cases { state, open, mine, unclaimed, site, category, overdue, r#as, limit, json } => {
             let ctx = cli_ctx(settings).await?;

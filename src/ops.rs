@@ -11,9 +11,22 @@ use std::path::Path;
 
 /// `carebot check`: every problem in the config and playbooks, or a summary when clean.
 pub fn check(config_path: &Path) -> Result<String, Vec<String>> {
-    let settings = Settings::load(config_path).map_err(|e| e.0.iter().map(|p| p.to_string()).collect::<Vec<_>>())?;
-    let playbooks =
-        Playbooks::load(&settings.playbooks.dir).map_err(|p| p.0.iter().map(|x| x.to_string()).collect::<Vec<_>>())?;
+    // Every file is checked even when an earlier one is broken, so one run lists every
+    // mistake: a broken config still names its playbooks folder (or the default one).
+    let (settings, playbooks) = match Settings::load(config_path) {
+        Ok(settings) => {
+            let playbooks = Playbooks::load(&settings.playbooks.dir)
+                .map_err(|p| p.0.iter().map(|x| x.to_string()).collect::<Vec<_>>())?;
+            (settings, playbooks)
+        }
+        Err(e) => {
+            let mut problems: Vec<String> = e.0.iter().map(|p| p.to_string()).collect();
+            if let Err(p) = Playbooks::load(&crate::config::playbooks_dir_of(config_path)) {
+                problems.extend(p.0.iter().map(|x| x.to_string()));
+            }
+            return Err(problems);
+        }
+    };
     Triage::compile(&playbooks.triage_rules, &playbooks.team).map_err(|e| vec![format!("triage rules: {e}")])?;
     let channels = &playbooks.situations.channels;
     let text = std::fs::read_to_string(config_path).unwrap_or_default();

@@ -25,15 +25,29 @@ pub enum ActError {
     Invalid(String),
     #[error("Case {case_id}: the reply cannot be marked responded:\n  - {}\nFix the text, or ask a lead to override.", findings.join("\n  - "))]
     ReplyBlocked { case_id: i64, findings: Vec<String> },
+    /// The database cannot be reached: nothing was changed; said at once, never retried
+    /// behind the person's back.
+    #[error("carebot can't reach its database; nothing was changed, try again in a minute")]
+    Unavailable,
     /// Not the person's fault: logged with context; they see a short apology.
     #[error("something went wrong on our side; the case was not changed")]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for ActError {
+    fn from(e: anyhow::Error) -> Self {
+        if crate::store::is_unavailable(&e) {
+            ActError::Unavailable
+        } else {
+            ActError::Internal(e)
+        }
+    }
 }
 
 impl ActError {
     /// A mistake the person can fix (as opposed to an internal failure).
     pub fn is_user_error(&self) -> bool {
-        !matches!(self, ActError::Internal(_))
+        !matches!(self, ActError::Internal(_) | ActError::Unavailable)
     }
 }
 
@@ -124,8 +138,12 @@ pub async fn act(ctx: &Ctx, case_id: i64, actor_id: &str, action: Action) -> Res
             Ok(None) => {}
             Err(ActError::Internal(e)) if is_contention(&e) && attempt < 20 => {}
             Err(e) => {
-                if let ActError::Internal(err) = &e {
-                    tracing::error!(case_id, error = %format!("{err:#}"), "case action failed");
+                match &e {
+                    ActError::Internal(err) => {
+                        tracing::error!(case_id, error = %format!("{err:#}"), "case action failed")
+                    }
+                    ActError::Unavailable => tracing::warn!(case_id, "case action refused: database unreachable"),
+                    _ => {}
                 }
                 return Err(e);
             }

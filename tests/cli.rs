@@ -317,3 +317,38 @@ fn a_broken_reply_template_is_named_with_file_and_line() {
     let err = cli.err(&["check"]);
     assert!(err.contains("zz-broken.md:5: template does not compile"), "{err}");
 }
+
+#[test]
+fn ingest_exits_1_when_rows_were_rejected_and_keeps_the_good_ones() {
+    let cli = Cli::new(None);
+    let file = cli.dir.path().join("export.jsonl");
+    std::fs::write(
+        &file,
+        "{\"source\":\"zapier\",\"external_id\":101,\"text\":\"Riverside parking is a nightmare\"}\n\
+         {\"source\":\"zapier\",\"external_id\":\"102\",\"text\":\"bad\\u0000byte\"}\n",
+    )
+    .unwrap();
+    let out = cli.run(&["ingest", file.to_str().unwrap()]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("1 new case(s)") && stdout.contains("1 bad row(s)"), "{stdout}");
+    assert!(stderr.contains("export.jsonl:2: field `text` contains a control character (U+0000)"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no colour codes when stderr is not a terminal: {stderr:?}");
+    // All rows good: exit 0.
+    std::fs::write(&file, "{\"source\":\"zapier\",\"external_id\":103,\"text\":\"Thanks Eastbrook\"}\n").unwrap();
+    cli.ok(&["ingest", file.to_str().unwrap()]);
+}
+
+#[test]
+fn check_lists_the_problems_of_every_broken_file_in_one_run() {
+    let cli = Cli::new(None);
+    replace_in(&cli.config, "cron = \"0 30 3 * * *\"", "cron = \"30 3 * * *\"");
+    let team = cli.playbook("team.yaml");
+    replace_in(&team, "members: [dena, sam, priya]", "members: [dena, sam, bob]");
+    let triage = cli.playbook("triage.yaml");
+    replace_in(&triage, "patterns: ['\\b\\d+\\s*(?:hours?", "patterns: ['\\b(\\d+\\s*(?:hours?");
+    let err = cli.err(&["check"]);
+    assert!(err.contains("carebot.toml:") && err.contains("jobs.retention.cron"), "{err}");
+    assert!(err.contains("team.yaml:") && err.contains("unknown person \"bob\""), "{err}");
+    assert!(err.contains("triage.yaml:") && err.contains("does not compile"), "{err}");
+}

@@ -241,7 +241,46 @@ async fn slash_commands_and_escalation_dms(b: Backend) {
     assert!(dm.body["content"].as_str().unwrap().contains(&format!("Case #{case_id}")));
 }
 
+/// What a stranger wrote cannot link, ping, head or format inside the staff's card, and a
+/// link without a scheme still gets the card posted.
+async fn a_review_cannot_plant_a_disguised_link_or_a_ping_in_the_card(b: Backend) {
+    let r = start(b).await;
+    let text = "Billing at Riverside is a scam. [verify your login here](https://attacker.example/reset) **urgent** @everyone <@401000000000000001>\n# Read this\n```code```";
+    let raw = carebot::domain::RawMention {
+        source: Some("yelp".into()),
+        external_id: Some("inj-1".into()),
+        text: Some(text.into()),
+        url: Some("www.yelp.com/biz/riverside-medical".into()),
+        author: Some("_Evil_ [x](https://a.example)".into()),
+        ..Default::default()
+    };
+    let m = raw.parse(None, t0()).unwrap();
+    let case_id = ingest(&r.ctx, &[m]).await.unwrap()[0].case_id();
+    let calls = r
+        .fake
+        .wait_for("the card", |c| {
+            c.iter().any(|c| c.method == "POST" && c.path == format!("/channels/{TRIAGE}/messages"))
+        })
+        .await;
+    let post = calls.iter().find(|c| c.path == format!("/channels/{TRIAGE}/messages")).unwrap();
+    let embed = &post.body["embeds"][0];
+    let description = embed["description"].as_str().unwrap();
+    assert!(!description.contains("](") && description.contains("\\[verify your login here\\]\\("), "{description}");
+    assert!(description.contains("\\*\\*urgent\\*\\*") && description.contains("\\@everyone"), "{description}");
+    assert!(
+        description.contains("\\<\\@401000000000000001\\>") && description.contains("\n\\# Read this"),
+        "{description}"
+    );
+    assert!(!description.contains("```"), "{description}");
+    let author = embed["fields"].as_array().unwrap().iter().find(|f| f["name"] == "Author").unwrap();
+    assert_eq!(author["value"], "\\_Evil\\_ \\[x\\]\\(https://a.example\\)");
+    assert_eq!(embed["url"], "https://www.yelp.com/biz/riverside-medical");
+    assert_eq!(post.body["allowed_mentions"]["parse"], json!([]));
+    assert!(r.ctx.store.case_messages(case_id).await.is_ok());
+}
+
 on_both_backends!(
+    a_review_cannot_plant_a_disguised_link_or_a_ping_in_the_card,
     a_claim_click_updates_the_card_and_resolve_through_the_select_menu,
     bad_signatures_and_stale_requests_are_401_and_change_nothing,
     strangers_are_refused_privately_and_concurrent_claims_have_one_winner,

@@ -34,6 +34,7 @@ impl Console {
     }
     fn print(&self, s: &str) -> Result<(), DeliveryError> {
         let mut out = self.out.lock().map_err(|_| DeliveryError::Transient("console lock poisoned".into()))?;
+        let s = super::escape::console(s);
         out.write_all(s.as_bytes()).and_then(|_| out.flush()).map_err(|e| DeliveryError::Transient(e.to_string()))
     }
 }

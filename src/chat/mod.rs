@@ -5,6 +5,7 @@ pub mod card;
 pub mod command;
 pub mod console;
 pub mod discord;
+pub mod escape;
 pub mod interact;
 pub mod slack;
 

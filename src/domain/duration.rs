@@ -11,6 +11,12 @@ impl Span {
     pub fn from_secs(secs: u64) -> Self {
         Span(std::time::Duration::from_secs(secs))
     }
+    pub fn from_millis(ms: u64) -> Self {
+        Span(std::time::Duration::from_millis(ms))
+    }
+    pub fn as_std(&self) -> std::time::Duration {
+        self.0
+    }
     pub fn as_millis(&self) -> i64 {
         self.0.as_millis() as i64
     }

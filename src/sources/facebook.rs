@@ -146,7 +146,7 @@ pub fn mentions(
             let field = change.get("field").and_then(Value::as_str).unwrap_or_default();
             let Some(value) = change.get("value") else { continue };
             let Some(raw) = change_to_raw(&page, field, value) else { continue };
-            let mut m = raw.parse(Some(source), now).map_err(|e| format!("entry {i} ({field}): {e}"))?;
+            let mut m = raw.scrubbed().parse(Some(source), now).map_err(|e| format!("entry {i} ({field}): {e}"))?;
             m.site = pages.get(&page).cloned();
             out.push(m);
         }

@@ -135,7 +135,7 @@ fn to_mention(r: &Review, loc: &LocationSettings, now: DateTime<Utc>) -> Option<
         posted_at: r.create_time.or(r.update_time).map(|t| t.to_rfc3339()),
         ..Default::default()
     };
-    let mut m = raw.parse(None, now).ok()?;
+    let mut m = raw.scrubbed().parse(None, now).ok()?;
     m.site = Some(loc.site.clone());
     Some(m)
 }

@@ -78,7 +78,7 @@ pub fn entries(feed: &FeedSettings, body: &[u8], now: DateTime<Utc>) -> anyhow::
             posted_at: e.published.or(e.updated).map(|d| d.to_rfc3339()),
             ..Default::default()
         };
-        if let Ok(m) = raw.parse(None, now) {
+        if let Ok(m) = raw.scrubbed().parse(None, now) {
             out.push(m);
         }
     }

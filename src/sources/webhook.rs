@@ -66,7 +66,7 @@ fn parse_batch(body: &[u8], source: &str, now: chrono::DateTime<chrono::Utc>) ->
         .enumerate()
         .map(|(i, item)| {
             let raw: RawMention = serde_json::from_value(item).map_err(|e| format!("mention {i}: {e}"))?;
-            raw.parse(Some(source), now).map_err(|e| format!("mention {i}: {e}"))
+            raw.parse_for(source, now).map_err(|e| format!("mention {i}: {e}"))
         })
         .collect()
 }
@@ -77,7 +77,9 @@ pub async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let source = source.to_lowercase().replace('-', "_");
+    let Some(source) = crate::domain::mention::source_key(&source) else {
+        return error(StatusCode::NOT_FOUND, "unknown webhook source (sources are short lower-case names)");
+    };
     let Some(secret) = ctx.settings.secrets.webhook_secrets.get(&source) else {
         return error(
             StatusCode::NOT_FOUND,
@@ -89,6 +91,18 @@ pub async fn receive(
         metrics::counter!("carebot_webhook_rejected_total", "source" => source.clone(), "reason" => "signature")
             .increment(1);
         return error(StatusCode::UNAUTHORIZED, "bad or missing X-Carebot-Signature");
+    }
+    // Counted only for signed requests, so strangers cannot use up a sender's budget.
+    if let Err(not_until) = ctx.webhook_limiter.check_key(&source) {
+        metrics::counter!("carebot_webhook_rejected_total", "source" => source.clone(), "reason" => "rate")
+            .increment(1);
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        let mut res = error(StatusCode::TOO_MANY_REQUESTS, "too many requests for this source; slow down");
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        }
+        return res;
     }
     let mentions = match parse_batch(&body, &source, ctx.clock.now()) {
         Ok(m) => m,
@@ -113,7 +127,14 @@ pub async fn receive(
         }
         Err(e) => {
             tracing::error!(%source, error = %format!("{e:#}"), "webhook intake failed");
-            error(StatusCode::SERVICE_UNAVAILABLE, "could not store the mentions; retry later")
+            let why = if crate::store::is_unavailable(&e) {
+                "carebot can't reach its database; nothing was stored, retry later"
+            } else {
+                "could not store the mentions; retry later"
+            };
+            let mut res = error(StatusCode::SERVICE_UNAVAILABLE, why);
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("30"));
+            res
         }
     }
 }

@@ -81,7 +81,7 @@ fn to_mentions(page: &Page, now: DateTime<Utc>) -> Vec<Mention> {
                 posted_at: t.created_at.clone(),
                 ..Default::default()
             };
-            raw.parse(None, now).ok()
+            raw.scrubbed().parse(None, now).ok()
         })
         .collect()
 }

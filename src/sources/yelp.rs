@@ -66,7 +66,7 @@ fn to_mention(r: &Review, b: &LocationSettings, now: DateTime<Utc>) -> Option<Me
         posted_at: posted_at(&r.time_created),
         ..Default::default()
     };
-    let mut m = raw.parse(None, now).ok()?;
+    let mut m = raw.scrubbed().parse(None, now).ok()?;
     m.site = Some(b.site.clone());
     Some(m)
 }

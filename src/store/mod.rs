@@ -18,7 +18,7 @@ pub mod spikes;
 
 use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, Executor};
+use sqlx::{Any, AnyPool, Connection as _, Executor};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -53,7 +53,9 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/store/
 
 impl Store {
     /// Connects to `url` (`postgres://…` or `sqlite://…`). Creates the SQLite file's folder.
-    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Store> {
+    /// `acquire_timeout` bounds how long a caller waits for a connection: short, so that
+    /// while the database is down requests fail fast instead of queueing.
+    pub async fn connect(url: &str, max_connections: u32, acquire_timeout: Duration) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres
@@ -70,9 +72,19 @@ impl Store {
             }
         }
         let opts = AnyConnectOptions::from_str(url).context("parsing the database URL")?;
+        // One direct connection first: the pool would only say "pool timed out", while this
+        // names the real cause (refused, unknown host, bad password, missing database).
+        let first = tokio::time::timeout(Duration::from_secs(10), sqlx::AnyConnection::connect_with(&opts)).await;
+        match first {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+            }
+            Ok(Err(e)) => anyhow::bail!("cannot connect to {}: {e}", describe_url(url)),
+            Err(_) => anyhow::bail!("cannot connect to {}: no answer within 10 s", describe_url(url)),
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { max_connections.min(8) } else { max_connections })
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(acquire_timeout)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -86,7 +98,7 @@ impl Store {
             })
             .connect_with(opts)
             .await
-            .with_context(|| format!("connecting to the {} database", backend.as_str()))?;
+            .with_context(|| format!("connecting to {}", describe_url(url)))?;
         Ok(Store { pool, backend })
     }
 
@@ -118,9 +130,11 @@ impl Store {
         tx.context("starting a transaction")
     }
 
-    /// Readiness: the database answers a trivial query.
-    pub async fn ping(&self) -> anyhow::Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+    /// Readiness: the database answers a trivial query within `limit`.
+    pub async fn ping(&self, limit: Duration) -> anyhow::Result<()> {
+        tokio::time::timeout(limit, sqlx::query("SELECT 1").execute(&self.pool))
+            .await
+            .map_err(|_| anyhow::anyhow!("the database did not answer within {limit:?}"))??;
         Ok(())
     }
 
@@ -139,10 +153,49 @@ pub fn is_contention(err: &anyhow::Error) -> bool {
                 matches!(code.as_ref(), "5" | "6" | "517" | "261" | "40001" | "40P01")
                     || db.message().contains("database is locked")
             }
-            sqlx::Error::PoolTimedOut => true,
             _ => false,
         })
     })
+}
+
+/// True when the database cannot be reached (down, restarting, network cut, pool unable
+/// to open a connection in time): callers answer "try again later" at once instead of
+/// retrying, and nothing was changed.
+pub fn is_unavailable(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<sqlx::Error>().is_some_and(|e| match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => true,
+            // Postgres: connection exceptions (08…), shutting down or starting up (57P0…).
+            sqlx::Error::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                code.starts_with("08") || code.starts_with("57P")
+            }
+            _ => false,
+        })
+    })
+}
+
+/// The database a URL points at, for error messages: host, port, database and user —
+/// never the password.
+pub fn describe_url(url: &str) -> String {
+    if url.starts_with("sqlite:") {
+        let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+        return format!("the SQLite database {}", path.split('?').next().unwrap_or(""));
+    }
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("localhost");
+            let port = u.port().unwrap_or(5432);
+            let db = u.path().trim_start_matches('/');
+            let user = if u.username().is_empty() { "(default user)" } else { u.username() };
+            format!("PostgreSQL at {host}:{port} (database {db:?}, user {user})")
+        }
+        Err(_) => "the database (DATABASE_URL could not be parsed)".into(),
+    }
 }
 
 pub(crate) fn flag(b: bool) -> i64 {

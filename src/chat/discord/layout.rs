@@ -4,7 +4,7 @@
 
 use crate::chat::command::Press;
 use crate::chat::interact::Form;
-use crate::chat::{Button, Card};
+use crate::chat::{escape, Button, Card};
 use crate::domain::Outcome;
 use serenity::all::{ButtonStyle, CommandOptionType};
 use serenity::builder::{
@@ -36,16 +36,16 @@ pub fn embed(card: &Card) -> CreateEmbed {
     let mut e = CreateEmbed::new()
         .title(format!("[{}] Case #{} · {}", card.priority, card.case_id, card.situation))
         .colour(colour(&card.priority))
-        .description(cap(&card.text, 3500))
-        .field("Source", cap(&card.source, 1024), true)
+        .description(cap(&escape::discord(&card.text), 3500))
+        .field("Source", cap(&escape::discord(&card.source), 1024), true)
         .field("Site", card.site.as_deref().unwrap_or("no site detected"), true);
     if let Some(a) = &card.author {
-        e = e.field("Author", cap(a, 1024), true);
+        e = e.field("Author", cap(&escape::discord(a), 1024), true);
     }
     if let Some(r) = card.rating {
         e = e.field("Rating", format!("{r}★"), true);
     }
-    let owner = card.owner.as_deref().map(|o| format!(" · {o}")).unwrap_or_default();
+    let owner = card.owner.as_deref().map(|o| format!(" · {}", escape::discord(o))).unwrap_or_default();
     e = e.field("State", format!("{}{owner}", card.state), true);
     if card.recovery {
         e = e.field("Recovery", crate::chat::card::RECOVERY, false);
@@ -54,14 +54,16 @@ pub fn embed(card: &Card) -> CreateEmbed {
         e = e.field("Similar", format!("+{}", card.similar), true);
     }
     if !card.tags.is_empty() {
-        let tags: Vec<String> = card.tags.iter().map(|t| format!("{} (\"{}\")", t.label, t.why)).collect();
+        let tags: Vec<String> =
+            card.tags.iter().map(|t| format!("{} (\"{}\")", t.label, escape::discord(&t.why))).collect();
         e = e.field("Tags and why", cap(&tags.join("\n"), 1024), false);
     }
     if !card.sla.is_empty() {
         let due: Vec<String> = card.sla.iter().map(|(l, at)| format!("{l} <t:{}:R>", at.timestamp())).collect();
         e = e.field("Due", due.join("\n"), false);
     }
-    if let Some(u) = &card.url {
+    // Only a web link: Discord refuses the whole embed for anything else.
+    if let Some(u) = card.url.as_deref().filter(|u| u.starts_with("https://") || u.starts_with("http://")) {
         e = e.url(u);
     }
     if let Some(s) = &card.latest_step {

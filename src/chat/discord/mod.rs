@@ -202,12 +202,13 @@ impl ChatSurface for Discord {
     /// Steps go into a thread started on the card; the thread's id is the card's id.
     async fn thread_reply(&self, message: &MessageRef, text: &str) -> Result<(), DeliveryError> {
         let (channel, id) = super::split_message_ref(message)?;
-        match self.send_text(&id, text).await {
+        let text = super::escape::discord(text);
+        match self.send_text(&id, &text).await {
             Err(DeliveryError::Permanent(_)) => {
                 let name = format!("Case log {id}");
                 let start = json!({ "name": name, "auto_archive_duration": 10080 });
                 self.call(Method::POST, &format!("/channels/{channel}/messages/{id}/threads"), Some(start)).await?;
-                self.send_text(&id, text).await
+                self.send_text(&id, &text).await
             }
             other => other,
         }
@@ -229,7 +230,7 @@ impl ChatSurface for Discord {
                 c
             }
         };
-        self.send_text(&channel, text).await
+        self.send_text(&channel, &super::escape::discord(text)).await
     }
 
     async fn channel_message(&self, channel: &Channel, text: &str) -> Result<(), DeliveryError> {

@@ -2,6 +2,7 @@
 //! and the modal that asks for an escalation target or an outcome.
 
 use crate::chat::command::Press;
+use crate::chat::escape;
 use crate::chat::interact::Form;
 use crate::chat::{Button, Card};
 use slack_morphism::prelude::*;
@@ -15,11 +16,6 @@ pub const NOTE_ACTION: &str = "note";
 pub const BUTTON_PREFIX: &str = "carebot_";
 /// The callback id of carebot's modals.
 pub const FORM_CALLBACK: &str = "carebot_form";
-
-/// Escapes user text for mrkdwn so a post cannot ping `<!channel>` or forge a link.
-pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-}
 
 /// A time every reader sees in their own time zone, with a UTC fallback.
 fn local_time(at: chrono::DateTime<chrono::Utc>) -> String {
@@ -61,23 +57,23 @@ pub fn card_blocks(card: &Card) -> Vec<SlackBlock> {
                 "*[{}] Case #{} · {}*\n{} · {}",
                 card.priority,
                 card.case_id,
-                escape(&card.situation),
-                escape(&card.source),
-                escape(site)
+                escape::slack(&card.situation),
+                escape::slack(&card.source),
+                escape::slack(site)
             )))
             .into(),
     );
     let mut fields = Vec::new();
     if let Some(a) = &card.author {
-        fields.push(md(format!("*Author*\n{}", escape(a))));
+        fields.push(md(format!("*Author*\n{}", escape::slack(a))));
     }
     if let Some(r) = card.rating {
         fields.push(md(format!("*Rating*\n{}", stars(r))));
     }
-    let owner = card.owner.as_deref().map(|o| format!(" · {}", escape(o))).unwrap_or_default();
+    let owner = card.owner.as_deref().map(|o| format!(" · {}", escape::slack(o))).unwrap_or_default();
     fields.push(md(format!("*State*\n{}{owner}", card.state)));
     blocks.push(SlackSectionBlock::new().with_fields(fields).into());
-    let quoted: String = card.text.lines().map(|l| format!("&gt; {}\n", escape(l))).collect();
+    let quoted: String = card.text.lines().map(|l| format!("&gt; {}\n", escape::slack(l))).collect();
     blocks.push(SlackSectionBlock::new().with_text(md(quoted)).into());
     let mut extra = Vec::new();
     if let Some(u) = &card.url {
@@ -90,8 +86,11 @@ pub fn card_blocks(card: &Card) -> Vec<SlackBlock> {
         extra.push(format!("*+{} similar*", card.similar));
     }
     if !card.tags.is_empty() {
-        let tags: Vec<String> =
-            card.tags.iter().map(|t| format!("`{}` (\"{}\")", escape(&t.label), escape(&t.why))).collect();
+        let tags: Vec<String> = card
+            .tags
+            .iter()
+            .map(|t| format!("`{}` (\"{}\")", escape::slack(&t.label), escape::slack(&t.why)))
+            .collect();
         extra.push(tags.join("  "));
     }
     if !extra.is_empty() {
@@ -102,7 +101,7 @@ pub fn card_blocks(card: &Card) -> Vec<SlackBlock> {
         blocks.push(context(due.join(" · ")));
     }
     if let Some(s) = &card.latest_step {
-        blocks.push(context(format!("Latest: {}", escape(s))));
+        blocks.push(context(format!("Latest: {}", escape::slack(s))));
     }
     if !card.buttons.is_empty() {
         let buttons = card.buttons.iter().map(|b| button(card, *b)).collect();

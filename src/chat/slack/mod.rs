@@ -220,13 +220,16 @@ impl ChatSurface for Slack {
 
     async fn thread_reply(&self, message: &MessageRef, body: &str) -> Result<(), DeliveryError> {
         let (channel, ts) = parse_ref(message)?;
-        self.post(SlackApiChatPostMessageRequest::new(channel, text(&blocks::escape(body))).with_thread_ts(ts)).await?;
+        self.post(
+            SlackApiChatPostMessageRequest::new(channel, text(&crate::chat::escape::slack(body))).with_thread_ts(ts),
+        )
+        .await?;
         Ok(())
     }
 
     async fn direct_message(&self, person: &Person, body: &str) -> Result<(), DeliveryError> {
         let channel = self.dm_channel(person).await?;
-        self.post(SlackApiChatPostMessageRequest::new(channel, text(&blocks::escape(body)))).await?;
+        self.post(SlackApiChatPostMessageRequest::new(channel, text(&crate::chat::escape::slack(body)))).await?;
         Ok(())
     }
 

@@ -10,6 +10,9 @@ use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::{Arc, OnceLock};
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
+
+pub mod server;
 
 /// The process-wide Prometheus recorder (the `metrics` facade is global by design).
 pub fn metrics_handle() -> &'static PrometheusHandle {
@@ -40,6 +43,7 @@ pub fn router(ctx: Arc<Ctx>) -> Router {
         .route("/slack/events", axum::routing::post(crate::chat::slack::inbound::http_event))
         .route("/discord/interactions", axum::routing::post(crate::chat::discord::inbound::http_interaction))
         .layer(RequestBodyLimitLayer::new(ctx.settings.http.body_limit_bytes))
+        .layer(RequestBodyTimeoutLayer::new(ctx.settings.http.body_read_timeout.as_std()))
         .with_state(ctx)
 }
 
@@ -48,7 +52,8 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
-    match ctx.store.ping().await {
+    // Answers within a second even while the database is down (the pool would wait).
+    match ctx.store.ping(std::time::Duration::from_millis(800)).await {
         Ok(()) => (StatusCode::OK, "ready\n".to_string()),
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "readiness check failed");
