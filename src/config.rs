@@ -171,8 +171,12 @@ impl Default for PlaybookSettings {
 pub struct OutboxSettings {
     /// How often the delivery worker looks for due messages when not woken up.
     pub poll_interval_ms: u64,
-    /// After this many failed attempts a message is marked failed (and counted on /metrics).
-    pub max_attempts: i64,
+    /// No longer used: rate limits and outages never fail a message (see `max_age`).
+    /// Still accepted so existing config files load.
+    pub max_attempts: Option<i64>,
+    /// A message still failing (rate limits, 5xx, network) this long after it was queued is
+    /// marked failed; permanent errors fail at once.
+    pub max_age: crate::domain::Span,
     pub backoff_base_ms: u64,
     pub backoff_max_ms: u64,
     pub batch_size: i64,
@@ -182,7 +186,8 @@ impl Default for OutboxSettings {
     fn default() -> Self {
         OutboxSettings {
             poll_interval_ms: 500,
-            max_attempts: 12,
+            max_attempts: None,
+            max_age: crate::domain::Span::from_secs(24 * 3600),
             backoff_base_ms: 1000,
             backoff_max_ms: 300_000,
             batch_size: 50,

@@ -5,7 +5,7 @@
 use crate::app::Ctx;
 use crate::chat::ChatOp;
 use crate::domain::{fingerprint, Mention};
-use crate::store::{cases, is_contention, outbox, NewCase, Tx};
+use crate::store::{cases, is_contention, NewCase, Tx};
 use anyhow::Context as _;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +120,7 @@ async fn storm_case(
     let every = storm.update_every.as_millis();
     if cases::attach_similar(tx, case_id, mention_id, now, every).await? {
         let op = ChatOp::UpdateCard { case_id };
-        outbox::enqueue_at(tx, Some(case_id), op.name(), &serde_json::to_string(&op)?, now, now + every).await?;
+        crate::chat::queue(tx, &op, now, now + every).await?;
     }
     Ok(Some(case_id))
 }
@@ -168,7 +168,7 @@ async fn open_case(
     cases::append_event(tx, case_id, now, "carebot", "opened", &detail).await?;
     for channel in std::iter::once(&situation.channel).chain(&situation.also_post_to) {
         let op = ChatOp::PostCard { case_id, channel: channel.clone() };
-        outbox::enqueue(tx, Some(case_id), op.name(), &serde_json::to_string(&op)?, now).await?;
+        crate::chat::queue(tx, &op, now, now).await?;
     }
     Ok(case_id)
 }
@@ -203,8 +203,8 @@ async fn revise(tx: &mut Tx<'_>, m: &Mention, now: i64) -> anyhow::Result<Ingest
         (Some(o), Some(n)) if o != n => format!("Review revised: rating {o} → {n}"),
         _ => "Review text revised".to_string(),
     };
-    for op in [ChatOp::UpdateCard { case_id }, ChatOp::ThreadReply { case_id, text: line }] {
-        outbox::enqueue(tx, Some(case_id), op.name(), &serde_json::to_string(&op)?, now).await?;
+    for op in [ChatOp::UpdateCard { case_id }, ChatOp::ThreadReply { case_id, text: line, here: false }] {
+        crate::chat::queue(tx, &op, now, now).await?;
     }
     Ok(Ingested::Revised(case_id))
 }

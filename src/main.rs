@@ -131,6 +131,24 @@ enum Command {
     Jobs,
     /// Health of the polled sources: last success, lag, last error.
     Sources,
+    /// Chat messages waiting or failed, by lane and error; `outbox retry` re-sends failed ones.
+    Outbox {
+        #[command(subcommand)]
+        action: Option<OutboxCmd>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxCmd {
+    /// Queue failed messages again (e.g. after fixing a channel id in the playbook).
+    Retry {
+        /// One message, by the id `carebot outbox` shows.
+        #[arg(long, conflicts_with = "failed", required_unless_present = "failed")]
+        id: Option<i64>,
+        /// Every failed message.
+        #[arg(long)]
+        failed: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -243,7 +261,9 @@ enum OncallCmd {
     /// Put PERSON on call for ROTATION until a time (leads only).
     Set {
         rotation: String,
-        person: String,
+        /// Who is on call until then (a person id from team.yaml).
+        #[arg(value_name = "PERSON")]
+        on_call: String,
         /// RFC 3339 time, e.g. 2026-11-27T17:00:00-06:00.
         #[arg(long)]
         until: String,
@@ -462,9 +482,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             let ctx = cli_ctx(settings).await?;
             match action {
                 None => println!("{}", ops::oncall_show(&ctx).await?),
-                Some(OncallCmd::Set { rotation, person, until, who }) => {
+                Some(OncallCmd::Set { rotation, on_call, until, who }) => {
                     let until = parse_time(&until, "--until")?;
-                    match ops::oncall_set(&ctx, &rotation, &person, until, &who.person).await {
+                    match ops::oncall_set(&ctx, &rotation, &on_call, until, &who.person).await {
                         Ok(s) => println!("{s}"),
                         Err(e) => return Ok(fail(e)),
                     }
@@ -486,6 +506,19 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             let ctx = cli_ctx(settings).await?;
             println!("{}", ops::sources_table(&ctx).await?);
         }
+        Command::Outbox { action } => {
+            let ctx = cli_ctx(settings).await?;
+            match action {
+                None => println!("{}", ops::outbox_table(&ctx).await?),
+                Some(OutboxCmd::Retry { id, .. }) => {
+                    let n = ctx.store.outbox_requeue(id, ctx.now_ms()).await?;
+                    if n == 0 && id.is_some() {
+                        return Ok(fail(format!("no failed message with id {}", id.unwrap_or_default())));
+                    }
+                    println!("{n} failed message(s) queued again; carebot serve delivers them");
+                }
+            }
+        }
         Command::Jobs => {
             let ctx = cli_ctx(settings).await?;
             println!("{}", ops::jobs_table(&ctx).await?);
@@ -501,4 +534,13 @@ fn report_problems(problems: &[String]) -> ExitCode {
     }
     eprintln!("{} problem(s) found", problems.len());
     ExitCode::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_grammar_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -238,7 +238,8 @@ pub async fn oncall_set(
 /// Queues one chat operation for the running `serve` to deliver.
 pub async fn queue_op(ctx: &Ctx, op: crate::chat::ChatOp) -> anyhow::Result<()> {
     let mut tx = ctx.store.begin().await?;
-    crate::store::outbox::enqueue(&mut tx, op.case_id(), op.name(), &serde_json::to_string(&op)?, ctx.now_ms()).await?;
+    let now = ctx.now_ms();
+    crate::chat::queue(&mut tx, &op, now, now).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -293,6 +294,35 @@ pub async fn sources_table(ctx: &Ctx) -> anyhow::Result<String> {
         let lag = success.map(|s| format!("{}s", (now - s) / 1000)).unwrap_or_else(|| "-".into());
         let error = c.and_then(|c| c.last_error.clone()).unwrap_or_default();
         out.push_str(&format!("{name:<28} {:<18} {lag:<10} {error}\n", fmt_time(success)));
+    }
+    Ok(out.trim_end().to_string())
+}
+
+/// `carebot outbox`: what waits and what failed, by lane and error, and the failed ids.
+pub async fn outbox_table(ctx: &Ctx) -> anyhow::Result<String> {
+    let lanes = ctx.store.outbox_lanes().await?;
+    if lanes.is_empty() {
+        return Ok("outbox: nothing pending, nothing failed".into());
+    }
+    let now = ctx.now_ms();
+    let mut out = String::from("lane                      status   count  oldest   last error\n");
+    for l in &lanes {
+        let age = humantime::format_duration(std::time::Duration::from_secs(((now - l.oldest).max(0) / 1000) as u64));
+        out.push_str(&format!(
+            "{:<25} {:<8} {:>5}  {:<8} {}\n",
+            l.lane,
+            l.status,
+            l.count,
+            age.to_string(),
+            l.error.as_deref().unwrap_or("-")
+        ));
+    }
+    let failed = ctx.store.outbox_failed_rows(20).await?;
+    if !failed.is_empty() {
+        out.push_str("\nfailed (newest first; `carebot outbox retry --id N` or `--failed` re-sends):\n");
+        for (id, lane, op, err) in failed {
+            out.push_str(&format!("  #{id} {op} → {lane}: {}\n", err.as_deref().unwrap_or("-")));
+        }
     }
     Ok(out.trim_end().to_string())
 }

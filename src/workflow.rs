@@ -9,7 +9,7 @@ use crate::domain::compliance::{same_text, Finding, Severity};
 use crate::domain::{apply, Action, CaseState, EscalationTarget, Refusal, Role};
 use crate::playbook::Person;
 use crate::store::cases::{self, Stamps};
-use crate::store::{is_contention, outbox, CaseRow, EventRow};
+use crate::store::{is_contention, CaseRow, EventRow};
 use chrono::{DateTime, Utc};
 
 /// What a person sees when an action does not go through.
@@ -255,7 +255,8 @@ async fn try_act(
         detail: t.detail.clone(),
     };
     let summary = describe_event(&event, &ctx.playbooks);
-    let mut ops = vec![ChatOp::UpdateCard { case_id }, ChatOp::ThreadReply { case_id, text: summary.clone() }];
+    let mut ops =
+        vec![ChatOp::UpdateCard { case_id }, ChatOp::ThreadReply { case_id, text: summary.clone(), here: false }];
     if let Action::Escalate { to, note } = action {
         let who = ctx.playbooks.team.person(&actor.id).map(|p| p.name.clone()).unwrap_or_else(|| actor.id.clone());
         let mut text = format!("Case #{case_id} ({}) was escalated to you by {who}.", case.priority.to_uppercase());
@@ -263,21 +264,18 @@ async fn try_act(
             text.push_str(&format!(" Note: {n}"));
         }
         for p in resolve_targets(ctx, &case, to, now_dt).await? {
-            ops.push(ChatOp::DirectMessage { person: p.id.clone(), text: text.clone() });
+            ops.push(ChatOp::DirectMessage { person: p.id.clone(), text: text.clone(), case_id: Some(case_id) });
         }
     }
     if let Action::Reassign { to } = action {
-        ops.push(ChatOp::DirectMessage { person: to.clone(), text: format!("Case #{case_id} was assigned to you.") });
+        ops.push(ChatOp::DirectMessage {
+            person: to.clone(),
+            text: format!("Case #{case_id} was assigned to you."),
+            case_id: Some(case_id),
+        });
     }
     for op in &ops {
-        outbox::enqueue(
-            &mut tx,
-            Some(case_id),
-            op.name(),
-            &serde_json::to_string(op).map_err(anyhow::Error::from)?,
-            now,
-        )
-        .await?;
+        crate::chat::queue(&mut tx, op, now, now).await?;
     }
     let case = cases::case_in_tx(&mut tx, case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
     tx.commit().await.map_err(anyhow::Error::from)?;

@@ -215,12 +215,16 @@ async fn every_step_is_recorded_and_shows_on_the_card(b: Backend) {
     assert!(calls
         .iter()
         .any(|c| matches!(c, Call::Thread { text, .. } if text == "resolved (recovered) by Dena Ortiz")));
-    match calls.iter().rev().find(|c| matches!(c, Call::Update { .. })) {
-        Some(Call::Update { state, owner, .. }) => {
+    // The card shows the final state (posted that way, or updated to it) and is never
+    // edited to show the same card again.
+    match calls.iter().rev().find(|c| matches!(c, Call::Update { .. } | Call::Post { .. })) {
+        Some(Call::Update { state, owner, .. }) | Some(Call::Post { state, owner, .. }) => {
             assert_eq!((state.as_str(), owner.as_deref()), ("resolved", Some("Grace Lin")))
         }
-        other => panic!("no card update: {other:?}"),
+        other => panic!("no card: {other:?}"),
     }
+    let updates = calls.iter().filter(|c| matches!(c, Call::Update { .. })).count();
+    assert_eq!(updates, 0, "the card was posted after every step, showing them all: {calls:?}");
 }
 
 async fn a_rate_limited_card_is_delivered_after_the_wait_exactly_once(b: Backend) {

@@ -279,7 +279,80 @@ async fn a_review_cannot_plant_a_disguised_link_or_a_ping_in_the_card(b: Backend
     assert!(r.ctx.store.case_messages(case_id).await.is_ok());
 }
 
+/// The card's thread is started with the card (no "Unknown Channel" for the first step),
+/// named after the case; a click answered with the new card is not edited again; an
+/// escalation to the channel really notifies it; a person with no Discord id is told in
+/// the channel by name.
+async fn threads_come_with_the_card_and_nothing_is_sent_twice(b: Backend) {
+    let r = start(b).await;
+    let (case_id, message) = case_with_card(&r, "t-1").await;
+    let thread_path = format!("/channels/{TRIAGE}/messages/{message}/threads");
+    let calls = r.fake.wait_for("the thread", |c| c.iter().any(|c| c.path == thread_path)).await;
+    let thread = calls.iter().find(|c| c.path == thread_path).unwrap();
+    assert_eq!(thread.body["name"], format!("Case {case_id} · Riverside Medical Center"));
+
+    let (_, res) = click(&r, SAM, &format!("claim:{case_id}"), &message).await;
+    assert_eq!(res["type"], 7, "{res}");
+    let line_path = format!("/channels/{message}/messages");
+    let calls = r
+        .fake
+        .wait_for("the claim's line", |c| {
+            c.iter()
+                .any(|c| c.path == line_path && c.body["content"].as_str().is_some_and(|t| t.contains("claimed by")))
+        })
+        .await;
+    let started = calls.iter().position(|c| c.path == thread_path).unwrap();
+    let first_line = calls.iter().position(|c| c.path == line_path).unwrap();
+    assert!(first_line > started, "no line was sent to a thread that did not exist yet");
+    assert_eq!(calls.iter().filter(|c| c.path == line_path).count(), 1, "the line was sent once");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let edits = r.fake.calls().iter().filter(|c| c.method == "PATCH" && c.path.ends_with(&message)).count();
+    assert_eq!(edits, 0, "the click's answer already showed the new card");
+
+    // Escalate to the site owner (Marcus: no Discord id) and sweep a day later.
+    let pick = component(SAM, &format!("form:escalate:{case_id}"), Some(vec!["site-owner"]), "800000000000000001");
+    let (_, res) = post(&r.url, &pick, now(), true).await;
+    assert_eq!(res["type"], 7, "{res}");
+    let calls = r
+        .fake
+        .wait_for("Marcus told in the channel", |c| {
+            c.iter().any(|c| {
+                c.path == format!("/channels/{TRIAGE}/messages")
+                    && c.body["content"].as_str().is_some_and(|t| t.starts_with("For Marcus Bell"))
+            })
+        })
+        .await;
+    assert!(!calls.iter().any(|c| c.path == "/users/@me/channels" && c.body["recipient_id"].is_null()));
+
+    let other =
+        mention("google", "t-2", "Billing at Riverside sent my account to collections twice, awful service", Some(1.0));
+    let case2 = ingest(&r.ctx, &[other]).await.unwrap()[0].case_id();
+    r.fake
+        .wait_for("the second card", |c| {
+            c.iter().filter(|c| c.path == format!("/channels/{TRIAGE}/messages") && !c.body["embeds"].is_null()).count()
+                >= 2
+        })
+        .await;
+    let tz: chrono_tz::Tz = "America/Chicago".parse().unwrap();
+    let noon =
+        (chrono::Utc::now().with_timezone(&tz).date_naive() + chrono::Duration::days(1)).and_hms_opt(12, 0, 0).unwrap();
+    carebot::jobs::escalation::sweep(&r.ctx, noon.and_local_timezone(tz).unwrap().with_timezone(&chrono::Utc))
+        .await
+        .unwrap();
+    let calls = r
+        .fake
+        .wait_for("@here in the channel", |c| {
+            c.iter()
+                .any(|c| c.body["content"].as_str().is_some_and(|t| t.starts_with(&format!("@here Case #{case2} "))))
+        })
+        .await;
+    let here = calls.iter().find(|c| c.body["content"].as_str().is_some_and(|t| t.starts_with("@here"))).unwrap();
+    assert_eq!(here.path, format!("/channels/{TRIAGE}/messages"), "in the channel, where people are");
+    assert_eq!(here.body["allowed_mentions"]["parse"], json!(["everyone"]));
+}
+
 on_both_backends!(
+    threads_come_with_the_card_and_nothing_is_sent_twice,
     a_review_cannot_plant_a_disguised_link_or_a_ping_in_the_card,
     a_claim_click_updates_the_card_and_resolve_through_the_select_menu,
     bad_signatures_and_stale_requests_are_401_and_change_nothing,

@@ -244,6 +244,13 @@ impl Card {
     }
 
     /// The one line chat apps show in notifications; carries no mention text or author.
+    /// A fingerprint of everything the card shows: equal fingerprints, same card.
+    pub fn fingerprint(&self) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(&json);
+        digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    }
+
     pub fn summary(&self) -> String {
         let site = self.site.as_deref().unwrap_or("no site detected");
         format!("[{}] Case #{} · {} · {site} · {}", self.priority, self.case_id, self.situation, self.state)

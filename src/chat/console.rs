@@ -60,8 +60,9 @@ impl ChatSurface for Console {
         let latest = if card.similar > 0 { format!("{latest} +{} similar", card.similar) } else { latest };
         self.print(&format!("#{} · case #{} updated: {}{owner}{latest}\n", message.channel, card.case_id, card.state))
     }
-    async fn thread_reply(&self, message: &MessageRef, text: &str) -> Result<(), DeliveryError> {
-        self.print(&format!("#{} · ↳ {text}\n", message.channel))
+    async fn thread_reply(&self, message: &MessageRef, text: &str, here: bool) -> Result<(), DeliveryError> {
+        let here = if here { "@here " } else { "" };
+        self.print(&format!("#{} · ↳ {here}{text}\n", message.channel))
     }
     async fn direct_message(&self, person: &Person, text: &str) -> Result<(), DeliveryError> {
         self.print(&format!("DM @{} · {text}\n", person.id))

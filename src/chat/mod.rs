@@ -25,10 +25,22 @@ pub enum ChatOp {
     PostCard { case_id: i64, channel: String },
     /// Re-render every posted card of the case in place.
     UpdateCard { case_id: i64 },
-    /// A step logged under the case's cards.
-    ThreadReply { case_id: i64, text: String },
-    /// A private message to one person from the team file.
-    DirectMessage { person: String, text: String },
+    /// A step logged under the case's cards; `here` also notifies the channel (Slack
+    /// `<!here>`, Discord `@here`).
+    ThreadReply {
+        case_id: i64,
+        text: String,
+        #[serde(default)]
+        here: bool,
+    },
+    /// A private message to one person from the team file. With a case, a person the
+    /// surface cannot reach by DM (no chat id) is told in the case's channel, by name.
+    DirectMessage {
+        person: String,
+        text: String,
+        #[serde(default)]
+        case_id: Option<i64>,
+    },
     /// A plain message to a channel (alerts).
     ChannelMessage { channel: String, text: String },
     /// The daily digest for a local date, with its chart (built at delivery time).
@@ -54,8 +66,54 @@ impl ChatOp {
             ChatOp::PostCard { case_id, .. } | ChatOp::UpdateCard { case_id } | ChatOp::ThreadReply { case_id, .. } => {
                 Some(*case_id)
             }
+            ChatOp::DirectMessage { case_id, .. } => *case_id,
             _ => None,
         }
+    }
+
+    /// The delivery lane: its destination. `None`: the lane of its case's channel (card
+    /// updates and thread lines go where the card is).
+    pub fn lane(&self) -> Option<String> {
+        match self {
+            ChatOp::PostCard { channel, .. } | ChatOp::ChannelMessage { channel, .. } => {
+                Some(format!("channel:{channel}"))
+            }
+            ChatOp::UpdateCard { .. } | ChatOp::ThreadReply { .. } => None,
+            ChatOp::DirectMessage { person, .. } => Some(format!("dm:{person}")),
+            ChatOp::Digest { .. } | ChatOp::WeeklyReport { .. } => Some("reports".into()),
+        }
+    }
+}
+
+/// Queues `op` in the outbox inside `tx`, not to be delivered before `due` (ms).
+pub async fn queue(tx: &mut crate::store::Tx<'_>, op: &ChatOp, now: i64, due: i64) -> anyhow::Result<()> {
+    let payload = serde_json::to_string(op)?;
+    crate::store::outbox::insert(tx, op.case_id(), op.name(), &payload, op.lane().as_deref(), now, due).await
+}
+
+/// How fast one lane may send: `per_second` sustained, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pacing {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl Pacing {
+    /// No pacing (the console).
+    pub const NONE: Pacing = Pacing { per_second: 0, burst: 1 };
+
+    /// Milliseconds between two sends at the sustained rate.
+    pub fn interval_ms(&self) -> i64 {
+        if self.per_second == 0 {
+            0
+        } else {
+            (1000 / i64::from(self.per_second)).max(1)
+        }
+    }
+
+    /// How far ahead of the sustained rate a burst may run.
+    pub fn tolerance_ms(&self) -> i64 {
+        self.interval_ms() * i64::from(self.burst.max(1) - 1)
     }
 }
 
@@ -78,9 +136,18 @@ pub enum DeliveryError {
 pub trait ChatSurface: Send + Sync {
     /// `console`, `slack` or `discord`; stored with message references.
     fn name(&self) -> &'static str;
+    /// Per-lane pacing the platform needs; `None` sends as fast as it can.
+    fn pacing(&self) -> Option<Pacing> {
+        None
+    }
+    /// Whether this person can get a direct message here (has a chat id on this platform).
+    fn reaches(&self, _person: &Person) -> bool {
+        true
+    }
     async fn post_card(&self, channel: &Channel, card: &Card) -> Result<String, DeliveryError>;
     async fn update_card(&self, message: &MessageRef, card: &Card) -> Result<(), DeliveryError>;
-    async fn thread_reply(&self, message: &MessageRef, text: &str) -> Result<(), DeliveryError>;
+    /// A step under a posted card; `here` notifies the channel too.
+    async fn thread_reply(&self, message: &MessageRef, text: &str, here: bool) -> Result<(), DeliveryError>;
     async fn direct_message(&self, person: &Person, text: &str) -> Result<(), DeliveryError>;
     async fn channel_message(&self, channel: &Channel, text: &str) -> Result<(), DeliveryError>;
     /// A file (e.g. the digest chart) posted to a channel with a short comment.

@@ -18,7 +18,16 @@ pub mod server;
 pub fn metrics_handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new().build_recorder();
+        let builder = PrometheusBuilder::new();
+        // Delivery latency (queued → delivered) as a histogram with buckets, so alerts can
+        // use histogram_quantile across replicas.
+        let buckets = [0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0];
+        let matcher = metrics_exporter_prometheus::Matcher::Full("carebot_delivery_latency_seconds".into());
+        let builder = match builder.set_buckets_for_metric(matcher, &buckets) {
+            Ok(b) => b,
+            Err(_) => PrometheusBuilder::new(),
+        };
+        let recorder = builder.build_recorder();
         let handle = recorder.handle();
         // Fails only if another recorder was installed first; then our counters are not
         // exported but /metrics still serves the database gauges.
@@ -86,6 +95,15 @@ pub async fn render_metrics(ctx: &Ctx) -> anyhow::Result<String> {
     out.push_str(&format!("carebot_outbox_pending {pending}\n"));
     out.push_str("# HELP carebot_outbox_failed Chat messages given up on.\n# TYPE carebot_outbox_failed gauge\n");
     out.push_str(&format!("carebot_outbox_failed {failed}\n"));
+    out.push_str("# HELP carebot_outbox_lane_pending Messages waiting, per delivery lane (channel or DM).\n# TYPE carebot_outbox_lane_pending gauge\n");
+    out.push_str("# HELP carebot_outbox_lane_oldest_seconds Age of the oldest waiting message, per lane.\n# TYPE carebot_outbox_lane_oldest_seconds gauge\n");
+    let now = ctx.now_ms();
+    for (lane, count, oldest) in ctx.store.pending_by_lane().await? {
+        let lane = label(&lane);
+        out.push_str(&format!("carebot_outbox_lane_pending{{lane=\"{lane}\"}} {count}\n"));
+        let age = (now - oldest).max(0) as f64 / 1000.0;
+        out.push_str(&format!("carebot_outbox_lane_oldest_seconds{{lane=\"{lane}\"}} {age:.3}\n"));
+    }
     out.push_str("# HELP carebot_source_last_success_timestamp_seconds Last successful poll, per polled source.\n# TYPE carebot_source_last_success_timestamp_seconds gauge\n");
     out.push_str("# HELP carebot_source_failing 1 while a polled source's last poll failed.\n# TYPE carebot_source_failing gauge\n");
     for c in ctx.store.source_cursors().await? {

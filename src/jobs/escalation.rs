@@ -104,7 +104,7 @@ async fn fire(
     );
     for target in &step.notify {
         if *target == EscalationTarget::Channel {
-            ops.push(ChatOp::ThreadReply { case_id, text: format!("@here {what} and is still {}.", case.state) });
+            ops.push(ChatOp::ThreadReply { case_id, text: format!("{what} and is still {}.", case.state), here: true });
             continue;
         }
         for p in resolve_targets(ctx, &case, target, at).await? {
@@ -113,6 +113,7 @@ async fn fire(
                 ops.push(ChatOp::DirectMessage {
                     person: p.id.clone(),
                     text: format!("{what}; it is still {}.", case.state),
+                    case_id: Some(case_id),
                 });
             }
         }
@@ -124,7 +125,9 @@ async fn fire(
     cases::append_event(&mut tx, case_id, now, "carebot", "escalation", &detail).await?;
     ops.push(ChatOp::UpdateCard { case_id });
     for op in &ops {
-        escalation::enqueue(&mut tx, Some(case_id), op.name(), &serde_json::to_string(op)?, now).await?;
+        // Due at once, even when the sweep runs "as if at" a later time (`run-job --at`).
+        let queued = now.min(ctx.now_ms());
+        crate::chat::queue(&mut tx, op, queued, queued).await?;
     }
     tx.commit().await?;
     tracing::info!(case_id, step = i, round, notified = people.len(), "escalation step fired");

@@ -91,8 +91,8 @@ async fn queue_report(ctx: &Ctx, at: DateTime<Utc>, weekly: bool) -> anyhow::Res
         crate::chat::ChatOp::Digest { date }
     };
     let mut tx = ctx.store.begin().await?;
-    crate::store::outbox::enqueue(&mut tx, None, op.name(), &serde_json::to_string(&op)?, at.timestamp_millis())
-        .await?;
+    let now = at.timestamp_millis();
+    crate::chat::queue(&mut tx, &op, now, now).await?;
     tx.commit().await?;
     ctx.outbox_wake.notify_one();
     Ok(format!("{} for {date} queued", op.name()))

@@ -1,17 +1,31 @@
-//! The outbox worker: delivers queued chat operations through the chat surface, storing
-//! message references, retrying with backoff (or the platform's Retry-After), and marking a
-//! message failed — visible on /metrics — only when retrying cannot help.
+//! The outbox worker: delivers queued chat operations through the chat surface in
+//! independent lanes — one per destination (a channel, a person's DMs) — so a busy or
+//! rate-limited channel never delays another. Inside a lane, higher priority goes first
+//! and a case's steps keep their order (a thread line waits for its card). Each lane is
+//! leased to one replica at a time and paced by a budget stored with the lease, so several
+//! replicas together keep the per-channel rate. Rate limits and outages only delay a
+//! message (every wait is measured from when the answer arrived); it is marked failed only
+//! for a permanent error or when older than `outbox.max_age`.
 
 use crate::app::Ctx;
-use crate::chat::{Card, ChatOp, DeliveryError};
+use crate::chat::{Card, ChatOp, DeliveryError, Pacing};
 use crate::store::{MessageRef, OutboxRow};
-use chrono::{DateTime, Utc};
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// How long a claimed message is reserved for this worker.
+/// How long a lane is leased to this process; renewed before every message.
 const LEASE_MS: i64 = 60_000;
+/// A lane that must wait longer than this (a long Retry-After) is handed back and picked
+/// up again when its next message is due.
+const MAX_LANE_WAIT_MS: i64 = 30_000;
+/// Lanes delivered at once by one process.
+const MAX_ACTIVE_LANES: usize = 64;
+/// A card update waits this long after the action that queued it, so the answer to a
+/// Discord click (which already shows the new card) is recorded first and the same card is
+/// not edited a second time.
+const UPDATE_SETTLE_MS: i64 = 250;
 
 /// The current card of a case, as the surfaces show it.
 pub async fn card_for(ctx: &Ctx, case_id: i64) -> Result<Card, DeliveryError> {
@@ -54,27 +68,48 @@ async fn deliver(ctx: &Ctx, op: &ChatOp) -> Result<(), DeliveryError> {
             let message_ref = ctx.chat.post_card(&ch, &card).await?;
             let m = MessageRef { surface: surface.into(), channel: name.clone(), message_ref };
             ctx.store.save_case_message(*case_id, &m, ctx.now_ms()).await.map_err(internal)?;
+            ctx.store.set_card_rendered(*case_id, &m, &card.fingerprint()).await.map_err(internal)?;
         }
         ChatOp::UpdateCard { case_id } => {
             let card = card_for(ctx, *case_id).await?;
+            let shown = card.fingerprint();
             for m in ctx.store.case_messages(*case_id).await.map_err(internal)?.iter().filter(|m| m.surface == surface)
             {
+                // Already showing this card (a click's answer updated it): no second edit.
+                if ctx.store.card_rendered(*case_id, m).await.map_err(internal)?.as_deref() == Some(shown.as_str()) {
+                    continue;
+                }
                 ctx.chat.update_card(m, &card).await?;
+                ctx.store.set_card_rendered(*case_id, m, &shown).await.map_err(internal)?;
             }
         }
-        ChatOp::ThreadReply { case_id, text } => {
+        ChatOp::ThreadReply { case_id, text, here } => {
             for m in ctx.store.case_messages(*case_id).await.map_err(internal)?.iter().filter(|m| m.surface == surface)
             {
-                ctx.chat.thread_reply(m, text).await?;
+                ctx.chat.thread_reply(m, text, *here).await?;
             }
         }
-        ChatOp::DirectMessage { person, text } => {
+        ChatOp::DirectMessage { person, text, case_id } => {
             let p = ctx
                 .playbooks
                 .team
                 .person(person)
                 .ok_or_else(|| DeliveryError::Permanent(format!("person {person:?} is not in the team file")))?;
-            ctx.chat.direct_message(p, text).await?;
+            match case_id {
+                // No chat id for this person on this surface: tell them in the case's
+                // channel, by name, rather than not at all.
+                Some(case_id) if !ctx.chat.reaches(p) => {
+                    let case = ctx
+                        .store
+                        .case(*case_id)
+                        .await
+                        .map_err(internal)?
+                        .ok_or_else(|| DeliveryError::Permanent(format!("case {case_id} not found")))?;
+                    let line = format!("For {} (no {surface} id in team.yaml for a direct message): {text}", p.name);
+                    ctx.chat.channel_message(&channel(&case.channel)?, &line).await?;
+                }
+                _ => ctx.chat.direct_message(p, text).await?,
+            }
         }
         ChatOp::ChannelMessage { channel: name, text } => {
             ctx.chat.channel_message(&channel(name)?, text).await?;
@@ -105,69 +140,233 @@ fn backoff(ctx: &Ctx, attempts: i64) -> Duration {
     Duration::from_millis(exp.min(cfg.backoff_max_ms))
 }
 
-async fn handle(ctx: &Ctx, row: &OutboxRow, now: DateTime<Utc>) -> anyhow::Result<()> {
+/// Sends one message and records the result. Returns how long the lane must pause when
+/// the platform rate-limited it.
+async fn handle(ctx: &Ctx, row: &OutboxRow, mode: Mode) -> anyhow::Result<Option<i64>> {
     let surface = ctx.chat.name();
     let result = match serde_json::from_str::<ChatOp>(&row.payload) {
         Ok(op) => deliver(ctx, &op).await,
         Err(e) => Err(DeliveryError::Permanent(format!("unreadable outbox payload: {e}"))),
     };
-    let now_ms = now.timestamp_millis();
+    // Every wait counts from the moment the answer arrived, not from when the pass began
+    // (a `run-job` pass runs as if at its given time).
+    let answered = match mode {
+        Mode::Serve => ctx.now_ms(),
+        Mode::Pass { at } => at,
+    };
     let attempts = row.attempts + 1;
     match result {
-        Ok(()) => ctx.store.outbox_delivered(row.id, ctx.now_ms()).await,
+        Ok(()) => {
+            ctx.store.outbox_delivered(row.id, answered).await?;
+            let latency = (answered - row.created_at).max(0) as f64 / 1000.0;
+            metrics::histogram!("carebot_delivery_latency_seconds", "surface" => surface).record(latency);
+            Ok(None)
+        }
         Err(DeliveryError::Permanent(msg)) => {
             metrics::counter!("carebot_delivery_failures_total", "surface" => surface, "op" => row.op.clone(), "kind" => "permanent").increment(1);
-            tracing::error!(outbox_id = row.id, case_id = row.case_id, op = %row.op, error = %msg, "chat delivery failed permanently");
-            ctx.store.outbox_failed(row.id, &msg).await
+            tracing::error!(outbox_id = row.id, case_id = row.case_id, op = %row.op, lane = %row.lane, error = %msg, "chat delivery failed permanently");
+            ctx.store.outbox_failed(row.id, &msg).await?;
+            Ok(None)
         }
-        Err(e) if attempts >= ctx.settings.outbox.max_attempts => {
-            metrics::counter!("carebot_delivery_failures_total", "surface" => surface, "op" => row.op.clone(), "kind" => "exhausted").increment(1);
-            tracing::error!(outbox_id = row.id, case_id = row.case_id, op = %row.op, attempts, error = %e, "chat delivery gave up");
-            ctx.store.outbox_failed(row.id, &e.to_string()).await
+        Err(e) if answered - row.created_at > ctx.settings.outbox.max_age.as_millis() => {
+            metrics::counter!("carebot_delivery_failures_total", "surface" => surface, "op" => row.op.clone(), "kind" => "expired").increment(1);
+            tracing::error!(outbox_id = row.id, case_id = row.case_id, op = %row.op, lane = %row.lane, attempts, error = %e, "chat delivery gave up: older than outbox.max_age");
+            ctx.store
+                .outbox_failed(row.id, &format!("gave up after outbox.max_age ({}): {e}", ctx.settings.outbox.max_age))
+                .await?;
+            Ok(None)
         }
         Err(e) => {
-            let wait = match &e {
-                DeliveryError::RateLimited(d) => *d,
-                _ => backoff(ctx, row.attempts),
+            let (wait, pause) = match &e {
+                DeliveryError::RateLimited(d) => (*d, true),
+                _ => (backoff(ctx, row.attempts), false),
             };
+            let wait_ms = wait.as_millis() as i64;
             metrics::counter!("carebot_delivery_retries_total", "surface" => surface, "op" => row.op.clone())
                 .increment(1);
-            tracing::warn!(outbox_id = row.id, case_id = row.case_id, op = %row.op, attempts, retry_in_ms = wait.as_millis() as u64, error = %e, "chat delivery will be retried");
-            ctx.store.outbox_retry(row.id, now_ms + wait.as_millis() as i64, &e.to_string()).await
+            tracing::warn!(outbox_id = row.id, case_id = row.case_id, op = %row.op, lane = %row.lane, attempts, retry_in_ms = wait_ms, error = %e, "chat delivery will be retried");
+            ctx.store.outbox_retry(row.id, answered + wait_ms, &e.to_string()).await?;
+            Ok(pause.then_some(answered + wait_ms))
         }
     }
 }
 
-/// One delivery pass over messages due at `at`; returns how many were handled.
-pub async fn deliver_due(ctx: &Ctx, at: DateTime<Utc>) -> anyhow::Result<usize> {
-    let rows = ctx.store.claim_outbox(at.timestamp_millis(), LEASE_MS, ctx.settings.outbox.batch_size).await?;
-    for row in &rows {
-        handle(ctx, row, at).await?;
-    }
-    Ok(rows.len())
+/// Why a lane stopped delivering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LaneEnd {
+    /// Nothing more is due.
+    Empty,
+    /// Another replica holds the lane.
+    Held,
+    /// Rate-limited or paced beyond what is worth waiting for here: due again at this ms.
+    Paused(i64),
+    /// Stop requested, or the pass's quota used up.
+    Stopped,
 }
 
-/// Delivers continuously until stopped; woken early when intake or an action queues work.
-pub async fn run_worker(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
-    let idle = Duration::from_millis(ctx.settings.outbox.poll_interval_ms.max(10));
-    loop {
-        let busy = match deliver_due(&ctx, ctx.clock.now()).await {
-            Ok(n) => n > 0,
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "outbox pass failed; will retry");
-                false
-            }
+/// How a lane runs: continuously in `serve` (waiting out its pacing), or as one pass of
+/// `run-job deliver_outbox` as if at a given time (never sleeping).
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Serve,
+    Pass { at: i64 },
+}
+
+/// Waits `ms`, or less if `stop` turns true; returns false when stopped.
+async fn nap(ms: i64, stop: &mut watch::Receiver<bool>) -> bool {
+    if *stop.borrow() {
+        return false;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_millis(ms.max(0) as u64)) => true,
+        _ = async { let _ = stop.wait_for(|s| *s).await; } => false,
+    }
+}
+
+/// Delivers what is due on one lane, in order and paced, until it is empty, held by another
+/// replica, paused, `limit` messages were sent, or `stop` turns true.
+async fn run_lane(
+    ctx: &Ctx,
+    lane: &str,
+    holder: &str,
+    mode: Mode,
+    limit: usize,
+    stop: &mut watch::Receiver<bool>,
+) -> anyhow::Result<(LaneEnd, usize)> {
+    let pacing = ctx.chat.pacing().unwrap_or(Pacing::NONE);
+    let mut sent = 0;
+    let end = loop {
+        if *stop.borrow() || sent >= limit {
+            break LaneEnd::Stopped;
+        }
+        let now = match mode {
+            Mode::Serve => ctx.now_ms(),
+            Mode::Pass { at } => at,
         };
-        if busy {
-            if *stop.borrow() {
-                return;
+        let Some(tat) = ctx.store.lease_lane(lane, holder, now, LEASE_MS).await? else {
+            return Ok((LaneEnd::Held, sent)); // not ours to release
+        };
+        let Some(row) = ctx.store.next_in_lane(lane, now).await? else { break LaneEnd::Empty };
+        if matches!(mode, Mode::Serve)
+            && row.op == "update_card"
+            && (0..UPDATE_SETTLE_MS).contains(&(now - row.created_at))
+        {
+            if !nap(UPDATE_SETTLE_MS - (now - row.created_at), stop).await {
+                break LaneEnd::Stopped;
             }
             continue;
+        }
+        let allowed_at = tat - pacing.tolerance_ms();
+        if allowed_at > now {
+            match mode {
+                Mode::Serve if allowed_at - now <= MAX_LANE_WAIT_MS => {
+                    if !nap(allowed_at - now, stop).await {
+                        break LaneEnd::Stopped;
+                    }
+                    continue;
+                }
+                _ => break LaneEnd::Paused(allowed_at),
+            }
+        }
+        let paused_until = handle(ctx, &row, mode).await?;
+        let mut next = tat.max(now) + pacing.interval_ms();
+        if let Some(until) = paused_until {
+            // The platform's wait, exactly, before anything else goes out on this lane.
+            next = next.max(until + pacing.tolerance_ms());
+        }
+        ctx.store.save_lane_tat(lane, holder, next).await?;
+        sent += 1;
+    };
+    ctx.store.release_lane(lane, holder).await?;
+    Ok((end, sent))
+}
+
+/// A name for this process's lane leases.
+fn holder_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "carebot".into());
+    format!("{host}:{}:{}", std::process::id(), chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default())
+}
+
+/// One delivery pass over messages due at `at` (`run-job deliver_outbox`): every due lane
+/// in turn, at most `outbox.batch_size` messages in all; returns how many were handled.
+pub async fn deliver_due(ctx: &Ctx, at: chrono::DateTime<chrono::Utc>) -> anyhow::Result<usize> {
+    let at = at.timestamp_millis();
+    let holder = holder_id();
+    let (_keep, mut stop) = watch::channel(false);
+    let mut left = usize::try_from(ctx.settings.outbox.batch_size.max(1)).unwrap_or(usize::MAX);
+    let mut handled = 0;
+    for lane in ctx.store.due_lanes(at).await? {
+        if left == 0 {
+            break;
+        }
+        let (_, sent) = run_lane(ctx, &lane, &holder, Mode::Pass { at }, left, &mut stop).await?;
+        handled += sent;
+        left -= sent;
+    }
+    Ok(handled)
+}
+
+/// Delivers continuously until stopped: a task per lane with work due, woken early when
+/// intake or an action queues something. On stop, each lane finishes the message in hand
+/// (unsent rows stay pending for the next start).
+pub async fn run_worker(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
+    let idle = Duration::from_millis(ctx.settings.outbox.poll_interval_ms.max(10));
+    let holder = Arc::new(holder_id());
+    let active: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let mut paused: HashMap<String, i64> = HashMap::new();
+    let (ended_tx, mut ended_rx) = tokio::sync::mpsc::unbounded_channel::<(String, LaneEnd)>();
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        while let Ok((lane, end)) = ended_rx.try_recv() {
+            match end {
+                LaneEnd::Paused(until) => {
+                    paused.insert(lane, until);
+                }
+                _ => {
+                    paused.remove(&lane);
+                }
+            }
+        }
+        while tasks.try_join_next().is_some() {}
+        let now = ctx.now_ms();
+        paused.retain(|_, until| *until > now);
+        match ctx.store.due_lanes(now).await {
+            Ok(lanes) => {
+                for lane in lanes {
+                    if paused.contains_key(&lane) {
+                        continue;
+                    }
+                    let mut act = active.lock().unwrap_or_else(|p| p.into_inner());
+                    if act.len() >= MAX_ACTIVE_LANES || !act.insert(lane.clone()) {
+                        continue;
+                    }
+                    drop(act);
+                    let (ctx, holder, active, ended, mut stop) =
+                        (ctx.clone(), holder.clone(), active.clone(), ended_tx.clone(), stop.clone());
+                    tasks.spawn(async move {
+                        let end = match run_lane(&ctx, &lane, &holder, Mode::Serve, usize::MAX, &mut stop).await {
+                            Ok((end, _)) => end,
+                            Err(e) => {
+                                tracing::error!(%lane, error = %format!("{e:#}"), "outbox lane failed; will retry");
+                                LaneEnd::Paused(ctx.now_ms() + 1000)
+                            }
+                        };
+                        active.lock().unwrap_or_else(|p| p.into_inner()).remove(&lane);
+                        let _ = ended.send((lane, end));
+                        ctx.outbox_wake.notify_one();
+                    });
+                }
+            }
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "outbox pass failed; will retry"),
         }
         tokio::select! {
             _ = ctx.outbox_wake.notified() => {}
             _ = tokio::time::sleep(idle) => {}
-            _ = stop.wait_for(|s| *s) => return,
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
         }
     }
+    while tasks.join_next().await.is_some() {}
 }

@@ -6,7 +6,7 @@
 use crate::app::Ctx;
 use crate::chat::ChatOp;
 use crate::playbook::triage_rules::Spike;
-use crate::store::{outbox, spikes};
+use crate::store::spikes;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -89,12 +89,12 @@ pub async fn check(ctx: &Ctx, at: DateTime<Utc>) -> anyhow::Result<String> {
         spikes::record_spike(&mut tx, &rate.scope, now, &detail).await?;
         let leads = ctx.playbooks.team.with_role(crate::domain::Role::Lead);
         let mut ops: Vec<ChatOp> =
-            leads.map(|p| ChatOp::DirectMessage { person: p.id.clone(), text: text.clone() }).collect();
+            leads.map(|p| ChatOp::DirectMessage { person: p.id.clone(), text: text.clone(), case_id: None }).collect();
         if let Some((channel, _)) = &spike.channel {
             ops.push(ChatOp::ChannelMessage { channel: channel.clone(), text: text.clone() });
         }
         for op in ops {
-            outbox::enqueue(&mut tx, None, op.name(), &serde_json::to_string(&op)?, now).await?;
+            crate::chat::queue(&mut tx, &op, now, now).await?;
         }
         tx.commit().await?;
         metrics::counter!("carebot_spike_alerts_total").increment(1);

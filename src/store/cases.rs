@@ -470,6 +470,29 @@ impl Store {
             .collect()
     }
 
+    /// The fingerprint of the card a message last showed.
+    pub async fn card_rendered(&self, case_id: i64, m: &MessageRef) -> anyhow::Result<Option<String>> {
+        let row =
+            sqlx::query("SELECT rendered FROM case_messages WHERE case_id = $1 AND surface = $2 AND channel = $3")
+                .bind(case_id)
+                .bind(&m.surface)
+                .bind(&m.channel)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|r| r.try_get::<Option<String>, _>("rendered")).transpose()?.flatten())
+    }
+
+    pub async fn set_card_rendered(&self, case_id: i64, m: &MessageRef, fingerprint: &str) -> anyhow::Result<()> {
+        sqlx::query("UPDATE case_messages SET rendered = $1 WHERE case_id = $2 AND surface = $3 AND channel = $4")
+            .bind(fingerprint)
+            .bind(case_id)
+            .bind(&m.surface)
+            .bind(&m.channel)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     pub async fn save_case_message(&self, case_id: i64, m: &MessageRef, now: i64) -> anyhow::Result<()> {
         sqlx::query(
             "INSERT INTO case_messages (case_id, surface, channel, message_ref, posted_at) VALUES ($1, $2, $3, $4, $5) \

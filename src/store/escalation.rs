@@ -1,6 +1,6 @@
 //! Escalation bookkeeping: which steps fired for which cases, and on-call overrides.
 
-use super::{cases, outbox, Store, Tx};
+use super::{cases, Store, Tx};
 use crate::store::CaseRow;
 use sqlx::Row;
 use std::collections::HashMap;
@@ -81,5 +81,3 @@ pub async fn bump_level(tx: &mut Tx<'_>, case_id: i64, now: i64) -> anyhow::Resu
         .await?;
     Ok(())
 }
-
-pub use outbox::enqueue;

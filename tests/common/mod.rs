@@ -194,9 +194,10 @@ impl ChatSurface for Recorder {
         });
         Ok(())
     }
-    async fn thread_reply(&self, m: &MessageRef, text: &str) -> Result<(), DeliveryError> {
+    async fn thread_reply(&self, m: &MessageRef, text: &str, here: bool) -> Result<(), DeliveryError> {
         self.gate()?;
-        self.push(Call::Thread { channel: m.channel.clone(), text: text.into() });
+        let text = if here { format!("@here {text}") } else { text.to_string() };
+        self.push(Call::Thread { channel: m.channel.clone(), text });
         Ok(())
     }
     async fn direct_message(&self, p: &Person, text: &str) -> Result<(), DeliveryError> {

@@ -87,7 +87,18 @@ async fn answer(ctx: &Ctx, interaction: Interaction) -> Value {
             let Ok(press) = c.data.custom_id.parse::<Press>() else { return private("That button is not carebot's.") };
             match interact::press(ctx, person, press).await {
                 Pressed::Done(_) => match crate::jobs::outbox::card_for(ctx, press.case_id).await {
-                    Ok(card) => json!({ "type": 7, "data": Discord::card_body(&card) }),
+                    Ok(card) => {
+                        // The answer shows the new card on the clicked message: remember
+                        // it, so the queued update does not edit it a second time.
+                        let clicked = c.message.id.to_string();
+                        let messages = ctx.store.case_messages(press.case_id).await.unwrap_or_default();
+                        if let Some(m) = messages.iter().find(|m| m.message_ref.ends_with(&format!("|{clicked}"))) {
+                            if let Err(e) = ctx.store.set_card_rendered(press.case_id, m, &card.fingerprint()).await {
+                                tracing::warn!(case_id = press.case_id, error = %format!("{e:#}"), "card fingerprint not saved");
+                            }
+                        }
+                        json!({ "type": 7, "data": Discord::card_body(&card) })
+                    }
                     Err(e) => {
                         tracing::warn!(case_id = press.case_id, error = %e, "card not rebuilt for Discord");
                         json!({ "type": 6 })

@@ -7,7 +7,7 @@
 pub mod inbound;
 pub mod layout;
 
-use super::{Card, ChatSurface, DeliveryError};
+use super::{Card, ChatSurface, DeliveryError, Pacing};
 use crate::config::DiscordSettings;
 use crate::playbook::{Channel, Person};
 use crate::store::MessageRef;
@@ -30,6 +30,25 @@ pub struct Discord {
 
 /// Discord's message content limit.
 const CONTENT_LIMIT: usize = 2000;
+
+/// Discord allows about five messages per five seconds in a channel.
+const PACING: Pacing = Pacing { per_second: 1, burst: 4 };
+
+/// A route as a metric label: ids replaced by placeholders, so one route is one series
+/// (`POST /channels/{id}/messages/{id}/threads`).
+fn route_template(method: &Method, path: &str) -> String {
+    let parts: Vec<&str> =
+        path.split('/')
+            .map(|p| {
+                if !p.is_empty() && (p.bytes().all(|b| b.is_ascii_digit()) || p.starts_with("DM")) {
+                    "{id}"
+                } else {
+                    p
+                }
+            })
+            .collect();
+    format!("{method} {}", parts.join("/"))
+}
 
 fn hint(code: i64) -> &'static str {
     match code {
@@ -117,7 +136,7 @@ impl Discord {
         if let Some(t) = wait.filter(|t| *t > Instant::now()) {
             tokio::time::sleep_until(t.into()).await;
         }
-        let route = format!("{method} {}", path.split('/').take(2).collect::<Vec<_>>().join("/"));
+        let route = route_template(method, path);
         let res = req.send().await.map_err(|e| DeliveryError::Transient(format!("Discord {route}: {e}")))?;
         let header = |n: &str| res.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
         if header("x-ratelimit-remaining").as_deref() == Some("0") {
@@ -135,7 +154,7 @@ impl Discord {
             return Ok(v);
         }
         let code = v["code"].as_i64().unwrap_or(0);
-        metrics::counter!("carebot_discord_api_errors_total", "route" => route.clone(), "status" => status.as_u16().to_string())
+        metrics::counter!("carebot_discord_api_errors_total", "route" => route.clone(), "status" => status.as_u16().to_string(), "code" => code.to_string())
             .increment(1);
         Err(match status {
             StatusCode::TOO_MANY_REQUESTS => {
@@ -155,6 +174,13 @@ impl Discord {
         for part in chunks(text) {
             self.send(channel_id, json!({ "content": part, "allowed_mentions": { "parse": [] } })).await?;
         }
+        Ok(())
+    }
+
+    /// Starts the thread a card's steps go into; its id is the card's message id.
+    async fn start_thread(&self, channel: &str, message: &str, name: &str) -> Result<(), DeliveryError> {
+        let start = json!({ "name": name, "auto_archive_duration": 10080 });
+        self.call(Method::POST, &format!("/channels/{channel}/messages/{message}/threads"), Some(start)).await?;
         Ok(())
     }
 
@@ -184,12 +210,28 @@ impl ChatSurface for Discord {
         "discord"
     }
 
+    fn pacing(&self) -> Option<Pacing> {
+        Some(PACING)
+    }
+
+    fn reaches(&self, person: &Person) -> bool {
+        person.discord.is_some()
+    }
+
+    /// Posts the card and starts its thread at once, so a step never goes to a thread that
+    /// does not exist yet.
     async fn post_card(&self, channel: &Channel, card: &Card) -> Result<String, DeliveryError> {
         let id = discord_channel(channel)?;
         let posted = self.send(&id, Self::card_body(card)).await?;
         let message = posted["id"]
             .as_str()
             .ok_or_else(|| DeliveryError::Transient("Discord answered a message without an id".into()))?;
+        let site = card.site.as_deref().unwrap_or("no site");
+        let name: String = format!("Case {} · {site}", card.case_id).chars().take(100).collect();
+        if let Err(e) = self.start_thread(&id, message, &name).await {
+            // The card is posted (reposting would duplicate it); the first step starts the thread.
+            tracing::warn!(case_id = card.case_id, error = %e, "could not start the card's thread yet");
+        }
         Ok(format!("{id}|{message}"))
     }
 
@@ -199,15 +241,24 @@ impl ChatSurface for Discord {
         Ok(())
     }
 
-    /// Steps go into a thread started on the card; the thread's id is the card's id.
-    async fn thread_reply(&self, message: &MessageRef, text: &str) -> Result<(), DeliveryError> {
+    /// Steps go into the card's thread (its id is the card's id). With `here`, the line goes
+    /// to the channel itself with `@here` allowed to notify.
+    async fn thread_reply(&self, message: &MessageRef, text: &str, here: bool) -> Result<(), DeliveryError> {
         let (channel, id) = super::split_message_ref(message)?;
         let text = super::escape::discord(text);
+        if here {
+            let body = json!({
+                "content": format!("@here {}", chunks(&text).first().cloned().unwrap_or_default().trim_end()),
+                "allowed_mentions": { "parse": ["everyone"] },
+                "message_reference": { "message_id": id, "fail_if_not_exists": false },
+            });
+            self.send(&channel, body).await?;
+            return Ok(());
+        }
         match self.send_text(&id, &text).await {
+            // A card posted before its thread could be started: start it now.
             Err(DeliveryError::Permanent(_)) => {
-                let name = format!("Case log {id}");
-                let start = json!({ "name": name, "auto_archive_duration": 10080 });
-                self.call(Method::POST, &format!("/channels/{channel}/messages/{id}/threads"), Some(start)).await?;
+                self.start_thread(&channel, &id, &format!("Case log {id}")).await?;
                 self.send_text(&id, &text).await
             }
             other => other,
@@ -258,6 +309,15 @@ impl ChatSurface for Discord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routes_are_labelled_by_template() {
+        assert_eq!(
+            route_template(&Method::POST, "/channels/501000000000000001/messages/900/threads"),
+            "POST /channels/{id}/messages/{id}/threads"
+        );
+        assert_eq!(route_template(&Method::POST, "/users/@me/channels"), "POST /users/@me/channels");
+    }
 
     #[test]
     fn long_texts_are_split_at_lines_under_the_limit() {

@@ -147,6 +147,13 @@ fn verified<'b>(ctx: &Ctx, headers: &HeaderMap, body: &'b Bytes) -> Result<(Arc<
 
 /// `POST /slack/commands`
 pub async fn http_command(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, body: Bytes) -> Response {
+    // Slack checks the certificate of a command URL with `ssl_check=1`: no command, no
+    // action, just a 200.
+    if let Ok(form) = serde_urlencoded::from_bytes::<HashMap<String, String>>(&body) {
+        if form.get("ssl_check").map(String::as_str) == Some("1") && !form.contains_key("command") {
+            return StatusCode::OK.into_response();
+        }
+    }
     let (slack, text) = match verified(&ctx, &headers, &body) {
         Ok(v) => v,
         Err((status, why)) => return refuse(status, why),

@@ -1,32 +1,31 @@
 //! Slack: the Web API client (slack-morphism) as a `ChatSurface` the outbox delivers
-//! through, paced per channel, with Slack's errors sorted into retry / wait / give up.
+//! through (paced per channel by the outbox's lanes), with Slack's errors sorted into
+//! retry / wait / give up.
 //! Inbound callbacks (HTTP and Socket Mode) live in `inbound`.
 
 pub mod blocks;
 pub mod inbound;
 
-use super::{Card, ChatSurface, DeliveryError};
+use super::{Card, ChatSurface, DeliveryError, Pacing};
 use crate::config::SlackSettings;
 use crate::playbook::{Channel, Person, Playbooks};
 use crate::store::MessageRef;
 use async_trait::async_trait;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use slack_morphism::errors::*;
 use slack_morphism::prelude::*;
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub type Connector = SlackClientHyperHttpsConnector;
 pub type Client = SlackClient<Connector>;
 
-/// The Slack side of carebot: a Web API client with the bot token, plus pacing.
+/// The Slack side of carebot: a Web API client with the bot token. Pacing per channel is
+/// the outbox's (one lane per channel), from `slack.messages_per_second` and `burst`.
 pub struct Slack {
     pub(crate) client: Arc<Client>,
     token: SlackApiToken,
     pub(crate) settings: SlackSettings,
-    pacer: DefaultKeyedRateLimiter<String>,
     /// Person's Slack user id → their DM channel, from `conversations.open`.
     dm_channels: Mutex<HashMap<String, SlackChannelId>>,
 }
@@ -114,13 +113,10 @@ impl Slack {
             .build();
         let connector =
             SlackClientHyperConnector::with_connector(https).with_slack_api_url(settings.api_url.trim_end_matches('/'));
-        let per_second = NonZeroU32::new(settings.messages_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(settings.burst.max(1)).unwrap_or(NonZeroU32::MIN);
         Ok(Slack {
             client: Arc::new(SlackClient::new(connector)),
             token: SlackApiToken::new(bot_token.to_string().into()),
             settings: settings.clone(),
-            pacer: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
             dm_channels: Mutex::new(HashMap::new()),
         })
     }
@@ -129,16 +125,10 @@ impl Slack {
         self.client.open_session(&self.token)
     }
 
-    /// Waits for the channel's turn (about one message a second, bursts allowed).
-    async fn pace(&self, channel: &SlackChannelId) {
-        self.pacer.until_key_ready(&channel.0).await;
-    }
-
     async fn post(
         &self,
         req: SlackApiChatPostMessageRequest,
     ) -> Result<SlackApiChatPostMessageResponse, DeliveryError> {
-        self.pace(&req.channel).await;
         self.session().chat_post_message(&req).await.map_err(|e| classify("chat.postMessage", &e))
     }
 
@@ -200,6 +190,14 @@ impl ChatSurface for Slack {
         "slack"
     }
 
+    fn pacing(&self) -> Option<Pacing> {
+        Some(Pacing { per_second: self.settings.messages_per_second.max(1), burst: self.settings.burst.max(1) })
+    }
+
+    fn reaches(&self, person: &Person) -> bool {
+        person.slack.is_some()
+    }
+
     async fn post_card(&self, channel: &Channel, card: &Card) -> Result<String, DeliveryError> {
         let id = slack_channel(channel)?;
         let content = text(&card.summary()).with_blocks(blocks::card_blocks(card));
@@ -209,7 +207,6 @@ impl ChatSurface for Slack {
 
     async fn update_card(&self, message: &MessageRef, card: &Card) -> Result<(), DeliveryError> {
         let (channel, ts) = parse_ref(message)?;
-        self.pace(&channel).await;
         let content = text(&card.summary()).with_blocks(blocks::card_blocks(card));
         self.session()
             .chat_update(&SlackApiChatUpdateRequest::new(channel, content, ts))
@@ -218,12 +215,19 @@ impl ChatSurface for Slack {
         Ok(())
     }
 
-    async fn thread_reply(&self, message: &MessageRef, body: &str) -> Result<(), DeliveryError> {
+    /// A step as a thread reply; with `here`, `<!here>` (the only form Slack notifies for)
+    /// and broadcast to the channel, where the people to notify are.
+    async fn thread_reply(&self, message: &MessageRef, body: &str, here: bool) -> Result<(), DeliveryError> {
         let (channel, ts) = parse_ref(message)?;
-        self.post(
-            SlackApiChatPostMessageRequest::new(channel, text(&crate::chat::escape::slack(body))).with_thread_ts(ts),
-        )
-        .await?;
+        let body = crate::chat::escape::slack(body);
+        let req = if here {
+            SlackApiChatPostMessageRequest::new(channel, text(&format!("<!here> {body}")))
+                .with_thread_ts(ts)
+                .with_reply_broadcast(true)
+        } else {
+            SlackApiChatPostMessageRequest::new(channel, text(&body)).with_thread_ts(ts)
+        };
+        self.post(req).await?;
         Ok(())
     }
 
@@ -262,7 +266,6 @@ impl ChatSurface for Slack {
             ))
             .await
             .map_err(|e| classify("file upload", &e))?;
-        self.pace(&id).await;
         let file = SlackApiFilesComplete::new(url.file_id).with_title(name.to_string());
         session
             .files_complete_upload_external(
