@@ -9,14 +9,13 @@
 
 #[path = "../tests/fakes/slack.rs"]
 mod fake_slack;
+mod support;
 
 use carebot::app::chat_surfaces;
 use carebot::clock::SystemClock;
 use carebot::config::SurfaceKind;
-use carebot::domain::RawMention;
 use carebot::{App, Ctx, Settings};
 use fake_slack::*;
-use sqlx::Connection;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,70 +23,19 @@ const ROUNDS: usize = 40;
 const CASES_PER_ROUND: usize = 10;
 const AGENTS: [&str; 5] = ["U01SAM00002", "U01DENA0001", "U01PRIYA003", "U01MARCUS04", "U01GRACE005"];
 
-/// Seeded random words, so near-duplicate (storm) folding leaves every mention its own case.
-fn distinct_text(i: usize) -> String {
-    const WORDS: &[&str] = &[
-        "waited",
-        "hours",
-        "Riverside",
-        "ER",
-        "rude",
-        "nurse",
-        "billing",
-        "parking",
-        "doctor",
-        "dismissive",
-        "lost",
-        "results",
-        "phone",
-        "hold",
-        "appointment",
-        "cancelled",
-        "room",
-        "dirty",
-        "pain",
-        "ignored",
-        "front",
-        "desk",
-        "insurance",
-        "charged",
-        "twice",
-        "discharge",
-        "confusing",
-        "lab",
-        "wrong",
-        "name",
-        "pharmacy",
-        "delay",
-    ];
-    let mut x = (i as u64).wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..20)
-        .map(|_| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            WORDS[(x >> 33) as usize % WORDS.len()]
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 #[tokio::main]
 async fn main() {
-    let admin =
-        std::env::var("CAREBOT_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let name = format!("carebot_bench_ack_{}", std::process::id());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("Postgres for the benchmark");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create db");
-    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin.clone());
+    let db = support::BenchDb::create("ack").await;
 
     let fake = FakeSlack::start().await;
     let mut s = Settings::default();
     s.playbooks.dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("playbooks");
     s.http.listen = "127.0.0.1:0".into();
-    s.secrets.database_url = Some(format!("{base}/{name}"));
+    s.secrets.database_url = Some(db.url.clone());
     s.database.max_connections = 20;
     s.sources.files.enabled = false;
     s.chat.surface = SurfaceKind::Slack;
@@ -107,19 +55,7 @@ async fn main() {
     }));
 
     let total = ROUNDS * CASES_PER_ROUND;
-    let mentions: Vec<_> = (0..total)
-        .map(|i| {
-            RawMention {
-                source: Some("google".into()),
-                external_id: Some(format!("ack-{i}")),
-                text: Some(distinct_text(i)),
-                rating: Some(1.0),
-                ..Default::default()
-            }
-            .parse(None, chrono::Utc::now())
-            .expect("mention")
-        })
-        .collect();
+    let mentions = support::mentions("ack", total, 1.0);
     let mut case_ids = Vec::new();
     for chunk in mentions.chunks(100) {
         case_ids.extend(carebot::intake::ingest(&ctx, chunk).await.expect("ingest").iter().map(|r| r.case_id()));
@@ -190,6 +126,6 @@ async fn main() {
     let _ = stop.send(());
     let _ = server.await;
     drop(ctx);
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut conn).await.expect("drop db");
+    db.drop().await;
     assert_eq!(exactly_one, case_ids.len(), "a case was claimed more than once or not at all");
 }

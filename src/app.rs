@@ -1,76 +1,19 @@
-//! Building the application apart from running it: `Ctx` is the one context every handler
-//! and job receives; `App::build` prepares it and binds the listener (port 0 in tests);
-//! `run_until_stopped` serves HTTP and runs the outbox worker, scheduler and intake.
+//! The assembly, imported by nobody but `main`: picks the chat surfaces, builds the
+//! [`Ctx`], binds the listener (port 0 in tests) and runs HTTP, the outbox worker, the
+//! scheduler and intake until stopped.
 
 use crate::chat::discord::Discord;
 use crate::chat::slack::Slack;
 use crate::chat::{console::Console, ChatSurface};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::SystemClock;
 use crate::config::{Settings, SurfaceKind};
-use crate::playbook::{Playbooks, Triage};
-use crate::store::Store;
 use anyhow::Context as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
-/// Everything a handler or job needs, passed by reference. No globals.
-pub struct Ctx {
-    pub settings: Settings,
-    pub store: Store,
-    pub playbooks: Arc<Playbooks>,
-    pub triage: Arc<Triage>,
-    pub chat: Arc<dyn ChatSurface>,
-    pub clock: Arc<dyn Clock>,
-    /// Wakes the outbox worker when new messages are queued.
-    pub outbox_wake: Arc<Notify>,
-    /// The Slack client when Slack is the chat surface (inbound callbacks need it).
-    pub slack: Option<Arc<Slack>>,
-    /// The Discord client when Discord is the chat surface.
-    pub discord: Option<Arc<Discord>>,
-    /// Requests per webhook source (`http.webhook_requests_per_second`).
-    pub webhook_limiter: governor::DefaultKeyedRateLimiter<String>,
-}
-
-impl Ctx {
-    /// Loads playbooks, connects to and migrates the database.
-    pub async fn new(settings: Settings, chat: Arc<dyn ChatSurface>, clock: Arc<dyn Clock>) -> anyhow::Result<Ctx> {
-        let playbooks = Playbooks::load(&settings.playbooks.dir)?;
-        let unknown = settings.unknown_mapped_sites(&playbooks.team);
-        if !unknown.is_empty() {
-            let list: Vec<String> =
-                unknown.iter().map(|(k, s)| format!("{k}: site {s:?} is not in team.yaml")).collect();
-            anyhow::bail!("{} (run `carebot check`)", list.join("; "));
-        }
-        let triage = Triage::compile(&playbooks.triage_rules, &playbooks.team)?;
-        let db = &settings.database;
-        let store = Store::connect(&settings.database_url(), db.max_connections, db.acquire_timeout.as_std()).await?;
-        store.migrate().await?;
-        Ok(Ctx {
-            store,
-            playbooks: Arc::new(playbooks),
-            triage: Arc::new(triage),
-            chat,
-            clock,
-            outbox_wake: Arc::new(Notify::new()),
-            slack: None,
-            discord: None,
-            webhook_limiter: webhook_limiter(&settings.http),
-            settings,
-        })
-    }
-
-    pub fn now_ms(&self) -> i64 {
-        self.clock.now().timestamp_millis()
-    }
-}
-
-fn webhook_limiter(http: &crate::config::HttpSettings) -> governor::DefaultKeyedRateLimiter<String> {
-    let rate = std::num::NonZeroU32::new(http.webhook_requests_per_second.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
-    let burst = rate.saturating_mul(std::num::NonZeroU32::new(4).unwrap_or(std::num::NonZeroU32::MIN));
-    governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(burst))
-}
+pub use crate::ctx::Ctx;
 
 /// The chat surfaces the settings ask for: what the outbox delivers through, and the
 /// Slack client when Slack is in use.
@@ -83,8 +26,12 @@ pub struct Surfaces {
 impl Surfaces {
     /// Hands the platform clients to the context (inbound callbacks need them).
     pub fn attach(self, ctx: &mut Ctx) {
-        ctx.slack = self.slack;
-        ctx.discord = self.discord;
+        if let Some(slack) = self.slack {
+            ctx.attach_adapter(slack);
+        }
+        if let Some(discord) = self.discord {
+            ctx.attach_adapter(discord);
+        }
     }
 }
 
@@ -178,10 +125,10 @@ impl App {
         tracing::info!(addr = %self.addr, store = ctx.store.backend().as_str(), surface = ctx.chat.name(), "carebot serving");
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(crate::jobs::outbox::run_worker(ctx.clone(), rx.clone()));
-        tasks.spawn(crate::jobs::scheduler::run(ctx.clone(), rx.clone()));
+        tasks.spawn(crate::jobs::scheduler::run(ctx.clone(), crate::registry::JOBS, rx.clone()));
         tasks.spawn(crate::sources::files::import_on_start(ctx.clone()));
         if let (Some(_), crate::config::SlackMode::Socket, Some(app_token)) =
-            (&ctx.slack, ctx.settings.slack.mode, ctx.settings.secrets.slack_app_token.clone())
+            (ctx.adapter::<Slack>(), ctx.settings.slack.mode, ctx.settings.secrets.slack_app_token.clone())
         {
             tasks.spawn(crate::chat::slack::inbound::run_socket_mode(ctx.clone(), app_token, rx.clone()));
         }

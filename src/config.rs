@@ -520,8 +520,9 @@ pub fn playbooks_dir_of(path: &Path) -> PathBuf {
 }
 
 impl Settings {
-    /// Reads the file (which must exist) and the environment.
-    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+    /// Reads the file (which must exist) and the environment. `known_jobs` are the job
+    /// names `[jobs.NAME]` may use (the job registry's, passed in so settings stay below it).
+    pub fn load(path: &Path, known_jobs: &[&str]) -> Result<Settings, ConfigError> {
         let problem = |line, message: String| ConfigProblem { file: Some(path.to_path_buf()), line, message };
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(vec![problem(None, format!("cannot read config file: {e}"))]))?;
@@ -547,7 +548,7 @@ impl Settings {
         })?;
         settings.secrets = Secrets::from_env();
         settings.source_file = Some(path.to_path_buf());
-        let problems = settings.validate(&text);
+        let problems = settings.validate(&text, known_jobs);
         if problems.is_empty() {
             Ok(settings)
         } else {
@@ -556,16 +557,16 @@ impl Settings {
     }
 
     /// Semantic checks that serde cannot make: cron expressions, time zones, job names.
-    fn validate(&self, text: &str) -> Vec<ConfigProblem> {
+    fn validate(&self, text: &str, known_jobs: &[&str]) -> Vec<ConfigProblem> {
         let mut out = Vec::new();
         let file = self.source_file.clone();
         for (name, job) in &self.jobs {
             let at = |k: &str| locate_key(text, &["jobs".into(), name.clone(), k.into()]);
-            if !crate::jobs::is_known(name) {
+            if !known_jobs.contains(&name.as_str()) {
                 out.push(ConfigProblem {
                     file: file.clone(),
                     line: locate_key(text, &["jobs".into(), name.clone()]).or(at("cron")),
-                    message: format!("unknown job {name:?}; known jobs: {}", crate::jobs::names().join(", ")),
+                    message: format!("unknown job {name:?}; known jobs: {}", known_jobs.join(", ")),
                 });
             }
             if let Err(e) = parse_cron(&job.cron) {
@@ -736,7 +737,7 @@ mod tests {
         s.sources.x.api_url = "api.x.com".into();
         s.sources.x.max_pages = 0;
         let problems: Vec<(Option<usize>, String)> =
-            s.validate(text).into_iter().map(|p| (p.line, p.message)).collect();
+            s.validate(text, &[]).into_iter().map(|p| (p.line, p.message)).collect();
         assert!(problems
             .contains(&(Some(3), "sources.x.api_url: \"api.x.com\" must start with http:// or https://".into())));
         assert!(problems.contains(&(Some(4), "sources.x.max_pages must be at least 1".into())), "{problems:?}");

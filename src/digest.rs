@@ -2,7 +2,7 @@
 //! seven days ending on it), rendered as text, JSON or CSV, with a PNG trend chart drawn
 //! in-process (plotters, bundled DejaVu Sans font: no system font libraries needed).
 
-use crate::app::Ctx;
+use crate::ctx::Ctx;
 use crate::playbook::team::local_midnight;
 use crate::store::reports::ReportCase;
 use chrono::{Duration, NaiveDate};

@@ -2,7 +2,7 @@
 //! site contacts and the agent's name, and run the compliance check. The same check gates
 //! "mark responded" (see `workflow`), so what a person sees in the draft is what counts.
 
-use crate::app::Ctx;
+use crate::ctx::Ctx;
 use crate::domain::compliance::{self, Finding, ReplyContext};
 use crate::playbook::{Person, ReplyVars};
 use crate::store::CaseRow;

@@ -2,8 +2,8 @@
 //! in one transaction, so a mention accepted is a mention stored with its card on the way.
 //! A known mention with new text or rating is a revision event on its existing case.
 
-use crate::app::Ctx;
 use crate::chat::ChatOp;
+use crate::ctx::Ctx;
 use crate::domain::{fingerprint, Mention};
 use crate::store::{cases, is_contention, NewCase, Tx};
 use anyhow::Context as _;
@@ -31,6 +31,8 @@ impl Ingested {
 /// Stores a batch in one transaction (retrying on write contention) and wakes the outbox.
 pub async fn ingest(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Ingested>> {
     let mut attempt = 0;
+    // Contention is retried briefly; a lock held longer is answered like an outage.
+    let give_up = std::time::Instant::now() + 2 * ctx.settings.database.acquire_timeout.as_std();
     loop {
         attempt += 1;
         match ingest_once(ctx, mentions).await {
@@ -43,7 +45,7 @@ pub async fn ingest(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Inges
                 ctx.outbox_wake.notify_one();
                 return Ok(out);
             }
-            Err(e) if attempt < 8 && is_contention(&e) => {
+            Err(e) if attempt < 8 && is_contention(&e) && std::time::Instant::now() < give_up => {
                 tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
             }
             Err(e) => return Err(e),

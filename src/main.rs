@@ -6,7 +6,7 @@ use carebot::clock::SystemClock;
 use carebot::config::{Settings, DEFAULT_PATH};
 use carebot::domain::{Action, CaseState, EscalationTarget, OfflineVia, Outcome};
 use carebot::store::CaseFilter;
-use carebot::{jobs, ops, sources};
+use carebot::{ops, sources};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -347,7 +347,7 @@ async fn main() -> ExitCode {
             Err(problems) => report_problems(&problems),
         };
     }
-    let settings = match Settings::load(&cli.config) {
+    let settings = match Settings::load(&cli.config, &carebot::registry::names()) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
@@ -496,11 +496,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 None => Utc::now(),
                 Some(s) => parse_time(&s, "--at")?,
             };
-            if !jobs::is_known(&name) {
-                anyhow::bail!("unknown job {name:?}; known jobs: {}", jobs::names().join(", "));
+            if !carebot::registry::is_known(&name) {
+                anyhow::bail!("unknown job {name:?}; known jobs: {}", carebot::registry::names().join(", "));
             }
             let ctx = cli_ctx(settings).await?;
-            println!("{name}: {}", jobs::run_once(&ctx, &name, at).await?);
+            println!("{name}: {}", carebot::registry::run_once(&ctx, &name, at).await?);
         }
         Command::Sources => {
             let ctx = cli_ctx(settings).await?;

@@ -1,19 +1,19 @@
 //! What the CLI commands do, as library functions returning text (or JSON) for the terminal.
 //! `main.rs` only parses arguments and prints.
 
-use crate::app::Ctx;
-use crate::clock::from_ms;
 use crate::config::Settings;
+use crate::ctx::Ctx;
 use crate::playbook::{Playbooks, Triage};
+use crate::present::fmt_time;
+pub use crate::present::{case_act, case_show, oncall_set, oncall_show};
 use crate::store::{CaseFilter, CaseRow};
-use crate::workflow::{act, ActError};
 use std::path::Path;
 
 /// `carebot check`: every problem in the config and playbooks, or a summary when clean.
 pub fn check(config_path: &Path) -> Result<String, Vec<String>> {
     // Every file is checked even when an earlier one is broken, so one run lists every
     // mistake: a broken config still names its playbooks folder (or the default one).
-    let (settings, playbooks) = match Settings::load(config_path) {
+    let (settings, playbooks) = match Settings::load(config_path, &crate::registry::names()) {
         Ok(settings) => {
             let playbooks = Playbooks::load(&settings.playbooks.dir)
                 .map_err(|p| p.0.iter().map(|x| x.to_string()).collect::<Vec<_>>())?;
@@ -66,7 +66,8 @@ pub fn check(config_path: &Path) -> Result<String, Vec<String>> {
 
 /// `carebot check --online`: the Slack token works and the bot is in every channel.
 pub async fn check_online(config_path: &Path) -> Result<String, Vec<String>> {
-    let settings = Settings::load(config_path).map_err(|e| e.0.iter().map(|p| p.to_string()).collect::<Vec<_>>())?;
+    let settings = Settings::load(config_path, &crate::registry::names())
+        .map_err(|e| e.0.iter().map(|p| p.to_string()).collect::<Vec<_>>())?;
     let playbooks =
         Playbooks::load(&settings.playbooks.dir).map_err(|p| p.0.iter().map(|x| x.to_string()).collect::<Vec<_>>())?;
     let Some(token) = settings.secrets.slack_bot_token.as_deref() else {
@@ -92,10 +93,6 @@ pub async fn discord_register(settings: &Settings, guild: Option<&str>) -> anyho
     let names: Vec<&str> = done.as_array().into_iter().flatten().filter_map(|c| c["name"].as_str()).collect();
     let scope = guild.map(|g| format!("guild {g}")).unwrap_or_else(|| "all guilds (global; may take a while)".into());
     Ok(format!("registered /{} for {scope}", names.join(", /")))
-}
-
-fn fmt_time(ms: Option<i64>) -> String {
-    ms.map(|m| from_ms(m).format("%Y-%m-%d %H:%M").to_string()).unwrap_or_else(|| "-".into())
 }
 
 fn next_due(c: &CaseRow) -> Option<i64> {
@@ -140,101 +137,6 @@ pub async fn cases(ctx: &Ctx, filter: &CaseFilter, json: bool) -> anyhow::Result
     Ok(out)
 }
 
-/// `carebot case show N`: the card, the history and delivery state.
-pub async fn case_show(ctx: &Ctx, id: i64, json: bool) -> Result<String, ActError> {
-    let case = ctx.store.case(id).await?.ok_or(ActError::UnknownCase(id))?;
-    let mention = ctx.store.mention(case.mention_id).await?.ok_or(ActError::UnknownCase(id))?;
-    let events = ctx.store.events(id).await?;
-    let messages = ctx.store.case_messages(id).await?;
-    if json {
-        let v = serde_json::json!({ "case": case, "mention": mention, "events": events, "messages": messages });
-        return Ok(serde_json::to_string_pretty(&v).map_err(anyhow::Error::from)?);
-    }
-    let card = crate::chat::Card::build(&case, &mention, events.last(), &ctx.playbooks);
-    let mut out = card.to_text();
-    out.push_str("\nHistory:\n");
-    for e in &events {
-        let line = crate::chat::card::describe_event(e, &ctx.playbooks);
-        let note = e.detail.get("note").or_else(|| e.detail.get("text")).and_then(|v| v.as_str());
-        let note = note.map(|n| format!(" — {n}")).unwrap_or_default();
-        out.push_str(&format!("  {}  {line}{note}\n", fmt_time(Some(e.at))));
-    }
-    Ok(out)
-}
-
-/// Runs a case action for the CLI and returns the confirmation line.
-pub async fn case_act(ctx: &Ctx, id: i64, who: &str, action: crate::domain::Action) -> Result<String, ActError> {
-    let done = act(ctx, id, who, action).await?;
-    Ok(format!("Case {id}: {} (now {})", done.summary, done.case.state))
-}
-
-/// How `carebot draft` shows a draft: text, findings, other templates, how to post it.
-pub fn draft_text(d: &crate::drafting::Draft, who: &str) -> String {
-    let mut out = format!("Draft for case {} — template {} ({})\n\n{}\n\n", d.case_id, d.template, d.title, d.text);
-    if d.findings.is_empty() {
-        out.push_str("Compliance: no findings.\n");
-    } else {
-        out.push_str("Compliance findings:\n");
-        for f in &d.findings {
-            out.push_str(&format!("  - {f}\n"));
-        }
-    }
-    if d.needs_approval {
-        out.push_str("This is a clinical/legal-risk case: a lead must approve the reply (carebot case approve).\n");
-    }
-    if !d.alternatives.is_empty() {
-        let alts: Vec<&str> = d.alternatives.iter().map(|(id, _)| id.as_str()).collect();
-        out.push_str(&format!("Other templates (--template): {}\n", alts.join(", ")));
-    }
-    out.push_str(&format!("When posted: carebot case respond {} --as {who} --text \"…\"", d.case_id));
-    out
-}
-
-/// `carebot oncall`: who covers each rotation now, and until when any override runs.
-pub async fn oncall_show(ctx: &Ctx) -> anyhow::Result<String> {
-    let now = ctx.clock.now();
-    let mut out = String::new();
-    for r in &ctx.playbooks.team.rotations {
-        let who = crate::workflow::on_call(ctx, &r.id, now).await?.unwrap_or_default();
-        let name = ctx.playbooks.team.person(&who).map(|p| p.name.clone()).unwrap_or(who.clone());
-        let how = match ctx.store.oncall_override(&r.id, now.timestamp_millis()).await? {
-            Some(_) => "override",
-            None => "rotation",
-        };
-        out.push_str(&format!("{}: {name} (@{who}, {how})\n", r.id));
-    }
-    Ok(out.trim_end().to_string())
-}
-
-/// `carebot oncall set ROTATION PERSON --until T --as LEAD`: a temporary override.
-pub async fn oncall_set(
-    ctx: &Ctx,
-    rotation: &str,
-    person: &str,
-    until: chrono::DateTime<chrono::Utc>,
-    by: &str,
-) -> Result<String, ActError> {
-    let team = &ctx.playbooks.team;
-    let setter = team.person(by).ok_or_else(|| ActError::UnknownPerson(by.to_string()))?;
-    if !setter.roles.contains(&crate::domain::Role::Lead) {
-        return Err(ActError::Invalid(format!("@{by} cannot change the on-call: that needs the lead role")));
-    }
-    if team.rotation(rotation).is_none() {
-        return Err(ActError::Invalid(format!("there is no rotation {rotation:?} in the team file")));
-    }
-    let p = team.person(person).ok_or_else(|| ActError::UnknownPerson(person.trim_start_matches('@').to_string()))?;
-    let now = ctx.clock.now();
-    if until <= now {
-        return Err(ActError::Invalid(format!("--until {} is not in the future", until.to_rfc3339())));
-    }
-    ctx.store.set_oncall_override(rotation, &p.id, until.timestamp_millis(), by, now.timestamp_millis()).await?;
-    Ok(format!(
-        "{} covers {rotation} until {}",
-        p.name,
-        until.with_timezone(&team.timezone).format("%a %Y-%m-%d %H:%M %Z")
-    ))
-}
-
 /// Queues one chat operation for the running `serve` to deliver.
 pub async fn queue_op(ctx: &Ctx, op: crate::chat::ChatOp) -> anyhow::Result<()> {
     let mut tx = ctx.store.begin().await?;
@@ -249,7 +151,7 @@ pub async fn jobs_table(ctx: &Ctx) -> anyhow::Result<String> {
     let tz_default = ctx.playbooks.team.timezone;
     let now = ctx.clock.now();
     let mut out = format!("{:<17} {:<22} {:<26} {}\n", "job", "schedule", "next run", "last run");
-    for j in crate::jobs::JOBS {
+    for j in crate::registry::JOBS {
         let (sched, next) = match ctx.settings.jobs.get(j.name).filter(|c| c.enabled) {
             None => ("not scheduled".to_string(), "-".to_string()),
             Some(c) => {
@@ -325,4 +227,13 @@ pub async fn outbox_table(ctx: &Ctx) -> anyhow::Result<String> {
         }
     }
     Ok(out.trim_end().to_string())
+}
+
+/// How `carebot draft` shows a draft: the shared text, then how to post it from here.
+pub fn draft_text(d: &crate::drafting::Draft, who: &str) -> String {
+    format!(
+        "{}\nWhen posted: carebot case respond {} --as {who} --text \"…\"",
+        crate::present::draft_text(d),
+        d.case_id
+    )
 }

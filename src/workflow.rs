@@ -3,53 +3,16 @@
 //! actions on one case are serialised by an optimistic version check: exactly one wins,
 //! the others re-read the case and get a refusal that names the winner.
 
-use crate::app::Ctx;
 use crate::chat::{card::describe_event, ChatOp};
+use crate::ctx::Ctx;
 use crate::domain::compliance::{same_text, Finding, Severity};
-use crate::domain::{apply, Action, CaseState, EscalationTarget, Refusal, Role};
+use crate::domain::{apply, Action, CaseState, EscalationTarget, Role};
 use crate::playbook::Person;
 use crate::store::cases::{self, Stamps};
 use crate::store::{is_contention, CaseRow, EventRow};
 use chrono::{DateTime, Utc};
 
-/// What a person sees when an action does not go through.
-#[derive(Debug, thiserror::Error)]
-pub enum ActError {
-    #[error("Case {0} does not exist")]
-    UnknownCase(i64),
-    #[error("@{0} is not in the team file; ask a lead to add them to playbooks/team.yaml")]
-    UnknownPerson(String),
-    #[error("Case {case_id} {refusal}")]
-    Refused { case_id: i64, refusal: Refusal },
-    #[error("{0}")]
-    Invalid(String),
-    #[error("Case {case_id}: the reply cannot be marked responded:\n  - {}\nFix the text, or ask a lead to override.", findings.join("\n  - "))]
-    ReplyBlocked { case_id: i64, findings: Vec<String> },
-    /// The database cannot be reached: nothing was changed; said at once, never retried
-    /// behind the person's back.
-    #[error("carebot can't reach its database; nothing was changed, try again in a minute")]
-    Unavailable,
-    /// Not the person's fault: logged with context; they see a short apology.
-    #[error("something went wrong on our side; the case was not changed")]
-    Internal(anyhow::Error),
-}
-
-impl From<anyhow::Error> for ActError {
-    fn from(e: anyhow::Error) -> Self {
-        if crate::store::is_unavailable(&e) {
-            ActError::Unavailable
-        } else {
-            ActError::Internal(e)
-        }
-    }
-}
-
-impl ActError {
-    /// A mistake the person can fix (as opposed to an internal failure).
-    pub fn is_user_error(&self) -> bool {
-        !matches!(self, ActError::Internal(_) | ActError::Unavailable)
-    }
-}
+pub use crate::errors::ActError;
 
 #[derive(Debug, Clone)]
 pub struct Acted {
@@ -127,6 +90,8 @@ pub async fn act(ctx: &Ctx, case_id: i64, actor_id: &str, action: Action) -> Res
         _ => serde_json::json!({}),
     };
     let mut attempt = 0u64;
+    // Conflicts are retried briefly; a lock held longer is answered like an outage.
+    let give_up = std::time::Instant::now() + 2 * ctx.settings.database.acquire_timeout.as_std();
     loop {
         attempt += 1;
         match try_act(ctx, case_id, &actor, &action, &extra).await {
@@ -136,7 +101,11 @@ pub async fn act(ctx: &Ctx, case_id: i64, actor_id: &str, action: Action) -> Res
             }
             // Someone changed the case between our read and write: read again and re-decide.
             Ok(None) => {}
-            Err(ActError::Internal(e)) if is_contention(&e) && attempt < 20 => {}
+            Err(ActError::Internal(e)) if is_contention(&e) && attempt < 20 && std::time::Instant::now() < give_up => {}
+            Err(ActError::Internal(e)) if is_contention(&e) => {
+                tracing::warn!(case_id, attempts = attempt, error = %format!("{e:#}"), "case action refused: the database stayed locked");
+                return Err(ActError::Unavailable);
+            }
             Err(e) => {
                 match &e {
                     ActError::Internal(err) => {

@@ -308,7 +308,7 @@ async fn retention_purges_text_of_long_resolved_cases_only(b: Backend) {
         ingest(&e.ctx, &[mention("google", "r-open", "Rude receptionist at Eastbrook", Some(1.0))]).await.unwrap()[0]
             .case_id();
     act(&e.ctx, old, "grace", Action::Resolve { outcome: Outcome::NotActionable, note: None }).await.unwrap();
-    let summary = carebot::jobs::run_once(&e.ctx, "retention", t0() + chrono::Duration::days(400)).await.unwrap();
+    let summary = carebot::registry::run_once(&e.ctx, "retention", t0() + chrono::Duration::days(400)).await.unwrap();
     assert!(summary.starts_with("purged text of 1 mention"), "{summary}");
     let text_of = |id| {
         let store = e.ctx.store.clone();

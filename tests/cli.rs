@@ -352,3 +352,28 @@ fn check_lists_the_problems_of_every_broken_file_in_one_run() {
     assert!(err.contains("team.yaml:") && err.contains("unknown person \"bob\""), "{err}");
     assert!(err.contains("triage.yaml:") && err.contains("does not compile"), "{err}");
 }
+
+#[test]
+fn oncall_set_runs_as_the_readme_shows_and_is_refused_to_non_leads() {
+    let cli = Cli::new(None);
+    let out = cli.ok(&["oncall", "set", "px-oncall", "priya", "--until", "2099-11-27T17:00:00-06:00", "--as", "dena"]);
+    assert!(out.contains("Priya") || out.contains("priya"), "{out}");
+    let now = cli.ok(&["oncall"]);
+    assert!(now.contains("Priya"), "{now}");
+    let err = cli.err(&["oncall", "set", "px-oncall", "sam", "--until", "2099-11-27T17:00:00-06:00", "--as", "sam"]);
+    assert!(err.contains("lead"), "{err}");
+}
+
+#[test]
+fn outbox_lists_what_waits_and_retry_requeues_failed_messages() {
+    let cli = Cli::new(None);
+    cli.ok(&["ingest", "playbooks/sample-mentions.jsonl"]);
+    let out = cli.ok(&["outbox"]);
+    assert!(out.contains("channel:px-triage") && out.contains("pending"), "{out}");
+    let out = cli.ok(&["outbox", "retry", "--failed"]);
+    assert!(out.contains("0 failed message(s) queued again"), "{out}");
+    let err = cli.err(&["outbox", "retry", "--id", "999"]);
+    assert!(err.contains("no failed message with id 999"), "{err}");
+    let err = cli.err(&["outbox", "retry"]);
+    assert!(err.contains("--id") || err.contains("--failed"), "{err}");
+}

@@ -91,7 +91,7 @@ async fn the_daily_digest_job_posts_text_and_chart_to_leadership(b: Backend) {
     deliver_due(&e.ctx, t0()).await.unwrap();
     // Tuesday 07:00 Chicago: yesterday's (Monday's) digest.
     let at = Utc.with_ymd_and_hms(2026, 11, 24, 13, 0, 0).unwrap();
-    let summary = carebot::jobs::run_once(&e.ctx, "daily_digest", at).await.unwrap();
+    let summary = carebot::registry::run_once(&e.ctx, "daily_digest", at).await.unwrap();
     assert_eq!(summary, "digest for 2026-11-23 queued");
     deliver_due(&e.ctx, at).await.unwrap();
     let calls = e.chat.calls();

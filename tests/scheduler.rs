@@ -26,7 +26,7 @@ async fn a_missed_run_is_caught_up_once_after_downtime(b: Backend) {
     assert!(ctx.store.claim_job_run("retention", four_days_ago, four_days_ago).await.unwrap());
 
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(carebot::jobs::scheduler::run(ctx.clone(), rx));
+    let task = tokio::spawn(carebot::jobs::scheduler::run(ctx.clone(), carebot::registry::JOBS, rx));
     for _ in 0..100 {
         let last = ctx.store.last_job_run("retention").await.unwrap().unwrap();
         if last.scheduled_at > four_days_ago && last.finished_at.is_some() {

@@ -3,12 +3,23 @@
 //! surface. A review that says `[verify your login](https://evil.example)` must read as
 //! those characters, never as a disguised link inside an internal case card.
 
+/// Bidirectional overrides and isolates (U+202A–U+202E, U+2066–U+2069) can make a card
+/// read differently from what it says ("Trojan Source"): shown as U+FFFD on every surface.
+fn unbidi(text: &str) -> std::borrow::Cow<'_, str> {
+    let bidi = |c: char| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if text.chars().any(bidi) {
+        text.chars().map(|c| if bidi(c) { '\u{FFFD}' } else { c }).collect::<String>().into()
+    } else {
+        text.into()
+    }
+}
+
 /// Slack mrkdwn: `&`, `<` and `>` are the only characters Slack lets you escape, and they
 /// are the ones that make links (`<https://…|text>`) and mentions (`<!channel>`, `<@U…>`).
 /// A run of three backticks would open a code block that swallows the rest of the card; a
 /// zero-width space breaks the run.
 pub fn slack(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace("```", "`\u{200B}`\u{200B}`")
+    unbidi(text).replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace("```", "`\u{200B}`\u{200B}`")
 }
 
 /// Discord markdown: every character that formats, links, quotes, heads a line or
@@ -18,7 +29,7 @@ pub fn slack(text: &str) -> String {
 pub fn discord(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 8);
     let mut line_start = true;
-    for c in text.chars() {
+    for c in unbidi(text).chars() {
         let always = matches!(c, '\\' | '*' | '_' | '~' | '`' | '|' | '[' | ']' | '(' | ')' | '<' | '>' | '@');
         // Headings, quotes and lists only start a line.
         let at_start = line_start && matches!(c, '#' | '-' | '+');
@@ -39,7 +50,7 @@ pub fn discord(text: &str) -> String {
 /// retitle the window) become visible `\u{…}` text; newlines and tabs stay.
 pub fn console(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    for c in unbidi(text).chars() {
         if c.is_control() && c != '\n' && c != '\t' {
             out.push_str(&format!("\\u{{{:x}}}", c as u32));
         } else {
@@ -95,6 +106,14 @@ mod tests {
             out
         };
         assert_eq!(round, LINK);
+    }
+
+    #[test]
+    fn bidirectional_overrides_cannot_reorder_a_card_on_any_surface() {
+        let text = "refund \u{202E}gnp.exe\u{202C} now";
+        for shown in [slack(text), discord(text), console(text)] {
+            assert!(!shown.contains('\u{202E}') && shown.contains('\u{FFFD}'), "{shown:?}");
+        }
     }
 
     #[test]

@@ -4,8 +4,8 @@
 
 use super::command::{usage, Command, Press};
 use super::Button;
-use crate::app::Ctx;
 use crate::clock::from_ms;
+use crate::ctx::Ctx;
 use crate::domain::{Action, EscalationTarget, OfflineVia, Outcome, RawMention, Visibility};
 use crate::playbook::Person;
 use crate::store::{CaseFilter, CaseRow};
@@ -157,7 +157,7 @@ pub async fn press(ctx: &Ctx, person: &Person, p: Press) -> Pressed {
         Button::Reopen => Action::Reopen { note: None },
         Button::DraftReply => {
             return match crate::drafting::draft(ctx, p.case_id, &person.id, None).await {
-                Ok(d) => Pressed::Private(draft_text(&d)),
+                Ok(d) => Pressed::Private(crate::present::draft_text(&d)),
                 Err(e) => Pressed::Private(explain(&e)),
             }
         }
@@ -198,26 +198,6 @@ pub async fn submit(
         .await
         .map(|d| format!("Case {case_id}: {}", d.summary))
         .map_err(|e| explain(&e))
-}
-
-fn draft_text(d: &crate::drafting::Draft) -> String {
-    let mut out = format!("Draft for case #{} ({}):\n\n{}\n", d.case_id, d.title, d.text);
-    if d.findings.is_empty() {
-        out.push_str("\nCompliance: no findings.");
-    } else {
-        out.push_str("\nCompliance findings:");
-        for f in &d.findings {
-            out.push_str(&format!("\n• {f}"));
-        }
-    }
-    if d.needs_approval {
-        out.push_str("\nClinical/legal-risk case: a lead must approve the exact reply before it is marked responded.");
-    }
-    if !d.alternatives.is_empty() {
-        let alts: Vec<&str> = d.alternatives.iter().map(|(id, _)| id.as_str()).collect();
-        out.push_str(&format!("\nOther templates: {}", alts.join(", ")));
-    }
-    out
 }
 
 fn case_line(ctx: &Ctx, c: &CaseRow) -> String {
@@ -262,15 +242,15 @@ pub async fn run(ctx: &Ctx, person: &Person, cmd: Command, command_name: &str) -
                 let f = CaseFilter { open_only: true, owner: Some(person.id.clone()), ..CaseFilter::default() };
                 list(ctx, f, "You have no open cases.").await?
             }
-            Command::Show(id) => crate::ops::case_show(ctx, id, false).await?,
-            Command::Claim(id) => crate::ops::case_act(ctx, id, &person.id, Action::Claim).await?,
+            Command::Show(id) => crate::present::case_show(ctx, id, false).await?,
+            Command::Claim(id) => crate::present::case_act(ctx, id, &person.id, Action::Claim).await?,
             Command::Resolve { case_id, outcome, note } => {
-                crate::ops::case_act(ctx, case_id, &person.id, Action::Resolve { outcome, note }).await?
+                crate::present::case_act(ctx, case_id, &person.id, Action::Resolve { outcome, note }).await?
             }
-            Command::Draft { case_id, template } => {
-                draft_text(&crate::drafting::draft(ctx, case_id, &person.id, template.as_deref()).await?)
-            }
-            Command::Oncall => crate::ops::oncall_show(ctx).await?,
+            Command::Draft { case_id, template } => crate::present::draft_text(
+                &crate::drafting::draft(ctx, case_id, &person.id, template.as_deref()).await?,
+            ),
+            Command::Oncall => crate::present::oncall_show(ctx).await?,
             Command::Log { url, text, confidential } => log(ctx, person, url, text, confidential).await?,
         })
     }

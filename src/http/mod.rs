@@ -1,7 +1,7 @@
 //! The HTTP listener: health, readiness and Prometheus metrics today; chat callbacks and
 //! intake webhooks join this one router.
 
-use crate::app::Ctx;
+use crate::ctx::Ctx;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;

@@ -4,8 +4,8 @@
 //! nudges, so no step fires twice across restarts or replicas; after downtime only the
 //! latest round is sent, not every missed one.
 
-use crate::app::Ctx;
 use crate::chat::ChatOp;
+use crate::ctx::Ctx;
 use crate::domain::{CaseState, EscalationTarget};
 use crate::playbook::{ClockTimes, EscalationStep, SlaClock};
 use crate::store::{cases, escalation, is_contention, CaseRow};

@@ -7,8 +7,8 @@
 //! message (every wait is measured from when the answer arrived); it is marked failed only
 //! for a permanent error or when older than `outbox.max_age`.
 
-use crate::app::Ctx;
-use crate::chat::{Card, ChatOp, DeliveryError, Pacing};
+use crate::chat::{ChatOp, DeliveryError, Pacing};
+use crate::ctx::Ctx;
 use crate::store::{MessageRef, OutboxRow};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -26,25 +26,6 @@ const MAX_ACTIVE_LANES: usize = 64;
 /// Discord click (which already shows the new card) is recorded first and the same card is
 /// not edited a second time.
 const UPDATE_SETTLE_MS: i64 = 250;
-
-/// The current card of a case, as the surfaces show it.
-pub async fn card_for(ctx: &Ctx, case_id: i64) -> Result<Card, DeliveryError> {
-    let internal = |e: anyhow::Error| DeliveryError::Transient(format!("{e:#}"));
-    let case = ctx
-        .store
-        .case(case_id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| DeliveryError::Permanent(format!("case {case_id} not found")))?;
-    let mention = ctx
-        .store
-        .mention(case.mention_id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| DeliveryError::Permanent(format!("mention of case {case_id} not found")))?;
-    let events = ctx.store.events(case_id).await.map_err(internal)?;
-    Ok(Card::build(&case, &mention, events.last(), &ctx.playbooks))
-}
 
 async fn deliver(ctx: &Ctx, op: &ChatOp) -> Result<(), DeliveryError> {
     let surface = ctx.chat.name();
@@ -64,14 +45,14 @@ async fn deliver(ctx: &Ctx, op: &ChatOp) -> Result<(), DeliveryError> {
                 return Ok(()); // posted before a crash, not yet marked delivered
             }
             let ch = channel(name)?;
-            let card = card_for(ctx, *case_id).await?;
+            let card = crate::present::card_for(ctx, *case_id).await?;
             let message_ref = ctx.chat.post_card(&ch, &card).await?;
             let m = MessageRef { surface: surface.into(), channel: name.clone(), message_ref };
             ctx.store.save_case_message(*case_id, &m, ctx.now_ms()).await.map_err(internal)?;
             ctx.store.set_card_rendered(*case_id, &m, &card.fingerprint()).await.map_err(internal)?;
         }
         ChatOp::UpdateCard { case_id } => {
-            let card = card_for(ctx, *case_id).await?;
+            let card = crate::present::card_for(ctx, *case_id).await?;
             let shown = card.fingerprint();
             for m in ctx.store.case_messages(*case_id).await.map_err(internal)?.iter().filter(|m| m.surface == surface)
             {

@@ -1,6 +1,6 @@
 //! Retention: mention text and author names of long-closed cases are purged (PHI-minded).
 
-use crate::app::Ctx;
+use crate::ctx::Ctx;
 use chrono::{DateTime, Utc};
 
 pub async fn run(ctx: &Ctx, at: DateTime<Utc>) -> anyhow::Result<String> {

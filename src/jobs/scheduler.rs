@@ -2,8 +2,8 @@
 //! claimed as a (job, scheduled time) row first, so it happens once across restarts and
 //! replicas; after downtime a missed run is caught up once, not once per missed tick.
 
-use crate::app::Ctx;
 use crate::config::parse_cron;
+use crate::ctx::Ctx;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ fn next_after(s: &Scheduled, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
     s.schedule.after(&t.with_timezone(&s.tz)).next().map(|d| d.with_timezone(&Utc))
 }
 
-async fn plan(ctx: &Ctx) -> Vec<Scheduled> {
+async fn plan(ctx: &Ctx, registry: &'static [super::Job]) -> Vec<Scheduled> {
     let mut out = Vec::new();
     let now = ctx.clock.now();
     for (name, cfg) in &ctx.settings.jobs {
@@ -29,7 +29,8 @@ async fn plan(ctx: &Ctx) -> Vec<Scheduled> {
             continue;
         }
         // Names, expressions and zones were validated when the settings were loaded.
-        let (Some(job), Ok(schedule)) = (super::find(name), parse_cron(&cfg.cron)) else {
+        let (Some(job), Ok(schedule)) = (registry.iter().find(|j| j.name == name.as_str()), parse_cron(&cfg.cron))
+        else {
             continue;
         };
         let tz = cfg.timezone.as_deref().and_then(|t| t.parse().ok()).unwrap_or(ctx.playbooks.team.timezone);
@@ -77,8 +78,9 @@ async fn run_due(ctx: &Arc<Ctx>, s: &mut Scheduled, now: DateTime<Utc>) {
     s.next = next_after(s, now);
 }
 
-pub async fn run(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
-    let mut jobs = plan(&ctx).await;
+/// Runs the configured jobs of `registry` until `stop` turns true.
+pub async fn run(ctx: Arc<Ctx>, registry: &'static [super::Job], mut stop: watch::Receiver<bool>) {
+    let mut jobs = plan(&ctx, registry).await;
     loop {
         let now = ctx.clock.now();
         for s in jobs.iter_mut() {
@@ -103,13 +105,11 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
+    static JOB: crate::jobs::Job =
+        crate::jobs::Job { name: "noop", about: "does nothing", run: |_, _| Box::pin(async { Ok(String::new()) }) };
+
     fn sched(expr: &str) -> Scheduled {
-        Scheduled {
-            job: &super::super::JOBS[0],
-            schedule: parse_cron(expr).unwrap(),
-            tz: chrono_tz::America::Chicago,
-            next: None,
-        }
+        Scheduled { job: &JOB, schedule: parse_cron(expr).unwrap(), tz: chrono_tz::America::Chicago, next: None }
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! alerts the leads by DM and, if set, a channel — once per `cooldown`. Alerts carry
 //! counts and names of sites and categories only, never mention text or authors.
 
-use crate::app::Ctx;
 use crate::chat::ChatOp;
+use crate::ctx::Ctx;
 use crate::playbook::triage_rules::Spike;
 use crate::store::spikes;
 use chrono::{DateTime, Utc};

@@ -6,7 +6,7 @@
 //! posts and replies, likes, reactions and removals are skipped. 2xx only once stored, so
 //! Facebook retries anything we could not keep; an edited comment is a revision.
 
-use crate::app::Ctx;
+use crate::ctx::Ctx;
 use crate::domain::{Mention, RawMention};
 use crate::intake::{ingest, Ingested};
 use axum::body::Bytes;

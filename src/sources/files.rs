@@ -2,7 +2,7 @@
 //! or RateMDs), from `carebot ingest FILE` or dropped into the `sources.files.dir` folder.
 //! Bad rows are reported with their line number and skipped; good rows still land.
 
-use crate::app::Ctx;
+use crate::ctx::Ctx;
 use crate::domain::{Mention, RawMention};
 use crate::intake::{ingest, Ingested};
 use anyhow::Context as _;

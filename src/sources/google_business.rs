@@ -6,8 +6,8 @@
 //! replied, a recovery candidate). The cursor moves only after every page is stored.
 
 use super::{http_error, poll_with_cursor, store_page, summarize, Failure};
-use crate::app::Ctx;
 use crate::config::LocationSettings;
+use crate::ctx::Ctx;
 use crate::domain::{Mention, RawMention};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};

@@ -15,7 +15,7 @@ pub mod webhook;
 pub mod x;
 pub mod yelp;
 
-use crate::app::Ctx;
+use crate::ctx::Ctx;
 use crate::domain::{Mention, Span};
 use crate::intake::{ingest, Ingested};
 use chrono::{DateTime, Utc};

@@ -4,8 +4,8 @@
 //! the entries are stored; entries seen before are plain duplicates.
 
 use super::{poll_with_cursor, store_page, summarize, Failure};
-use crate::app::Ctx;
 use crate::config::FeedSettings;
+use crate::ctx::Ctx;
 use crate::domain::{Mention, RawMention};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};

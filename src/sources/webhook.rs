@@ -4,7 +4,7 @@
 //! environment). A bad signature is 401, a bad body 400 naming the item and field, and
 //! 2xx is answered only once every mention is stored; replays are harmless duplicates.
 
-use crate::app::Ctx;
+use crate::ctx::Ctx;
 use crate::domain::{Mention, RawMention};
 use crate::intake::{ingest, Ingested};
 use axum::body::Bytes;

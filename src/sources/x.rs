@@ -6,7 +6,7 @@
 //! (or `x-rate-limit-remaining: 0`) pauses the source until `x-rate-limit-reset`.
 
 use super::{epoch_header_ms, http_error, poll_with_cursor, store_page, summarize, Failure};
-use crate::app::Ctx;
+use crate::ctx::Ctx;
 use crate::domain::{Mention, RawMention};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};

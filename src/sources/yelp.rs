@@ -4,8 +4,8 @@
 //! page is stored. A changed rating or text on a known review is a revision of its case.
 
 use super::{http_error, poll_with_cursor, store_page, summarize, Failure};
-use crate::app::Ctx;
 use crate::config::LocationSettings;
+use crate::ctx::Ctx;
 use crate::domain::{Mention, RawMention};
 use anyhow::Context as _;
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};

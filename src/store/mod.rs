@@ -82,6 +82,9 @@ impl Store {
             Ok(Err(e)) => anyhow::bail!("cannot connect to {}: {e}", describe_url(url)),
             Err(_) => anyhow::bail!("cannot connect to {}: no answer within 10 s", describe_url(url)),
         }
+        // SQLite waits this long for another writer before "database is locked": as long as
+        // a request waits for a connection, so a held lock is answered like an outage.
+        let busy_ms = acquire_timeout.as_millis().clamp(100, 60_000) as u64;
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { max_connections.min(8) } else { max_connections })
             .acquire_timeout(acquire_timeout)
@@ -90,8 +93,10 @@ impl Store {
                     if backend == Backend::Sqlite {
                         // WAL lets the CLI and `serve` share the file; busy_timeout waits out
                         // the other writer instead of failing at once.
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
-                            .await?;
+                        let pragmas = format!(
+                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = {busy_ms}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
+                        );
+                        conn.execute(pragmas.as_str()).await?;
                     }
                     Ok(())
                 })

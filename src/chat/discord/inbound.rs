@@ -4,9 +4,9 @@
 //! ephemeral (flag 64) messages for refusals, drafts and forms.
 
 use super::{layout, Discord};
-use crate::app::Ctx;
 use crate::chat::command::{usage, Command, Press};
 use crate::chat::interact::{self, FormKind, Pressed, Who};
+use crate::ctx::Ctx;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -86,7 +86,7 @@ async fn answer(ctx: &Ctx, interaction: Interaction) -> Value {
             }
             let Ok(press) = c.data.custom_id.parse::<Press>() else { return private("That button is not carebot's.") };
             match interact::press(ctx, person, press).await {
-                Pressed::Done(_) => match crate::jobs::outbox::card_for(ctx, press.case_id).await {
+                Pressed::Done(_) => match crate::present::card_for(ctx, press.case_id).await {
                     Ok(card) => {
                         // The answer shows the new card on the clicked message: remember
                         // it, so the queued update does not edit it a second time.
@@ -118,7 +118,7 @@ async fn answer(ctx: &Ctx, interaction: Interaction) -> Value {
 /// `POST /discord/interactions`
 pub async fn http_interaction(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, body: Bytes) -> Response {
     let refuse = |status: StatusCode, why: &str| (status, format!("{why}\n")).into_response();
-    let Some(discord) = ctx.discord.clone() else {
+    let Some(discord) = ctx.adapter::<Discord>() else {
         return refuse(StatusCode::NOT_FOUND, "Discord interactions are not enabled on this carebot");
     };
     let Some(verifier) = discord.public_key.as_ref() else {

@@ -6,9 +6,9 @@
 
 use super::blocks::{self, CHOICE_ACTION, CHOICE_BLOCK, NOTE_ACTION, NOTE_BLOCK};
 use super::{Client, Slack};
-use crate::app::Ctx;
 use crate::chat::command::{usage, Command, Press};
 use crate::chat::interact::{self, FormKind, Pressed, Who};
+use crate::ctx::Ctx;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -119,7 +119,8 @@ fn refuse(status: StatusCode, why: &str) -> Response {
 type Rejection = (StatusCode, &'static str);
 
 fn verified<'b>(ctx: &Ctx, headers: &HeaderMap, body: &'b Bytes) -> Result<(Arc<Slack>, &'b str), Rejection> {
-    let (Some(slack), Some(secret)) = (ctx.slack.clone(), ctx.settings.secrets.slack_signing_secret.as_ref()) else {
+    let (Some(slack), Some(secret)) = (ctx.adapter::<Slack>(), ctx.settings.secrets.slack_signing_secret.as_ref())
+    else {
         return Err((StatusCode::NOT_FOUND, "Slack callbacks are not enabled on this carebot"));
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -217,7 +218,7 @@ async fn socket_command(
     state: SlackClientEventsUserState,
 ) -> UserCallbackResult<SlackCommandEventResponse> {
     let ctx = ctx_of(&state).await?;
-    let slack = ctx.slack.clone().ok_or("Slack is not configured")?;
+    let slack = ctx.adapter::<Slack>().ok_or("Slack is not configured")?;
     Ok(command(&ctx, &slack, &ev).await)
 }
 
@@ -227,7 +228,7 @@ async fn socket_interaction(
     state: SlackClientEventsUserState,
 ) -> UserCallbackResult<SlackInteractionResponse> {
     let ctx = ctx_of(&state).await?;
-    let slack = ctx.slack.clone().ok_or("Slack is not configured")?;
+    let slack = ctx.adapter::<Slack>().ok_or("Slack is not configured")?;
     Ok(interaction(&ctx, &slack, ev).await)
 }
 
@@ -265,7 +266,7 @@ fn socket_error(
 
 /// Socket Mode: connects out to Slack (no public URL needed) until `stop` turns true.
 pub async fn run_socket_mode(ctx: Arc<Ctx>, app_token: String, mut stop: watch::Receiver<bool>) {
-    let Some(slack) = ctx.slack.clone() else { return };
+    let Some(slack) = ctx.adapter::<Slack>() else { return };
     let env = Arc::new(
         SlackClientEventsListenerEnvironment::new(slack.client.clone())
             .with_error_handler(socket_error)
