@@ -41,3 +41,17 @@ impl ActError {
         !matches!(self, ActError::Internal(_) | ActError::Unavailable)
     }
 }
+
+/// The one edge where an action error meets a person: internal failures are logged here,
+/// once, with where they happened (never mention text: errors carry ids and causes);
+/// the person gets the wording of the error.
+pub fn explain(e: &ActError, surface: &str, what: &str, case_id: Option<i64>) -> String {
+    match e {
+        ActError::Internal(err) => {
+            tracing::error!(surface, what, case_id, error = %format!("{err:#}"), "action failed")
+        }
+        ActError::Unavailable => tracing::warn!(surface, what, case_id, "action refused: database unreachable"),
+        _ => {}
+    }
+    e.to_string()
+}

@@ -29,6 +29,7 @@ impl Ingested {
 }
 
 /// Stores a batch in one transaction (retrying on write contention) and wakes the outbox.
+#[tracing::instrument(skip_all, fields(mentions = mentions.len()))]
 pub async fn ingest(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Ingested>> {
     let mut attempt = 0;
     // Contention is retried briefly; a lock held longer is answered like an outage.

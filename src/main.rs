@@ -433,7 +433,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             };
             match result {
                 Ok(text) => println!("{text}"),
-                Err(e) => return Ok(fail(e)),
+                Err(e) => return Ok(fail(carebot::errors::explain(&e, "cli", "case", None))),
             }
         }
         Command::Draft { id, template, json, who } => {

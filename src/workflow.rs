@@ -29,9 +29,11 @@ pub async fn on_call(ctx: &Ctx, rotation: &str, now: DateTime<Utc>) -> anyhow::R
     Ok(ctx.playbooks.team.rotation(rotation).map(|r| r.on_call(now).to_string()))
 }
 
-/// People an escalation target reaches for this case at `now`.
+/// People an escalation target reaches for this case at `now`, read inside the case's
+/// transaction `tx`.
 pub async fn resolve_targets(
     ctx: &Ctx,
+    tx: &mut crate::store::Tx<'_>,
     case: &CaseRow,
     target: &EscalationTarget,
     now: DateTime<Utc>,
@@ -49,7 +51,10 @@ pub async fn resolve_targets(
         EscalationTarget::Owner => case.owner.as_deref().and_then(|o| team.person(o)).into_iter().cloned().collect(),
         EscalationTarget::Role(r) => team.with_role(*r).cloned().collect(),
         EscalationTarget::OnCall(rot) => {
-            on_call(ctx, rot, now).await?.and_then(|p| team.person(&p).cloned()).into_iter().collect()
+            let covering =
+                crate::store::escalation::oncall_override_with(&mut **tx, rot, now.timestamp_millis()).await?;
+            let who = covering.or_else(|| team.rotation(rot).map(|r| r.on_call(now).to_string()));
+            who.and_then(|p| team.person(&p).cloned()).into_iter().collect()
         }
         EscalationTarget::Person(p) => team.person(p).into_iter().cloned().collect(),
         EscalationTarget::Channel => Vec::new(),
@@ -106,16 +111,8 @@ pub async fn act(ctx: &Ctx, case_id: i64, actor_id: &str, action: Action) -> Res
                 tracing::warn!(case_id, attempts = attempt, error = %format!("{e:#}"), "case action refused: the database stayed locked");
                 return Err(ActError::Unavailable);
             }
-            Err(e) => {
-                match &e {
-                    ActError::Internal(err) => {
-                        tracing::error!(case_id, error = %format!("{err:#}"), "case action failed")
-                    }
-                    ActError::Unavailable => tracing::warn!(case_id, "case action refused: database unreachable"),
-                    _ => {}
-                }
-                return Err(e);
-            }
+            // Logged once, where it meets the person (`errors::explain`).
+            Err(e) => return Err(e),
         }
         if attempt >= 20 {
             return Err(ActError::Internal(anyhow::anyhow!(
@@ -232,7 +229,7 @@ async fn try_act(
         if let Some(n) = note {
             text.push_str(&format!(" Note: {n}"));
         }
-        for p in resolve_targets(ctx, &case, to, now_dt).await? {
+        for p in resolve_targets(ctx, &mut tx, &case, to, now_dt).await? {
             ops.push(ChatOp::DirectMessage { person: p.id.clone(), text: text.clone(), case_id: Some(case_id) });
         }
     }

@@ -86,9 +86,9 @@ pub enum Pressed {
     Ask(Form),
 }
 
-/// The text a person sees for an action error; internal errors were already logged.
-pub fn explain(e: &ActError) -> String {
-    e.to_string()
+/// The text a person sees for an action error; internal errors are logged there.
+fn explain(e: &ActError, what: &str, case_id: Option<i64>) -> String {
+    crate::errors::explain(e, "chat", what, case_id)
 }
 
 fn choice(id: impl Into<String>, label: impl Into<String>) -> Choice {
@@ -158,7 +158,7 @@ pub async fn press(ctx: &Ctx, person: &Person, p: Press) -> Pressed {
         Button::DraftReply => {
             return match crate::drafting::draft(ctx, p.case_id, &person.id, None).await {
                 Ok(d) => Pressed::Private(crate::present::draft_text(&d)),
-                Err(e) => Pressed::Private(explain(&e)),
+                Err(e) => Pressed::Private(explain(&e, "draft", Some(p.case_id))),
             }
         }
         Button::Escalate | Button::Resolve | Button::TakeOffline => {
@@ -169,13 +169,13 @@ pub async fn press(ctx: &Ctx, person: &Person, p: Press) -> Pressed {
             };
             return match form(ctx, kind, p.case_id).await {
                 Ok(f) => Pressed::Ask(f),
-                Err(e) => Pressed::Private(explain(&e)),
+                Err(e) => Pressed::Private(explain(&e, kind.id(), Some(p.case_id))),
             };
         }
     };
     match act(ctx, p.case_id, &person.id, action).await {
         Ok(done) => Pressed::Done(format!("Case {}: {}", p.case_id, done.summary)),
-        Err(e) => Pressed::Private(explain(&e)),
+        Err(e) => Pressed::Private(explain(&e, p.button.id(), Some(p.case_id))),
     }
 }
 
@@ -197,7 +197,7 @@ pub async fn submit(
     act(ctx, case_id, &person.id, action)
         .await
         .map(|d| format!("Case {case_id}: {}", d.summary))
-        .map_err(|e| explain(&e))
+        .map_err(|e| explain(&e, kind.id(), Some(case_id)))
 }
 
 fn case_line(ctx: &Ctx, c: &CaseRow) -> String {
@@ -218,19 +218,21 @@ fn case_line(ctx: &Ctx, c: &CaseRow) -> String {
 
 async fn list(ctx: &Ctx, filter: CaseFilter, empty: &str) -> anyhow::Result<String> {
     const SHOWN: usize = 20;
+    let filter = CaseFilter { limit: Some(SHOWN as i64 + 1), ..filter };
     let cases = ctx.store.list_cases(&filter).await?;
     if cases.is_empty() {
         return Ok(empty.to_string());
     }
     let mut lines: Vec<String> = cases.iter().take(SHOWN).map(|c| case_line(ctx, c)).collect();
     if cases.len() > SHOWN {
-        lines.push(format!("… and {} more (carebot cases)", cases.len() - SHOWN));
+        lines.push(format!("… and more: the oldest {SHOWN} are shown (carebot cases lists them all)"));
     }
     Ok(lines.join("\n"))
 }
 
 /// A `/care` command. The answer is shown only to the person who typed it.
 pub async fn run(ctx: &Ctx, person: &Person, cmd: Command, command_name: &str) -> String {
+    let what = format!("/care {}", format!("{cmd:?}").split(['(', ' ', '{']).next().unwrap_or_default().to_lowercase());
     let result: Result<String, ActError> = async {
         Ok(match cmd {
             Command::Help => usage(command_name),
@@ -255,7 +257,7 @@ pub async fn run(ctx: &Ctx, person: &Person, cmd: Command, command_name: &str) -
         })
     }
     .await;
-    result.unwrap_or_else(|e| explain(&e))
+    result.unwrap_or_else(|e| explain(&e, &what, None))
 }
 
 /// `/care log`: a forwarded or screenshotted post becomes a case like any other mention.

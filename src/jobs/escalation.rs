@@ -107,7 +107,7 @@ async fn fire(
             ops.push(ChatOp::ThreadReply { case_id, text: format!("{what} and is still {}.", case.state), here: true });
             continue;
         }
-        for p in resolve_targets(ctx, &case, target, at).await? {
+        for p in resolve_targets(ctx, &mut tx, &case, target, at).await? {
             if !people.contains(&p.id) {
                 people.push(p.id.clone());
                 ops.push(ChatOp::DirectMessage {

@@ -123,6 +123,7 @@ fn backoff(ctx: &Ctx, attempts: i64) -> Duration {
 
 /// Sends one message and records the result. Returns how long the lane must pause when
 /// the platform rate-limited it.
+#[tracing::instrument(skip_all, fields(outbox_id = row.id, case_id = row.case_id, op = %row.op, lane = %row.lane))]
 async fn handle(ctx: &Ctx, row: &OutboxRow, mode: Mode) -> anyhow::Result<Option<i64>> {
     let surface = ctx.chat.name();
     let result = match serde_json::from_str::<ChatOp>(&row.payload) {
@@ -206,6 +207,7 @@ async fn nap(ms: i64, stop: &mut watch::Receiver<bool>) -> bool {
 
 /// Delivers what is due on one lane, in order and paced, until it is empty, held by another
 /// replica, paused, `limit` messages were sent, or `stop` turns true.
+#[tracing::instrument(skip_all, fields(lane = %lane))]
 async fn run_lane(
     ctx: &Ctx,
     lane: &str,

@@ -190,6 +190,7 @@ async fn poll_location(
 }
 
 /// The `poll_google_reviews` job: every configured location whose interval has passed.
+#[tracing::instrument(skip_all, fields(source = "google_business"))]
 pub async fn poll_all(ctx: &Ctx, at: DateTime<Utc>) -> anyhow::Result<String> {
     let gbp = &ctx.settings.sources.google_business;
     if gbp.locations.is_empty() {

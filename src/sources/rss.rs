@@ -117,6 +117,7 @@ async fn fetch(
 }
 
 /// The `poll_feeds` job: every configured feed whose interval has passed.
+#[tracing::instrument(skip_all, fields(source = "rss"))]
 pub async fn poll_all(ctx: &Ctx, at: DateTime<Utc>) -> anyhow::Result<String> {
     let feeds = &ctx.settings.sources.feeds;
     if feeds.is_empty() {

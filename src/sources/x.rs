@@ -173,6 +173,7 @@ async fn sweep(
 }
 
 /// The `poll_x` job.
+#[tracing::instrument(skip_all, fields(source = "x"))]
 pub async fn poll_all(ctx: &Ctx, at: DateTime<Utc>) -> anyhow::Result<String> {
     let x = &ctx.settings.sources.x;
     if x.query.trim().is_empty() {

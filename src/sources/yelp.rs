@@ -115,6 +115,7 @@ async fn poll_business(
 }
 
 /// The `poll_yelp` job: every configured business whose interval has passed.
+#[tracing::instrument(skip_all, fields(source = "yelp"))]
 pub async fn poll_all(ctx: &Ctx, at: DateTime<Utc>) -> anyhow::Result<String> {
     let yelp = &ctx.settings.sources.yelp;
     if yelp.businesses.is_empty() {

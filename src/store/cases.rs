@@ -436,20 +436,26 @@ impl Store {
         if let Some(c) = &f.category {
             bind(&mut sql, " AND (',' || categories || ',') LIKE ?", format!("%,{c},%"));
         }
+        // Filters and the limit run in the database: only the rows asked for come back.
+        // (`CaseRow::overdue_at` is the same rule, for one case in hand.)
+        let now = f.overdue_at.unwrap_or_default();
+        if f.overdue_at.is_some() {
+            sql.push_str(&format!(
+                " AND ((state = 'open' AND (ack_due < {now} OR response_due < {now} OR resolve_due < {now})) \
+                 OR (state = 'claimed' AND (response_due < {now} OR resolve_due < {now})) \
+                 OR (state IN ('responded', 'offline') AND resolve_due < {now}))"
+            ));
+        }
         sql.push_str(" ORDER BY opened_at, id");
+        if let Some(n) = f.limit {
+            sql.push_str(&format!(" LIMIT {}", n.max(0)));
+        }
         let mut q = sqlx::query(&sql);
         for a in &args {
             q = q.bind(a);
         }
         let rows = q.fetch_all(self.pool()).await?;
-        let mut out: Vec<CaseRow> = rows.iter().map(case_from_row).collect::<anyhow::Result<_>>()?;
-        if let Some(now) = f.overdue_at {
-            out.retain(|c| c.overdue_at(now));
-        }
-        if let Some(n) = f.limit {
-            out.truncate(n.max(0) as usize);
-        }
-        Ok(out)
+        rows.iter().map(case_from_row).collect()
     }
 
     pub async fn case_messages(&self, case_id: i64) -> anyhow::Result<Vec<MessageRef>> {

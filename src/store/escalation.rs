@@ -24,15 +24,7 @@ impl Store {
 
     /// The person covering `rotation` at `at` by override, if any (latest override wins).
     pub async fn oncall_override(&self, rotation: &str, at: i64) -> anyhow::Result<Option<String>> {
-        let row = sqlx::query(
-            "SELECT person FROM oncall_overrides WHERE rotation = $1 AND until_at > $2 AND set_at <= $2 \
-             ORDER BY set_at DESC LIMIT 1",
-        )
-        .bind(rotation)
-        .bind(at)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row.map(|r| r.try_get("person")).transpose()?)
+        oncall_override_with(self.pool(), rotation, at).await
     }
 
     pub async fn set_oncall_override(
@@ -80,4 +72,22 @@ pub async fn bump_level(tx: &mut Tx<'_>, case_id: i64, now: i64) -> anyhow::Resu
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Who covers `rotation` at `at` by override, read through `exec` (the pool, or the
+/// transaction of a case action so it never waits for a second connection).
+pub async fn oncall_override_with<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    exec: E,
+    rotation: &str,
+    at: i64,
+) -> anyhow::Result<Option<String>> {
+    let row = sqlx::query(
+        "SELECT person FROM oncall_overrides WHERE rotation = $1 AND until_at > $2 AND set_at <= $2 \
+         ORDER BY set_at DESC LIMIT 1",
+    )
+    .bind(rotation)
+    .bind(at)
+    .fetch_optional(exec)
+    .await?;
+    Ok(row.map(|r| r.try_get("person")).transpose()?)
 }

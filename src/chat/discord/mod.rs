@@ -220,6 +220,7 @@ impl ChatSurface for Discord {
 
     /// Posts the card and starts its thread at once, so a step never goes to a thread that
     /// does not exist yet.
+    #[tracing::instrument(skip_all, fields(case_id = card.case_id, channel = %channel.name))]
     async fn post_card(&self, channel: &Channel, card: &Card) -> Result<String, DeliveryError> {
         let id = discord_channel(channel)?;
         let posted = self.send(&id, Self::card_body(card)).await?;
@@ -235,6 +236,7 @@ impl ChatSurface for Discord {
         Ok(format!("{id}|{message}"))
     }
 
+    #[tracing::instrument(skip_all, fields(case_id = card.case_id, channel = %message.channel))]
     async fn update_card(&self, message: &MessageRef, card: &Card) -> Result<(), DeliveryError> {
         let (channel, id) = super::split_message_ref(message)?;
         self.call(Method::PATCH, &format!("/channels/{channel}/messages/{id}"), Some(Self::card_body(card))).await?;

@@ -198,6 +198,7 @@ impl ChatSurface for Slack {
         person.slack.is_some()
     }
 
+    #[tracing::instrument(skip_all, fields(case_id = card.case_id, channel = %channel.name))]
     async fn post_card(&self, channel: &Channel, card: &Card) -> Result<String, DeliveryError> {
         let id = slack_channel(channel)?;
         let content = text(&card.summary()).with_blocks(blocks::card_blocks(card));
@@ -205,6 +206,7 @@ impl ChatSurface for Slack {
         Ok(message_ref(&posted.channel, &posted.ts))
     }
 
+    #[tracing::instrument(skip_all, fields(case_id = card.case_id, channel = %message.channel))]
     async fn update_card(&self, message: &MessageRef, card: &Card) -> Result<(), DeliveryError> {
         let (channel, ts) = parse_ref(message)?;
         let content = text(&card.summary()).with_blocks(blocks::card_blocks(card));
