@@ -34,20 +34,109 @@ pub enum Command {
     },
 }
 
+/// What one argument of a `/care` subcommand takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgKind {
+    /// A case number (`42` or `#42`).
+    Case,
+    /// One of the resolution outcomes.
+    Outcome,
+    /// One word.
+    Word,
+    /// A link (Slack's `<https://…|label>` wrapping is undone).
+    Url,
+    /// Everything left on the line.
+    Rest,
+    /// `--NAME` anywhere on the line.
+    Flag,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ArgSpec {
+    pub name: &'static str,
+    pub kind: ArgKind,
+    pub required: bool,
+    pub help: &'static str,
+}
+
+/// One `/care` subcommand: the single definition the text parser, the help text and the
+/// Discord command registration are all made from.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub help: &'static str,
+    pub args: &'static [ArgSpec],
+}
+
+const fn arg(name: &'static str, kind: ArgKind, required: bool, help: &'static str) -> ArgSpec {
+    ArgSpec { name, kind, required, help }
+}
+const CASE: ArgSpec = arg("case", ArgKind::Case, true, "Case number");
+
+/// The `/care` command table.
+pub const COMMANDS: &[Spec] = &[
+    Spec { name: "queue", aliases: &["q"], help: "open, unclaimed cases, oldest first", args: &[] },
+    Spec { name: "mine", aliases: &[], help: "cases you own", args: &[] },
+    Spec { name: "show", aliases: &[], help: "one case and its history", args: &[CASE] },
+    Spec { name: "claim", aliases: &[], help: "take a case", args: &[CASE] },
+    Spec {
+        name: "resolve",
+        aliases: &[],
+        help: "resolve a case",
+        args: &[
+            CASE,
+            arg("outcome", ArgKind::Outcome, true, "How it ended"),
+            arg("note", ArgKind::Rest, false, "No patient details"),
+        ],
+    },
+    Spec {
+        name: "log",
+        aliases: &[],
+        help: "log a post a colleague forwarded",
+        args: &[
+            arg("url", ArgKind::Url, true, "Link to the post"),
+            arg("text", ArgKind::Rest, true, "What it says"),
+            arg("confidential", ArgKind::Flag, false, "A private post: hide who forwarded it"),
+        ],
+    },
+    Spec { name: "oncall", aliases: &["on-call"], help: "who is on call now", args: &[] },
+    Spec {
+        name: "draft",
+        aliases: &[],
+        help: "a HIPAA-safe reply draft",
+        args: &[CASE, arg("template", ArgKind::Word, false, "Template id")],
+    },
+    Spec { name: "help", aliases: &["?"], help: "this help", args: &[] },
+];
+
+/// How an argument is written in the help text.
+fn shown(a: &ArgSpec) -> String {
+    let word = match a.kind {
+        ArgKind::Case => "N".to_string(),
+        ArgKind::Flag => format!("--{}", a.name),
+        _ => a.name.to_uppercase(),
+    };
+    if a.required {
+        word
+    } else {
+        format!("[{word}]")
+    }
+}
+
 /// What to show for `/care help` and after unknown input. `{cmd}` is the configured name.
 pub fn usage(cmd: &str) -> String {
-    format!(
-        "Usage:\n\
-         • `{cmd} queue` — open, unclaimed cases, oldest first\n\
-         • `{cmd} mine` — cases you own\n\
-         • `{cmd} show N` — one case and its history\n\
-         • `{cmd} claim N` — take case N\n\
-         • `{cmd} resolve N OUTCOME [note]` — OUTCOME is one of {}\n\
-         • `{cmd} draft N [TEMPLATE]` — a HIPAA-safe reply draft\n\
-         • `{cmd} log URL TEXT [--confidential]` — log a post someone forwarded\n\
-         • `{cmd} oncall` — who is on call now",
-        Outcome::ALL.iter().map(|o| o.as_str()).collect::<Vec<_>>().join(", ")
-    )
+    let mut out = String::from("Usage:");
+    for spec in COMMANDS.iter().filter(|s| s.name != "help") {
+        let args: Vec<String> = spec.args.iter().map(shown).collect();
+        let line = [spec.name.to_string()].into_iter().chain(args).collect::<Vec<_>>().join(" ");
+        out.push_str(&format!("\n• `{cmd} {line}` — {}", spec.help));
+        if spec.args.iter().any(|a| a.kind == ArgKind::Outcome) {
+            let all: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
+            out.push_str(&format!(" (OUTCOME: {})", all.join(", ")));
+        }
+    }
+    out
 }
 
 fn case_number(word: Option<&str>, what: &str) -> Result<i64, String> {
@@ -59,52 +148,135 @@ fn case_number(word: Option<&str>, what: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("{w:?} is not a case number"))
 }
 
-fn rest(words: &[&str]) -> Option<String> {
-    let s = words.join(" ");
-    let s = s.trim();
-    (!s.is_empty()).then(|| s.to_string())
+/// An argument's value, typed as its spec says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Case(i64),
+    Outcome(Outcome),
+    Text(String),
+    Flag(bool),
+}
+
+/// The arguments of one request, by name: from `/care` text, or from Discord's options.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Args(Vec<(&'static str, Value)>);
+
+impl Args {
+    pub fn set(&mut self, name: &'static str, v: Value) {
+        self.0.push((name, v));
+    }
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+    fn case(&self, spec: &Spec) -> Result<i64, String> {
+        match self.get("case") {
+            Some(Value::Case(n)) => Ok(*n),
+            _ => Err(format!("`{}` needs a case number, e.g. `{} 42`", spec.name, spec.name)),
+        }
+    }
+    fn text(&self, name: &str) -> Option<String> {
+        match self.get(name) {
+            Some(Value::Text(t)) => Some(t.trim().to_string()).filter(|t| !t.is_empty()),
+            _ => None,
+        }
+    }
+    fn flag(&self, name: &str) -> bool {
+        matches!(self.get(name), Some(Value::Flag(true)))
+    }
+}
+
+/// A value for `arg` from what a platform sent as text (Discord options arrive typed but
+/// are checked the same way).
+pub fn typed(spec: &Spec, a: &ArgSpec, raw: &str) -> Result<Value, String> {
+    Ok(match a.kind {
+        ArgKind::Case => Value::Case(case_number(Some(raw), spec.name)?),
+        ArgKind::Outcome => Value::Outcome(raw.parse()?),
+        ArgKind::Flag => Value::Flag(true),
+        ArgKind::Url => {
+            // Slack wraps links as <https://…> or <https://…|label>.
+            let url = raw.trim_start_matches('<').trim_end_matches('>').split('|').next().unwrap_or_default();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!(
+                    "`{}` needs the post's link first, e.g. `{} https://… what they said`",
+                    spec.name, spec.name
+                ));
+            }
+            Value::Text(url.to_string())
+        }
+        ArgKind::Word | ArgKind::Rest => Value::Text(raw.to_string()),
+    })
+}
+
+/// The spec of a subcommand name or alias.
+pub fn spec(name: &str) -> Option<&'static Spec> {
+    let name = name.to_lowercase();
+    COMMANDS.iter().find(|s| s.name == name || s.aliases.contains(&name.as_str()))
+}
+
+impl Command {
+    /// Builds the command from checked arguments.
+    pub fn from_args(spec: &Spec, args: &Args) -> Result<Command, String> {
+        let missing = |a: &str| format!("`{}` needs {a}", spec.name);
+        Ok(match spec.name {
+            "help" => Command::Help,
+            "queue" => Command::Queue,
+            "mine" => Command::Mine,
+            "oncall" => Command::Oncall,
+            "show" => Command::Show(args.case(spec)?),
+            "claim" => Command::Claim(args.case(spec)?),
+            "resolve" => Command::Resolve {
+                case_id: args.case(spec)?,
+                outcome: match args.get("outcome") {
+                    Some(Value::Outcome(o)) => *o,
+                    _ => return Err("`resolve` needs an outcome, e.g. `resolve 42 resolved`".into()),
+                },
+                note: args.text("note"),
+            },
+            "draft" => Command::Draft { case_id: args.case(spec)?, template: args.text("template") },
+            "log" => Command::Log {
+                url: args
+                    .text("url")
+                    .ok_or_else(|| missing("the post's link first, e.g. `log https://… what they said`"))?,
+                text: args.text("text").ok_or_else(|| missing("the text of the post after the link"))?,
+                confidential: args.flag("confidential"),
+            },
+            other => return Err(format!("unknown command {other:?}")),
+        })
+    }
 }
 
 impl FromStr for Command {
     type Err = String;
-    /// Parses the text after the command name. The error says what was wrong; callers add
-    /// the usage help.
+    /// Parses the text after the command name by the command table. The error says what
+    /// was wrong; callers add the usage help.
     fn from_str(text: &str) -> Result<Command, String> {
         let words: Vec<&str> = text.split_whitespace().collect();
-        let Some((verb, args)) = words.split_first() else { return Ok(Command::Help) };
-        let mut args = args.iter().copied();
-        let cmd = match verb.to_lowercase().as_str() {
-            "help" | "?" => Command::Help,
-            "queue" | "q" => Command::Queue,
-            "mine" => Command::Mine,
-            "oncall" | "on-call" => Command::Oncall,
-            "show" => Command::Show(case_number(args.next(), "show")?),
-            "claim" => Command::Claim(case_number(args.next(), "claim")?),
-            "resolve" => {
-                let case_id = case_number(args.next(), "resolve")?;
-                let outcome = args.next().ok_or("`resolve` needs an outcome, e.g. `resolve 42 resolved`")?.parse()?;
-                Command::Resolve { case_id, outcome, note: rest(&args.collect::<Vec<_>>()) }
+        let Some((verb, rest)) = words.split_first() else { return Ok(Command::Help) };
+        let spec = spec(verb).ok_or_else(|| format!("unknown command {:?}", verb.to_lowercase()))?;
+        let mut args = Args::default();
+        let flags: Vec<&ArgSpec> = spec.args.iter().filter(|a| a.kind == ArgKind::Flag).collect();
+        let mut words: Vec<&str> = Vec::new();
+        for w in rest {
+            match flags.iter().find(|f| w.strip_prefix("--") == Some(f.name)) {
+                Some(f) => args.set(f.name, Value::Flag(true)),
+                None => words.push(w),
             }
-            "draft" => {
-                Command::Draft { case_id: case_number(args.next(), "draft")?, template: args.next().map(Into::into) }
+        }
+        let mut words = words.into_iter();
+        for a in spec.args.iter().filter(|a| a.kind != ArgKind::Flag) {
+            let raw = if a.kind == ArgKind::Rest {
+                let all: Vec<&str> = words.by_ref().collect();
+                Some(all.join(" ")).filter(|s| !s.is_empty())
+            } else {
+                words.next().map(str::to_string)
+            };
+            match raw {
+                Some(raw) => args.set(a.name, typed(spec, a, &raw)?),
+                None if a.required => break, // from_args names what is missing
+                None => {}
             }
-            "log" => {
-                let all: Vec<&str> = args.collect();
-                let confidential = all.contains(&"--confidential");
-                let mut words = all.into_iter().filter(|w| *w != "--confidential");
-                // Slack wraps links as <https://…> or <https://…|label>.
-                let url = words.next().map(|u| {
-                    u.trim_start_matches('<').trim_end_matches('>').split('|').next().unwrap_or_default().to_string()
-                });
-                let url = url
-                    .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
-                    .ok_or("`log` needs the post's link first, e.g. `log https://… what they said`")?;
-                let text = rest(&words.collect::<Vec<_>>()).ok_or("`log` needs the text of the post after the link")?;
-                Command::Log { url, text, confidential }
-            }
-            other => return Err(format!("unknown command {other:?}")),
-        };
-        Ok(cmd)
+        }
+        Command::from_args(spec, &args)
     }
 }
 
@@ -191,7 +363,13 @@ mod tests {
     }
 
     #[test]
-    fn usage_names_the_configured_command() {
-        assert!(usage("/px").contains("`/px claim N`"));
+    fn usage_names_the_configured_command_and_every_subcommand() {
+        let u = usage("/px");
+        assert!(u.contains("`/px claim N`"), "{u}");
+        assert!(u.contains("`/px resolve N OUTCOME [NOTE]`") && u.contains("no_reply"), "{u}");
+        assert!(u.contains("`/px log URL TEXT [--confidential]`"), "{u}");
+        for s in COMMANDS.iter().filter(|s| s.name != "help") {
+            assert!(u.contains(&format!("`/px {}", s.name)), "{} missing from the help", s.name);
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! ephemeral (flag 64) messages for refusals, drafts and forms.
 
 use super::{layout, Discord};
-use crate::chat::command::{usage, Command, Press};
+use crate::chat::command::{self, usage, Args, Command, Press};
 use crate::chat::interact::{self, FormKind, Pressed, Who};
 use crate::ctx::Ctx;
 use axum::body::Bytes;
@@ -31,25 +31,25 @@ fn cap(text: &str) -> String {
     format!("{}…", text.chars().take(1999).collect::<String>())
 }
 
-/// The `/care` subcommand and its options as the words the shared grammar reads.
-fn words(options: &[CommandDataOption]) -> String {
-    let Some(sub) = options.first() else { return String::new() };
-    let mut words = vec![sub.name.clone()];
-    let mut confidential = false;
+/// The `/care` subcommand and its options, straight into a typed command by the shared
+/// command table (no round trip through text).
+fn command_of(options: &[CommandDataOption]) -> Result<Command, String> {
+    let Some(sub) = options.first() else { return Ok(Command::Help) };
+    let spec = command::spec(&sub.name).ok_or_else(|| format!("unknown command {:?}", sub.name))?;
+    let mut args = Args::default();
     if let CommandDataOptionValue::SubCommand(opts) = &sub.value {
         for o in opts {
-            match &o.value {
-                CommandDataOptionValue::Integer(n) => words.push(n.to_string()),
-                CommandDataOptionValue::String(s) => words.push(s.clone()),
-                CommandDataOptionValue::Boolean(b) => confidential |= o.name == "confidential" && *b,
-                _ => {}
-            }
+            let Some(a) = spec.args.iter().find(|a| a.name == o.name) else { continue };
+            let value = match &o.value {
+                CommandDataOptionValue::Integer(n) => command::typed(spec, a, &n.to_string())?,
+                CommandDataOptionValue::String(t) => command::typed(spec, a, t)?,
+                CommandDataOptionValue::Boolean(b) => command::Value::Flag(*b),
+                _ => continue,
+            };
+            args.set(a.name, value);
         }
     }
-    if confidential {
-        words.push("--confidential".into());
-    }
-    words.join(" ")
+    Command::from_args(spec, &args)
 }
 
 async fn answer(ctx: &Ctx, interaction: Interaction) -> Value {
@@ -60,7 +60,7 @@ async fn answer(ctx: &Ctx, interaction: Interaction) -> Value {
             let user = c.user.id.to_string();
             let text = match interact::person(ctx, Who::Discord(&user)) {
                 Err(refusal) => refusal,
-                Ok(p) => match words(&c.data.options).parse::<Command>() {
+                Ok(p) => match command_of(&c.data.options) {
                     Ok(cmd) => interact::run(ctx, p, cmd, name).await,
                     Err(why) => format!("{why}\n\n{}", usage(name)),
                 },

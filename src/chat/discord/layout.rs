@@ -2,7 +2,7 @@
 //! the case embed with its buttons, the select menu a form becomes, and the `/care`
 //! application command with its subcommands.
 
-use crate::chat::command::Press;
+use crate::chat::command::{ArgKind, ArgSpec, Press, COMMANDS};
 use crate::chat::interact::Form;
 use crate::chat::{escape, Button, Card};
 use crate::domain::Outcome;
@@ -103,45 +103,36 @@ pub fn select(form: &Form) -> CreateActionRow {
     )
 }
 
-fn case_option() -> CreateCommandOption {
-    CreateCommandOption::new(CommandOptionType::Integer, "case", "Case number").required(true).min_int_value(1)
-}
-
-fn sub(name: &str, description: &str, options: Vec<CreateCommandOption>) -> CreateCommandOption {
-    CreateCommandOption::new(CommandOptionType::SubCommand, name, description).set_sub_options(options)
-}
-
-/// The `/care` application command, mirroring the Slack command.
-pub fn care_command() -> CreateCommand {
-    let mut outcome = CreateCommandOption::new(CommandOptionType::String, "outcome", "How it ended").required(true);
-    for o in Outcome::ALL {
-        outcome = outcome.add_string_choice(o.as_str().replace('_', " "), o.as_str());
+fn option(a: &ArgSpec) -> CreateCommandOption {
+    let kind = match a.kind {
+        ArgKind::Case => CommandOptionType::Integer,
+        ArgKind::Flag => CommandOptionType::Boolean,
+        _ => CommandOptionType::String,
+    };
+    let mut o = CreateCommandOption::new(kind, a.name, a.help).required(a.required);
+    if a.kind == ArgKind::Case {
+        o = o.min_int_value(1);
     }
-    let note = CreateCommandOption::new(CommandOptionType::String, "note", "No patient details");
-    CreateCommand::new("care")
-        .description("Work patient-experience cases")
-        .add_option(sub("queue", "Open, unclaimed cases, oldest first", vec![]))
-        .add_option(sub("mine", "Cases you own", vec![]))
-        .add_option(sub("show", "One case and its history", vec![case_option()]))
-        .add_option(sub("claim", "Take a case", vec![case_option()]))
-        .add_option(sub("resolve", "Resolve a case", vec![case_option(), outcome, note]))
-        .add_option(sub(
-            "log",
-            "Log a post a colleague forwarded",
-            vec![
-                CreateCommandOption::new(CommandOptionType::String, "url", "Link to the post").required(true),
-                CreateCommandOption::new(CommandOptionType::String, "text", "What it says").required(true),
-                CreateCommandOption::new(
-                    CommandOptionType::Boolean,
-                    "confidential",
-                    "A private post: hide who forwarded it",
-                ),
-            ],
-        ))
-        .add_option(sub("oncall", "Who is on call now", vec![]))
-        .add_option(sub(
-            "draft",
-            "Draft a HIPAA-safe reply",
-            vec![case_option(), CreateCommandOption::new(CommandOptionType::String, "template", "Template id")],
-        ))
+    if a.kind == ArgKind::Outcome {
+        for out in Outcome::ALL {
+            o = o.add_string_choice(out.as_str().replace('_', " "), out.as_str());
+        }
+    }
+    o
+}
+
+/// The `/care` application command, made from the same command table as the Slack
+/// command's parser and help.
+pub fn care_command() -> CreateCommand {
+    let mut cmd = CreateCommand::new("care").description("Work patient-experience cases");
+    for spec in COMMANDS.iter().filter(|s| s.name != "help") {
+        let mut help = spec.help.to_string();
+        if let Some(first) = help.get_mut(0..1) {
+            first.make_ascii_uppercase();
+        }
+        let sub = CreateCommandOption::new(CommandOptionType::SubCommand, spec.name, help)
+            .set_sub_options(spec.args.iter().map(option).collect::<Vec<_>>());
+        cmd = cmd.add_option(sub);
+    }
+    cmd
 }
