@@ -384,6 +384,35 @@ pub struct JobSettings {
     pub timezone: Option<String>,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// `cron` and `timezone` parsed once, when the settings are loaded (checked there,
+    /// with their line); nothing parses them again.
+    #[serde(skip)]
+    pub parsed: Option<JobSchedule>,
+}
+
+impl JobSettings {
+    /// A checked, parsed schedule (for settings built in code rather than loaded).
+    pub fn new(cron: &str, timezone: Option<&str>) -> Result<JobSettings, String> {
+        let schedule = parse_cron(cron)?;
+        let tz = match timezone {
+            Some(t) => Some(t.parse::<chrono_tz::Tz>().map_err(|_| format!("unknown time zone {t:?}"))?),
+            None => None,
+        };
+        Ok(JobSettings {
+            cron: cron.to_string(),
+            timezone: timezone.map(str::to_string),
+            enabled: true,
+            parsed: Some(JobSchedule { schedule, timezone: tz }),
+        })
+    }
+}
+
+/// A job's schedule, parsed.
+#[derive(Debug, Clone)]
+pub struct JobSchedule {
+    pub schedule: cron::Schedule,
+    /// `None`: the team's time zone.
+    pub timezone: Option<chrono_tz::Tz>,
 }
 
 fn yes() -> bool {
@@ -550,6 +579,12 @@ impl Settings {
         settings.source_file = Some(path.to_path_buf());
         let problems = settings.validate(&text, known_jobs);
         if problems.is_empty() {
+            for job in settings.jobs.values_mut() {
+                job.parsed = parse_cron(&job.cron).ok().map(|schedule| JobSchedule {
+                    schedule,
+                    timezone: job.timezone.as_deref().and_then(|t| t.parse().ok()),
+                });
+            }
             Ok(settings)
         } else {
             Err(ConfigError(problems))

@@ -66,7 +66,7 @@ pub struct Digest {
 fn line(c: &crate::store::CaseRow) -> CaseLine {
     CaseLine {
         case_id: c.id,
-        priority: c.priority.clone(),
+        priority: c.priority.as_str().to_string(),
         situation: c.situation.clone(),
         site: c.site.clone(),
         state: c.state.to_string(),
@@ -130,7 +130,7 @@ pub fn compute(
         for cat in &c.categories {
             *d.by_category.entry(cat.clone()).or_default() += 1;
         }
-        *d.by_sentiment.entry(c.sentiment.clone()).or_default() += 1;
+        *d.by_sentiment.entry(c.sentiment.as_str().to_string()).or_default() += 1;
         if let Some(first) = c.first_response_at {
             times.push((first - c.opened_at) as f64 / 60_000.0);
             if let Some(due) = c.response_due {

@@ -141,11 +141,11 @@ async fn open_case(
     let due = |s: Option<crate::domain::Span>| s.map(|s| now + s.as_millis());
     let new = NewCase {
         situation: situation.id.clone(),
-        priority: situation.priority.as_str().to_string(),
+        priority: situation.priority,
         channel: situation.channel.clone(),
         site: t.site.clone(),
         categories: t.categories.clone(),
-        sentiment: t.sentiment.as_str().to_string(),
+        sentiment: t.sentiment,
         sentiment_score: t.sentiment_score,
         risk: t.risk,
         urgent: t.urgent,
@@ -162,7 +162,7 @@ async fn open_case(
     };
     let case_id = cases::insert_case(tx, mention_id, &new).await?;
     let mut detail = serde_json::json!({
-        "source": m.source, "situation": situation.id, "priority": new.priority,
+        "source": m.source, "situation": situation.id, "priority": new.priority.as_str(),
         "site": t.site, "categories": t.categories, "risk": t.risk, "urgent": t.urgent,
     });
     if !m.notes.is_empty() {

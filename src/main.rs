@@ -509,7 +509,12 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Outbox { action } => {
             let ctx = cli_ctx(settings).await?;
             match action {
-                None => println!("{}", ops::outbox_table(&ctx).await?),
+                None => {
+                    println!("{}", ops::outbox_table(&ctx).await?);
+                    if ctx.store.outbox_depth().await?.1 > 0 {
+                        return Ok(ExitCode::FAILURE); // something failed: scripts can check
+                    }
+                }
                 Some(OutboxCmd::Retry { id, .. }) => {
                     let n = ctx.store.outbox_requeue(id, ctx.now_ms()).await?;
                     if n == 0 && id.is_some() {

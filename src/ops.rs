@@ -125,7 +125,7 @@ pub async fn cases(ctx: &Ctx, filter: &CaseFilter, json: bool) -> anyhow::Result
             "{:>5}  {:<9}  {:<3}  {:<16}  {:<10}  {:<8}  {:<16}  {}{overdue}\n",
             c.id,
             c.state.as_str(),
-            c.priority,
+            c.priority.as_str(),
             c.situation,
             c.site.as_deref().unwrap_or("-"),
             c.owner.as_deref().unwrap_or("-"),
@@ -155,10 +155,10 @@ pub async fn jobs_table(ctx: &Ctx) -> anyhow::Result<String> {
         let (sched, next) = match ctx.settings.jobs.get(j.name).filter(|c| c.enabled) {
             None => ("not scheduled".to_string(), "-".to_string()),
             Some(c) => {
-                let tz: chrono_tz::Tz = c.timezone.as_deref().and_then(|t| t.parse().ok()).unwrap_or(tz_default);
-                let next = crate::config::parse_cron(&c.cron)
-                    .ok()
-                    .and_then(|s| s.after(&now.with_timezone(&tz)).next())
+                let parsed = c.parsed.as_ref();
+                let tz: chrono_tz::Tz = parsed.and_then(|p| p.timezone).unwrap_or(tz_default);
+                let next = parsed
+                    .and_then(|p| p.schedule.after(&now.with_timezone(&tz)).next())
                     .map(|d| d.format("%Y-%m-%d %H:%M:%S %Z").to_string())
                     .unwrap_or_else(|| "-".into());
                 (c.cron.clone(), next)

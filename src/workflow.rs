@@ -225,7 +225,7 @@ async fn try_act(
         vec![ChatOp::UpdateCard { case_id }, ChatOp::ThreadReply { case_id, text: summary.clone(), here: false }];
     if let Action::Escalate { to, note } = action {
         let who = ctx.playbooks.team.person(&actor.id).map(|p| p.name.clone()).unwrap_or_else(|| actor.id.clone());
-        let mut text = format!("Case #{case_id} ({}) was escalated to you by {who}.", case.priority.to_uppercase());
+        let mut text = format!("Case #{case_id} ({}) was escalated to you by {who}.", case.priority);
         if let Some(n) = note {
             text.push_str(&format!(" Note: {n}"));
         }

@@ -274,6 +274,55 @@ async fn two_replicas_together_keep_the_per_channel_rate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_outage_the_p1_card_goes_first() {
+    let fake = FakeSlack::start().await;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = slack_settings(&db, dir.path(), &fake);
+    s.outbox.backoff_base_ms = 200;
+    s.outbox.backoff_max_ms = 800;
+    for _ in 0..4 {
+        fake.script("chat.postMessage", Scripted::ServerError);
+    }
+    let r = start(s).await;
+    let backlog: Vec<_> = (10..16).map(routine).collect();
+    ingest(&r.ctx, &backlog).await.unwrap();
+    fake.wait_for("the outage", |c| !posts_to(c, TRIAGE).is_empty()).await;
+    let risk = mention(
+        "google",
+        "p1-out",
+        "They gave my father the wrong medication at Riverside and he ended up in the ICU. Calling a lawyer.",
+        Some(1.0),
+    );
+    let p1 = ingest(&r.ctx, &[risk]).await.unwrap()[0].case_id();
+    // When each card reached #px-triage, from the references carebot stored on success.
+    let mut ids: Vec<i64> = (1..=6).collect();
+    ids.push(p1);
+    let mut posted = Vec::new();
+    for _ in 0..500 {
+        posted.clear();
+        for id in &ids {
+            let msgs = r.ctx.store.case_messages(*id).await.unwrap();
+            if msgs.iter().any(|m| m.channel == "px-triage") {
+                posted.push(*id);
+            }
+        }
+        if posted.len() == ids.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(posted.len(), ids.len(), "every card was posted once the outage ended");
+    let rows = sqlx::query("SELECT case_id FROM case_messages WHERE channel = 'px-triage' ORDER BY posted_at, case_id")
+        .fetch_all(r.ctx.store.pool())
+        .await
+        .unwrap();
+    let order: Vec<i64> = rows.iter().map(|row| sqlx::Row::get::<i64, _>(row, "case_id")).collect();
+    assert_eq!(order[0], p1, "the first card into #px-triage after the outage was not the P1: {order:?}");
+    assert_eq!(r.ctx.store.outbox_depth().await.unwrap().1, 0, "nothing failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_messages_can_be_sent_again_once_fixed() {
     let fake = FakeSlack::start().await;
     let db = TestDb::new(Backend::Sqlite).await;
@@ -290,10 +339,23 @@ async fn failed_messages_can_be_sent_again_once_fixed() {
     assert_eq!(r.ctx.store.outbox_depth().await.unwrap(), (0, 1), "a permanent error fails at once");
     let table = carebot::ops::outbox_table(&r.ctx).await.unwrap();
     assert!(table.contains("channel:px-triage") && table.contains("channel_not_found"), "{table}");
+    // Someone claims the case meanwhile: its line has no card to go under yet.
+    act(&r.ctx, id, "sam", Action::Claim).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
     // The channel is fixed (the bot invited): re-send.
     assert_eq!(r.ctx.store.outbox_requeue(None, r.ctx.now_ms()).await.unwrap(), 1);
     r.ctx.outbox_wake.notify_one();
-    fake.wait_for("the card, re-sent", |c| posts_to(c, TRIAGE).iter().filter(|c| is_card_of(c, id)).count() == 2).await;
+    let calls = fake
+        .wait_for("the re-sent card and the steps taken meanwhile", |c| {
+            posts_to(c, TRIAGE).iter().any(|c| c.body["text"].as_str().unwrap_or("").starts_with("Steps taken before"))
+        })
+        .await;
+    let posts = posts_to(&calls, TRIAGE);
+    assert_eq!(posts.iter().filter(|c| is_card_of(c, id)).count(), 2, "refused once, posted once");
+    let catch_up = posts.iter().find(|c| c.body["text"].as_str().unwrap_or("").starts_with("Steps taken")).unwrap();
+    assert!(catch_up.body["text"].as_str().unwrap().contains("claimed by Sam Whitfield"), "{}", catch_up.body);
+    let card_ts = r.ctx.store.case_messages(id).await.unwrap()[0].message_ref.split_once('|').unwrap().1.to_string();
+    assert_eq!(catch_up.body["thread_ts"], card_ts.as_str());
     let metrics = carebot::http::render_metrics(&r.ctx).await.unwrap();
     assert!(metrics.contains("carebot_outbox_failed 0"), "{metrics}");
 }

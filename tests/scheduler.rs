@@ -15,10 +15,7 @@ async fn a_missed_run_is_caught_up_once_after_downtime(b: Backend) {
     let db = TestDb::new(b).await;
     let dir = tempfile::tempdir().unwrap();
     let mut s = settings(&db, &dir.path().join("inbox"));
-    s.jobs.insert(
-        "retention".into(),
-        JobSettings { cron: "0 30 3 * * *".into(), timezone: Some("America/Chicago".into()), enabled: true },
-    );
+    s.jobs.insert("retention".into(), JobSettings::new("0 30 3 * * *", Some("America/Chicago")).unwrap());
     let clock = Arc::new(FixedClock::new(t0()));
     let ctx = Arc::new(Ctx::new(s, Arc::new(Recorder::default()), clock.clone() as Arc<dyn Clock>).await.unwrap());
     // The last recorded run was four days ago: three nightly runs were missed.

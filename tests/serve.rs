@@ -48,10 +48,7 @@ async fn serve_on(backend: Backend) {
     let inbox = dir.path().join("inbox");
     let mut settings = settings(&db, &inbox);
     settings.sources.files.import_on_start = vec![repo().join("playbooks/sample-mentions.jsonl")];
-    settings.jobs.insert(
-        "poll_files".into(),
-        carebot::config::JobSettings { cron: "* * * * * *".into(), timezone: None, enabled: true },
-    );
+    settings.jobs.insert("poll_files".into(), carebot::config::JobSettings::new("* * * * * *", None).unwrap());
     let screen = Screen::default();
     let console = Arc::new(Console::to_writer(Box::new(screen.clone())));
     let ctx = Ctx::new(settings, console, Arc::new(SystemClock)).await.unwrap();

@@ -223,7 +223,7 @@ impl Card {
             if case.confidential { "forwarded post (confidential)".to_string() } else { mention.source.clone() };
         Card {
             case_id: case.id,
-            priority: case.priority.to_uppercase(),
+            priority: case.priority.to_string(),
             situation: situation.map(|s| s.label.clone()).unwrap_or_else(|| case.situation.clone()),
             state: case.state,
             owner: case.owner.as_ref().map(|o| team.person(o).map(|p| p.name.clone()).unwrap_or_else(|| o.clone())),

@@ -208,12 +208,7 @@ fn case_line(ctx: &Ctx, c: &CaseRow) -> String {
     let opened = from_ms(c.opened_at).with_timezone(&team.timezone).format("%a %H:%M");
     let owner = c.owner.as_deref().map(|o| format!(" · @{o}")).unwrap_or_default();
     let overdue = if c.overdue_at(ctx.now_ms()) { " · OVERDUE" } else { "" };
-    format!(
-        "#{} · {} · {situation} · {site} · opened {opened} · {}{owner}{overdue}",
-        c.id,
-        c.priority.to_uppercase(),
-        c.state
-    )
+    format!("#{} · {} · {situation} · {site} · opened {opened} · {}{owner}{overdue}", c.id, c.priority, c.state)
 }
 
 async fn list(ctx: &Ctx, filter: CaseFilter, empty: &str) -> anyhow::Result<String> {

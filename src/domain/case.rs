@@ -135,6 +135,13 @@ impl Priority {
     }
 }
 
+/// As people read it: `P1` … `P4`.
+impl std::fmt::Display for Priority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.as_str().to_uppercase())
+    }
+}
+
 impl FromStr for Priority {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

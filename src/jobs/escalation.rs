@@ -98,7 +98,7 @@ async fn fire(
     let site = case.site.as_deref().and_then(|s| ctx.playbooks.team.site(s)).map(|s| s.name.clone());
     let what = format!(
         "Case #{case_id} ({} · {label}{}) is past its {} time",
-        case.priority.to_uppercase(),
+        case.priority,
         site.map(|s| format!(" · {s}")).unwrap_or_default(),
         clock_name(step)
     );

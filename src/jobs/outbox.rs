@@ -15,11 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// How long a lane is leased to this process; renewed before every message.
-const LEASE_MS: i64 = 60_000;
+/// How long a lane is leased to this process; renewed before every message, and handed
+/// back when the worker stops.
+const LEASE_MS: i64 = 20_000;
 /// A lane that must wait longer than this (a long Retry-After) is handed back and picked
 /// up again when its next message is due.
-const MAX_LANE_WAIT_MS: i64 = 30_000;
+const MAX_LANE_WAIT_MS: i64 = 15_000;
 /// Lanes delivered at once by one process.
 const MAX_ACTIVE_LANES: usize = 64;
 /// A card update waits this long after the action that queued it, so the answer to a
@@ -27,7 +28,9 @@ const MAX_ACTIVE_LANES: usize = 64;
 /// not edited a second time.
 const UPDATE_SETTLE_MS: i64 = 250;
 
-async fn deliver(ctx: &Ctx, op: &ChatOp) -> Result<(), DeliveryError> {
+/// `catch_up`: a card sent again by `carebot outbox retry` also gets, in its thread, the
+/// steps taken while it could not be posted (their own lines found no card then).
+async fn deliver(ctx: &Ctx, op: &ChatOp, catch_up: bool) -> Result<(), DeliveryError> {
     let surface = ctx.chat.name();
     let internal = |e: anyhow::Error| DeliveryError::Transient(format!("{e:#}"));
     let channel = |name: &str| {
@@ -50,6 +53,21 @@ async fn deliver(ctx: &Ctx, op: &ChatOp) -> Result<(), DeliveryError> {
             let m = MessageRef { surface: surface.into(), channel: name.clone(), message_ref };
             ctx.store.save_case_message(*case_id, &m, ctx.now_ms()).await.map_err(internal)?;
             ctx.store.set_card_rendered(*case_id, &m, &card.fingerprint()).await.map_err(internal)?;
+            if catch_up {
+                let events = ctx.store.events(*case_id).await.map_err(internal)?;
+                let steps: Vec<String> = events
+                    .iter()
+                    .filter(|e| e.action != "opened")
+                    .map(|e| format!("• {}", crate::chat::card::describe_event(e, &ctx.playbooks)))
+                    .collect();
+                if !steps.is_empty() {
+                    let text = format!("Steps taken before this card could be posted:\n{}", steps.join("\n"));
+                    // The card is posted; a failure here must not post it again.
+                    if let Err(e) = ctx.chat.thread_reply(&m, &text, false).await {
+                        tracing::warn!(case_id, error = %e, "earlier steps not added under the re-sent card");
+                    }
+                }
+            }
         }
         ChatOp::UpdateCard { case_id } => {
             let card = crate::present::card_for(ctx, *case_id).await?;
@@ -121,13 +139,13 @@ fn backoff(ctx: &Ctx, attempts: i64) -> Duration {
     Duration::from_millis(exp.min(cfg.backoff_max_ms))
 }
 
-/// Sends one message and records the result. Returns how long the lane must pause when
-/// the platform rate-limited it.
+/// Sends one message and records the result. Returns until when the lane must pause when
+/// the platform rate-limited it or failed.
 #[tracing::instrument(skip_all, fields(outbox_id = row.id, case_id = row.case_id, op = %row.op, lane = %row.lane))]
 async fn handle(ctx: &Ctx, row: &OutboxRow, mode: Mode) -> anyhow::Result<Option<i64>> {
     let surface = ctx.chat.name();
     let result = match serde_json::from_str::<ChatOp>(&row.payload) {
-        Ok(op) => deliver(ctx, &op).await,
+        Ok(op) => deliver(ctx, &op, row.last_error.as_deref() == Some(crate::store::outbox::REQUEUED)).await,
         Err(e) => Err(DeliveryError::Permanent(format!("unreadable outbox payload: {e}"))),
     };
     // Every wait counts from the moment the answer arrived, not from when the pass began
@@ -159,16 +177,18 @@ async fn handle(ctx: &Ctx, row: &OutboxRow, mode: Mode) -> anyhow::Result<Option
             Ok(None)
         }
         Err(e) => {
-            let (wait, pause) = match &e {
-                DeliveryError::RateLimited(d) => (*d, true),
-                _ => (backoff(ctx, row.attempts), false),
+            // Either way the whole lane waits (the platform is limiting or failing for this
+            // destination), so when it recovers the most urgent message goes first.
+            let wait = match &e {
+                DeliveryError::RateLimited(d) => *d,
+                _ => backoff(ctx, row.attempts),
             };
             let wait_ms = wait.as_millis() as i64;
             metrics::counter!("carebot_delivery_retries_total", "surface" => surface, "op" => row.op.clone())
                 .increment(1);
             tracing::warn!(outbox_id = row.id, case_id = row.case_id, op = %row.op, lane = %row.lane, attempts, retry_in_ms = wait_ms, error = %e, "chat delivery will be retried");
             ctx.store.outbox_retry(row.id, answered + wait_ms, &e.to_string()).await?;
-            Ok(pause.then_some(answered + wait_ms))
+            Ok(Some(answered + wait_ms))
         }
     }
 }
@@ -351,5 +371,15 @@ pub async fn run_worker(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
             _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
         }
     }
-    while tasks.join_next().await.is_some() {}
+    // Each lane finishes the message in hand; one cut off by the deadline stays pending.
+    let grace = ctx.settings.http.shutdown_grace.as_std().saturating_sub(Duration::from_millis(500));
+    if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await.is_err() {
+        tracing::warn!("a delivery was still in flight at shutdown; it stays pending and may be sent again");
+        tasks.shutdown().await;
+    }
+    // Hand the lanes back at once, so the next start (or another replica) need not wait
+    // for the leases to run out.
+    if let Err(e) = ctx.store.release_lanes_of(&holder).await {
+        tracing::warn!(error = %format!("{e:#}"), "lane leases not released; they expire by themselves");
+    }
 }

@@ -2,7 +2,6 @@
 //! claimed as a (job, scheduled time) row first, so it happens once across restarts and
 //! replicas; after downtime a missed run is caught up once, not once per missed tick.
 
-use crate::config::parse_cron;
 use crate::ctx::Ctx;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -29,12 +28,11 @@ async fn plan(ctx: &Ctx, registry: &'static [super::Job]) -> Vec<Scheduled> {
             continue;
         }
         // Names, expressions and zones were validated when the settings were loaded.
-        let (Some(job), Ok(schedule)) = (registry.iter().find(|j| j.name == name.as_str()), parse_cron(&cfg.cron))
-        else {
+        let (Some(job), Some(parsed)) = (registry.iter().find(|j| j.name == name.as_str()), cfg.parsed.clone()) else {
             continue;
         };
-        let tz = cfg.timezone.as_deref().and_then(|t| t.parse().ok()).unwrap_or(ctx.playbooks.team.timezone);
-        let mut s = Scheduled { job, schedule, tz, next: None };
+        let tz = parsed.timezone.unwrap_or(ctx.playbooks.team.timezone);
+        let mut s = Scheduled { job, schedule: parsed.schedule, tz, next: None };
         let last = ctx.store.last_job_run(name).await.ok().flatten();
         let from = last.map(|r| crate::clock::from_ms(r.scheduled_at)).unwrap_or(now);
         s.next = next_after(&s, from);
@@ -103,6 +101,7 @@ pub async fn run(ctx: Arc<Ctx>, registry: &'static [super::Job], mut stop: watch
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::parse_cron;
     use chrono::TimeZone;
 
     static JOB: crate::jobs::Job =

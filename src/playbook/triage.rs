@@ -17,6 +17,18 @@ pub enum Sentiment {
     Positive,
 }
 
+impl std::str::FromStr for Sentiment {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "negative" => Ok(Sentiment::Negative),
+            "neutral" => Ok(Sentiment::Neutral),
+            "positive" => Ok(Sentiment::Positive),
+            _ => Err(format!("unknown sentiment {s:?}; one of negative, neutral, positive")),
+        }
+    }
+}
+
 impl Sentiment {
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -1,8 +1,8 @@
 //! Mentions, cases, their event history and the chat messages that show them.
 
 use super::{flag, Store, Tx};
-use crate::domain::{CaseState, CaseStatus, Mention, Outcome};
-use crate::playbook::triage::Reason;
+use crate::domain::{CaseState, CaseStatus, Mention, Outcome, Priority};
+use crate::playbook::triage::{Reason, Sentiment};
 use anyhow::Context as _;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -35,11 +35,11 @@ pub struct CaseRow {
     pub owner: Option<String>,
     pub outcome: Option<Outcome>,
     pub situation: String,
-    pub priority: String,
+    pub priority: Priority,
     pub channel: String,
     pub site: Option<String>,
     pub categories: Vec<String>,
-    pub sentiment: String,
+    pub sentiment: Sentiment,
     pub sentiment_score: f64,
     pub risk: bool,
     pub urgent: bool,
@@ -107,11 +107,11 @@ pub struct MessageRef {
 #[derive(Debug, Clone)]
 pub struct NewCase {
     pub situation: String,
-    pub priority: String,
+    pub priority: Priority,
     pub channel: String,
     pub site: Option<String>,
     pub categories: Vec<String>,
-    pub sentiment: String,
+    pub sentiment: Sentiment,
     pub sentiment_score: f64,
     pub risk: bool,
     pub urgent: bool,
@@ -152,23 +152,32 @@ const MENTION_COLS: &str =
     "id, source, external_id, url, author, text, rating, posted_at, received_at, location_hint, \
     visibility, forwarded_by, confidential, case_id, revision";
 
+/// A stored value that does not parse is an error naming the case and column, never
+/// silently replaced by a default.
+fn stored<T: std::str::FromStr<Err = String>>(id: i64, column: &str, v: &str) -> anyhow::Result<T> {
+    v.parse().map_err(|e: String| anyhow::anyhow!("case {id}: stored {column} is unreadable: {e}"))
+}
+
 pub(crate) fn case_from_row(r: &AnyRow) -> anyhow::Result<CaseRow> {
+    let id: i64 = r.try_get("id")?;
     let state: String = r.try_get("state")?;
     let outcome: Option<String> = r.try_get("outcome")?;
     let categories: String = r.try_get("categories")?;
     let reasons: String = r.try_get("reasons")?;
+    let priority: String = r.try_get("priority")?;
+    let sentiment: String = r.try_get("sentiment")?;
     Ok(CaseRow {
-        id: r.try_get("id")?,
+        id,
         mention_id: r.try_get("mention_id")?,
-        state: state.parse().map_err(anyhow::Error::msg)?,
+        state: stored(id, "state", &state)?,
         owner: r.try_get("owner")?,
-        outcome: outcome.map(|o| o.parse()).transpose().map_err(anyhow::Error::msg)?,
+        outcome: outcome.map(|o| stored(id, "outcome", &o)).transpose()?,
         situation: r.try_get("situation")?,
-        priority: r.try_get("priority")?,
+        priority: stored(id, "priority", &priority)?,
         channel: r.try_get("channel")?,
         site: r.try_get("site")?,
         categories: categories.split(',').filter(|c| !c.is_empty()).map(str::to_string).collect(),
-        sentiment: r.try_get("sentiment")?,
+        sentiment: stored(id, "sentiment", &sentiment)?,
         sentiment_score: r.try_get("sentiment_score")?,
         risk: r.try_get::<i64, _>("risk")? != 0,
         urgent: r.try_get::<i64, _>("urgent")? != 0,
@@ -176,7 +185,9 @@ pub(crate) fn case_from_row(r: &AnyRow) -> anyhow::Result<CaseRow> {
         positive: r.try_get::<i64, _>("positive")? != 0,
         confidential: r.try_get::<i64, _>("confidential")? != 0,
         escalation_level: r.try_get("escalation_level")?,
-        reasons: serde_json::from_str(&reasons).unwrap_or_default(),
+        reasons: serde_json::from_str(&reasons).map_err(|e| {
+            anyhow::anyhow!("case {id}: stored reasons are unreadable (line {} column {})", e.line(), e.column())
+        })?,
         opened_at: r.try_get("opened_at")?,
         updated_at: r.try_get("updated_at")?,
         claimed_at: r.try_get("claimed_at")?,
@@ -287,11 +298,11 @@ pub async fn insert_case(tx: &mut Tx<'_>, mention_id: i64, c: &NewCase) -> anyho
     )
     .bind(mention_id)
     .bind(&c.situation)
-    .bind(&c.priority)
+    .bind(c.priority.as_str())
     .bind(&c.channel)
     .bind(&c.site)
     .bind(c.categories.join(","))
-    .bind(&c.sentiment)
+    .bind(c.sentiment.as_str())
     .bind(c.sentiment_score)
     .bind(flag(c.risk))
     .bind(flag(c.urgent))

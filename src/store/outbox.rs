@@ -18,7 +18,11 @@ pub struct OutboxRow {
     pub attempts: i64,
     pub created_at: i64,
     pub lane: String,
+    pub last_error: Option<String>,
 }
+
+/// `last_error` of a failed message queued again by `carebot outbox retry`.
+pub const REQUEUED: &str = "queued again by carebot outbox retry";
 
 /// Queues an operation, not to be delivered before `due` (ms). `lane` `None` puts it in
 /// the lane of its case's channel; the priority comes from the case.
@@ -103,6 +107,15 @@ impl Store {
         Ok(())
     }
 
+    /// Hands back every lane `holder` leases (at shutdown).
+    pub async fn release_lanes_of(&self, holder: &str) -> anyhow::Result<()> {
+        sqlx::query("UPDATE outbox_lanes SET holder = NULL, lease_until = NULL WHERE holder = $1")
+            .bind(holder)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     pub async fn release_lane(&self, lane: &str, holder: &str) -> anyhow::Result<()> {
         sqlx::query("UPDATE outbox_lanes SET holder = NULL, lease_until = NULL WHERE lane = $1 AND holder = $2")
             .bind(lane)
@@ -113,14 +126,16 @@ impl Store {
     }
 
     /// The next message to send on `lane`: due, highest priority first, and never ahead of
-    /// an earlier step of the same case (its card's post, or anything earlier in this lane),
-    /// so a thread line waits for its card instead of finding nothing to reply to.
+    /// an earlier step of the same case (anything earlier in this lane; for updates and
+    /// thread lines, also the card's posts in other channels), so a thread line waits for
+    /// its card instead of finding nothing to reply to. A card's copies in different
+    /// channels do not wait for each other.
     pub async fn next_in_lane(&self, lane: &str, now: i64) -> anyhow::Result<Option<OutboxRow>> {
         let row = sqlx::query(
-            "SELECT o.id, o.case_id, o.op, o.payload, o.attempts, o.created_at, o.lane FROM outbox o \
+            "SELECT o.id, o.case_id, o.op, o.payload, o.attempts, o.created_at, o.lane, o.last_error FROM outbox o \
              WHERE o.status = 'pending' AND o.lane = $1 AND o.next_attempt_at <= $2 \
              AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.case_id = o.case_id AND e.status = 'pending' \
-                             AND e.id < o.id AND (e.op = 'post_card' OR e.lane = o.lane)) \
+                             AND e.id < o.id AND (e.lane = o.lane OR (e.op = 'post_card' AND o.op <> 'post_card'))) \
              ORDER BY o.priority, o.id LIMIT 1",
         )
         .bind(lane)
@@ -136,6 +151,7 @@ impl Store {
                 attempts: r.try_get("attempts")?,
                 created_at: r.try_get("created_at")?,
                 lane: r.try_get("lane")?,
+                last_error: r.try_get("last_error")?,
             })
         })
         .transpose()
@@ -189,16 +205,18 @@ impl Store {
     pub async fn outbox_requeue(&self, id: Option<i64>, now: i64) -> anyhow::Result<u64> {
         let q = match id {
             Some(id) => sqlx::query(
-                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, last_error = NULL \
-                 WHERE status = 'failed' AND id = $2",
+                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, last_error = $2 \
+                 WHERE status = 'failed' AND id = $3",
             )
             .bind(now)
+            .bind(REQUEUED)
             .bind(id),
             None => sqlx::query(
-                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, last_error = NULL \
+                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, last_error = $2 \
                  WHERE status = 'failed'",
             )
-            .bind(now),
+            .bind(now)
+            .bind(REQUEUED),
         };
         Ok(q.execute(self.pool()).await?.rows_affected())
     }
