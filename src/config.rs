@@ -548,6 +548,18 @@ pub fn playbooks_dir_of(path: &Path) -> PathBuf {
         .unwrap_or_else(|_| PlaybookSettings::default().dir)
 }
 
+/// Takes `path` out of a settings tree; true if it was there.
+fn remove_key(d: &mut figment::value::Dict, path: &[String]) -> bool {
+    match path {
+        [] => false,
+        [last] => d.remove(last).is_some(),
+        [first, rest @ ..] => match d.get_mut(first) {
+            Some(figment::value::Value::Dict(_, inner)) => remove_key(inner, rest),
+            _ => false,
+        },
+    }
+}
+
 impl Settings {
     /// Reads the file (which must exist) and the environment. `known_jobs` are the job
     /// names `[jobs.NAME]` may use (the job registry's, passed in so settings stay below it).
@@ -555,29 +567,49 @@ impl Settings {
         let problem = |line, message: String| ConfigProblem { file: Some(path.to_path_buf()), line, message };
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(vec![problem(None, format!("cannot read config file: {e}"))]))?;
-        let figment = Figment::new().merge(Toml::string(&text)).merge(Env::prefixed("CAREBOT__").split("__"));
-        let mut settings: Settings = figment.extract().map_err(|errs| {
-            ConfigError(
-                errs.into_iter()
-                    .map(|e| {
+        let describe = |e: &figment::Error| {
+            let from_env = e.metadata.as_ref().is_some_and(|m| m.name.contains("environment"));
+            let line = if from_env { None } else { locate_key(&text, &e.path) };
+            let key = e.path.join(".");
+            let mut msg = e.kind.to_string();
+            if !key.is_empty() {
+                msg = format!("{key}: {msg}");
+            }
+            if from_env {
+                msg.push_str(" (from the environment)");
+            }
+            problem(line, msg)
+        };
+        // Deserialising stops at the first bad key; to report every problem in one run, a
+        // bad key is reported, taken out of the file's values, and the rest read again.
+        let mut file: Option<figment::value::Dict> = Figment::from(Toml::string(&text)).extract().ok();
+        let mut reported: Vec<ConfigProblem> = Vec::new();
+        let mut settings: Settings = loop {
+            let base = match &file {
+                Some(d) => Figment::from(figment::providers::Serialized::defaults(d.clone())),
+                None => Figment::new().merge(Toml::string(&text)),
+            };
+            match base.merge(Env::prefixed("CAREBOT__").split("__")).extract::<Settings>() {
+                Ok(s) => break s,
+                Err(errs) => {
+                    let mut removed = false;
+                    for e in errs {
+                        reported.push(describe(&e));
                         let from_env = e.metadata.as_ref().is_some_and(|m| m.name.contains("environment"));
-                        let line = if from_env { None } else { locate_key(&text, &e.path) };
-                        let key = e.path.join(".");
-                        let mut msg = e.kind.to_string();
-                        if !key.is_empty() {
-                            msg = format!("{key}: {msg}");
+                        if let (Some(d), false) = (file.as_mut(), from_env) {
+                            removed |= remove_key(d, &e.path);
                         }
-                        if from_env {
-                            msg.push_str(" (from the environment)");
-                        }
-                        problem(line, msg)
-                    })
-                    .collect(),
-            )
-        })?;
+                    }
+                    if !removed || reported.len() > 50 {
+                        return Err(ConfigError(reported));
+                    }
+                }
+            }
+        };
         settings.secrets = Secrets::from_env();
         settings.source_file = Some(path.to_path_buf());
-        let problems = settings.validate(&text, known_jobs);
+        let mut problems = reported;
+        problems.extend(settings.validate(&text, known_jobs));
         if problems.is_empty() {
             for job in settings.jobs.values_mut() {
                 job.parsed = parse_cron(&job.cron).ok().map(|schedule| JobSchedule {
@@ -641,16 +673,22 @@ impl Settings {
                 });
             }
         }
+        // Every base URL, checked the same way (a real http(s) URL with a host).
         for (key, url) in [
             (["sources", "x", "api_url"], &self.sources.x.api_url),
             (["sources", "google_business", "api_url"], &self.sources.google_business.api_url),
             (["sources", "google_business", "token_url"], &self.sources.google_business.token_url),
             (["sources", "yelp", "api_url"], &self.sources.yelp.api_url),
+            (["slack", "api_url", ""], &self.slack.api_url),
+            (["discord", "api_url", ""], &self.discord.api_url),
         ] {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
+            let key: Vec<String> = key.iter().filter(|k| !k.is_empty()).map(|k| k.to_string()).collect();
+            let web =
+                url::Url::parse(url).ok().filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+            if web.is_none() {
                 out.push(ConfigProblem {
                     file: file.clone(),
-                    line: locate_key(text, &key.map(String::from)),
+                    line: locate_key(text, &key),
                     message: format!("{}: {url:?} must start with http:// or https://", key.join(".")),
                 });
             }
@@ -663,20 +701,6 @@ impl Settings {
             });
         }
         let slack_at = |k: &str| locate_key(text, &["slack".into(), k.into()]);
-        if !(self.slack.api_url.starts_with("http://") || self.slack.api_url.starts_with("https://")) {
-            out.push(ConfigProblem {
-                file: file.clone(),
-                line: slack_at("api_url"),
-                message: format!("slack.api_url: {:?} must start with http:// or https://", self.slack.api_url),
-            });
-        }
-        if !(self.discord.api_url.starts_with("http://") || self.discord.api_url.starts_with("https://")) {
-            out.push(ConfigProblem {
-                file: file.clone(),
-                line: locate_key(text, &["discord".into(), "api_url".into()]),
-                message: format!("discord.api_url: {:?} must start with http:// or https://", self.discord.api_url),
-            });
-        }
         if !self.slack.command.starts_with('/') || self.slack.command.len() < 2 {
             out.push(ConfigProblem {
                 file: file.clone(),

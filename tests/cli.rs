@@ -343,12 +343,15 @@ fn ingest_exits_1_when_rows_were_rejected_and_keeps_the_good_ones() {
 fn check_lists_the_problems_of_every_broken_file_in_one_run() {
     let cli = Cli::new(None);
     replace_in(&cli.config, "cron = \"0 30 3 * * *\"", "cron = \"30 3 * * *\"");
+    // An unknown key no longer hides the other mistakes in the same file.
+    replace_in(&cli.config, "[database]", "[http]\nidle_timout = \"5s\"\n\n[database]");
     let team = cli.playbook("team.yaml");
     replace_in(&team, "members: [dena, sam, priya]", "members: [dena, sam, bob]");
     let triage = cli.playbook("triage.yaml");
     replace_in(&triage, "patterns: ['\\b\\d+\\s*(?:hours?", "patterns: ['\\b(\\d+\\s*(?:hours?");
     let err = cli.err(&["check"]);
     assert!(err.contains("carebot.toml:") && err.contains("jobs.retention.cron"), "{err}");
+    assert!(err.contains("idle_timout"), "{err}");
     assert!(err.contains("team.yaml:") && err.contains("unknown person \"bob\""), "{err}");
     assert!(err.contains("triage.yaml:") && err.contains("does not compile"), "{err}");
 }

@@ -80,7 +80,7 @@ async fn signed_mentions_are_stored_once_and_bad_input_changes_nothing(b: Backen
     let (status, json) = post(&base, path, partial, Some(sign(SECRET.as_bytes(), partial.as_bytes()))).await;
     assert_eq!(
         (status, json["error"].as_str()),
-        (400, Some("mention 1: field `rating` must be between 0 and 5, got 9"))
+        (400, Some("mention 2: field `rating` must be between 0 and 5, got 9"))
     );
     // An unknown source: 404; an oversized body: 413.
     assert_eq!(

@@ -34,6 +34,8 @@ pub struct RawMention {
     pub url: Option<String>,
     pub author: Option<String>,
     pub text: Option<String>,
+    /// A number, or a number in a string (`"4"`, as form tools send it).
+    #[serde(default, deserialize_with = "number_or_numeric_string")]
     pub rating: Option<f64>,
     pub posted_at: Option<String>,
     #[serde(alias = "location")]
@@ -90,18 +92,71 @@ pub const MAX_SOURCE: usize = 40;
 
 /// Accepts a JSON string or integer (numeric ids from Zapier/Make) as text.
 fn string_or_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Id {
-        Text(String),
-        Signed(i64),
-        Unsigned(u64),
+    struct Id;
+    impl<'v> serde::de::Visitor<'v> for Id {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string or an integer (field `external_id`)")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'v>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(Id)
+        }
     }
-    Ok(Option::<Id>::deserialize(d)?.map(|id| match id {
-        Id::Text(s) => s,
-        Id::Signed(n) => n.to_string(),
-        Id::Unsigned(n) => n.to_string(),
-    }))
+    d.deserialize_option(Id)
+}
+
+/// Accepts a JSON number or a string holding one (form tools send `"4"`).
+fn number_or_numeric_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    struct Rating;
+    impl<'v> serde::de::Visitor<'v> for Rating {
+        type Value = Option<f64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a number from 0 to 5 (field `rating`)")
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v as f64))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v as f64))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            let v = v.trim();
+            if v.is_empty() {
+                return Ok(None);
+            }
+            v.parse()
+                .map(Some)
+                .map_err(|_| E::custom(format!("field `rating` must be a number from 0 to 5, got {v:?}")))
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'v>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(Rating)
+        }
+    }
+    d.deserialize_option(Rating)
 }
 
 /// A source name as carebot keys it: lower case, `-` read as `_`. `None` if it is not a
@@ -319,12 +374,23 @@ mod tests {
     }
 
     #[test]
+    fn ratings_may_come_as_numeric_strings() {
+        let r: RawMention = serde_json::from_str(r#"{"id": "a", "text": "hi", "rating": "4"}"#).unwrap();
+        assert_eq!(r.rating, Some(4.0));
+        let r: RawMention = serde_json::from_str(r#"{"id": "a", "text": "hi", "rating": 3.5}"#).unwrap();
+        assert_eq!(r.rating, Some(3.5));
+        let e = serde_json::from_str::<RawMention>(r#"{"id": "a", "text": "hi", "rating": "five"}"#).unwrap_err();
+        assert!(e.to_string().contains("must be a number from 0 to 5"), "{e}");
+    }
+
+    #[test]
     fn numeric_ids_are_accepted() {
         let r: RawMention = serde_json::from_str(r#"{"external_id": 1234567, "text": "hi"}"#).unwrap();
         assert_eq!(r.external_id.as_deref(), Some("1234567"));
         let r: RawMention = serde_json::from_str(r#"{"id": "z-9", "text": "hi"}"#).unwrap();
         assert_eq!(r.external_id.as_deref(), Some("z-9"));
-        assert!(serde_json::from_str::<RawMention>(r#"{"id": 1.5, "text": "hi"}"#).is_err());
+        let e = serde_json::from_str::<RawMention>(r#"{"id": 1.5, "text": "hi"}"#).unwrap_err();
+        assert!(e.to_string().contains("a string or an integer (field `external_id`)"), "{e}");
     }
 
     #[test]

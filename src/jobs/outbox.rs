@@ -27,6 +27,8 @@ const MAX_ACTIVE_LANES: usize = 64;
 /// Discord click (which already shows the new card) is recorded first and the same card is
 /// not edited a second time.
 const UPDATE_SETTLE_MS: i64 = 250;
+/// Longest one message may take to deliver, well inside the lease.
+const SEND_LIMIT: Duration = Duration::from_millis((LEASE_MS - 5_000) as u64);
 
 /// `catch_up`: a card sent again by `carebot outbox retry` also gets, in its thread, the
 /// steps taken while it could not be posted (their own lines found no card then).
@@ -152,7 +154,7 @@ async fn handle(ctx: &Ctx, row: &OutboxRow, mode: Mode) -> anyhow::Result<Option
     // (a `run-job` pass runs as if at its given time).
     let answered = match mode {
         Mode::Serve => ctx.now_ms(),
-        Mode::Pass { at } => at,
+        Mode::Pass { at } => at.max(ctx.now_ms()),
     };
     let attempts = row.attempts + 1;
     match result {
@@ -244,9 +246,10 @@ async fn run_lane(
         }
         let now = match mode {
             Mode::Serve => ctx.now_ms(),
-            Mode::Pass { at } => at,
+            Mode::Pass { at } => at.max(ctx.now_ms()),
         };
-        let Some(tat) = ctx.store.lease_lane(lane, holder, now, LEASE_MS).await? else {
+        // Leases always run on the clock, whatever time a `run-job` pass pretends it is.
+        let Some(tat) = ctx.store.lease_lane(lane, holder, ctx.now_ms(), LEASE_MS).await? else {
             return Ok((LaneEnd::Held, sent)); // not ours to release
         };
         let Some(row) = ctx.store.next_in_lane(lane, now).await? else { break LaneEnd::Empty };
@@ -271,7 +274,17 @@ async fn run_lane(
                 _ => break LaneEnd::Paused(allowed_at),
             }
         }
-        let paused_until = handle(ctx, &row, mode).await?;
+        // One message may not outlive the lease (another replica could take the lane and
+        // send it again): a call that hangs is cut off and retried like a 5xx.
+        let paused_until = match tokio::time::timeout(SEND_LIMIT, handle(ctx, &row, mode)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                let retry = ctx.now_ms() + backoff(ctx, row.attempts).as_millis() as i64;
+                tracing::warn!(outbox_id = row.id, lane, "chat delivery timed out; will retry");
+                ctx.store.outbox_retry(row.id, retry, "timed out waiting for the platform").await?;
+                Some(retry)
+            }
+        };
         let mut next = tat.max(now) + pacing.interval_ms();
         if let Some(until) = paused_until {
             // The platform's wait, exactly, before anything else goes out on this lane.
@@ -282,6 +295,18 @@ async fn run_lane(
     };
     ctx.store.release_lane(lane, holder).await?;
     Ok((end, sent))
+}
+
+/// Marks a lane free in this process when its task ends, however it ends.
+struct LaneGuard {
+    active: Arc<Mutex<HashSet<String>>>,
+    lane: String,
+}
+
+impl Drop for LaneGuard {
+    fn drop(&mut self) {
+        self.active.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.lane);
+    }
 }
 
 /// A name for this process's lane leases.
@@ -350,14 +375,18 @@ pub async fn run_worker(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
                     let (ctx, holder, active, ended, mut stop) =
                         (ctx.clone(), holder.clone(), active.clone(), ended_tx.clone(), stop.clone());
                     tasks.spawn(async move {
+                        // Whatever happens in the lane (even a panic), it is free again after.
+                        let _free = LaneGuard { active: active.clone(), lane: lane.clone() };
                         let end = match run_lane(&ctx, &lane, &holder, Mode::Serve, usize::MAX, &mut stop).await {
+                            // Another replica sends on it: look again in a second.
+                            Ok((LaneEnd::Held, _)) => LaneEnd::Paused(ctx.now_ms() + 1000),
                             Ok((end, _)) => end,
                             Err(e) => {
                                 tracing::error!(%lane, error = %format!("{e:#}"), "outbox lane failed; will retry");
                                 LaneEnd::Paused(ctx.now_ms() + 1000)
                             }
                         };
-                        active.lock().unwrap_or_else(|p| p.into_inner()).remove(&lane);
+                        drop(_free);
                         let _ = ended.send((lane, end));
                         ctx.outbox_wake.notify_one();
                     });

@@ -65,8 +65,10 @@ fn parse_batch(body: &[u8], source: &str, now: chrono::DateTime<chrono::Utc>) ->
         .into_iter()
         .enumerate()
         .map(|(i, item)| {
-            let raw: RawMention = serde_json::from_value(item).map_err(|e| format!("mention {i}: {e}"))?;
-            raw.parse_for(source, now).map_err(|e| format!("mention {i}: {e}"))
+            // Counted from 1, as a person counts them.
+            let n = i + 1;
+            let raw: RawMention = serde_json::from_value(item).map_err(|e| format!("mention {n}: {e}"))?;
+            raw.parse_for(source, now).map_err(|e| format!("mention {n}: {e}"))
         })
         .collect()
 }
@@ -157,7 +159,7 @@ mod tests {
     fn a_batch_with_one_bad_item_is_refused_naming_it() {
         let now = chrono::Utc::now();
         let body = br#"{"mentions":[{"external_id":"1","text":"ok"},{"external_id":"2"}]}"#;
-        assert_eq!(parse_batch(body, "zapier", now).unwrap_err(), "mention 1: missing field `text`");
+        assert_eq!(parse_batch(body, "zapier", now).unwrap_err(), "mention 2: missing field `text`");
         let one = parse_batch(br#"{"id":"7","text":"hello"}"#, "zapier", now).unwrap();
         assert_eq!((one[0].source.as_str(), one[0].external_id.as_str()), ("zapier", "7"));
         assert!(parse_batch(b"[]", "zapier", now).is_err());

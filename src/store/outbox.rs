@@ -54,6 +54,14 @@ pub async fn insert(
     Ok(())
 }
 
+/// A pending message `o` may go only when no earlier step of its case is still pending in
+/// its lane — nor, for a card update or thread line, a post of the card anywhere. A card
+/// update never holds anything up (it shows the current state whenever it is sent, and a
+/// storm's refresh is scheduled for later on purpose).
+const WAITS_FOR_NOTHING: &str = "NOT EXISTS (SELECT 1 FROM outbox e WHERE e.case_id = o.case_id \
+     AND e.status = 'pending' AND e.id < o.id AND e.op <> 'update_card' \
+     AND (e.lane = o.lane OR (e.op = 'post_card' AND o.op IN ('update_card', 'thread_reply'))))";
+
 /// One lane's queue, for `carebot outbox` and /metrics.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LaneSummary {
@@ -67,13 +75,11 @@ pub struct LaneSummary {
 impl Store {
     /// Lanes with something due at `now`, the one with the most urgent message first.
     pub async fn due_lanes(&self, now: i64) -> anyhow::Result<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT lane FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
-             GROUP BY lane ORDER BY MIN(priority), MIN(id)",
-        )
-        .bind(now)
-        .fetch_all(self.pool())
-        .await?;
+        let sql = format!(
+            "SELECT o.lane FROM outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= $1 AND {WAITS_FOR_NOTHING} \
+             GROUP BY o.lane ORDER BY MIN(o.priority), MIN(o.id)"
+        );
+        let rows = sqlx::query(&sql).bind(now).fetch_all(self.pool()).await?;
         rows.iter().map(|r| Ok(r.try_get("lane")?)).collect()
     }
 
@@ -131,17 +137,13 @@ impl Store {
     /// its card instead of finding nothing to reply to. A card's copies in different
     /// channels do not wait for each other.
     pub async fn next_in_lane(&self, lane: &str, now: i64) -> anyhow::Result<Option<OutboxRow>> {
-        let row = sqlx::query(
+        let sql = format!(
             "SELECT o.id, o.case_id, o.op, o.payload, o.attempts, o.created_at, o.lane, o.last_error FROM outbox o \
              WHERE o.status = 'pending' AND o.lane = $1 AND o.next_attempt_at <= $2 \
-             AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.case_id = o.case_id AND e.status = 'pending' \
-                             AND e.id < o.id AND (e.lane = o.lane OR (e.op = 'post_card' AND o.op <> 'post_card'))) \
-             ORDER BY o.priority, o.id LIMIT 1",
-        )
-        .bind(lane)
-        .bind(now)
-        .fetch_optional(self.pool())
-        .await?;
+             AND {WAITS_FOR_NOTHING} \
+             ORDER BY o.priority, o.id LIMIT 1"
+        );
+        let row = sqlx::query(&sql).bind(lane).bind(now).fetch_optional(self.pool()).await?;
         row.map(|r| {
             Ok(OutboxRow {
                 id: r.try_get("id")?,

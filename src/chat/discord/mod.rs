@@ -142,7 +142,11 @@ impl Discord {
         if header("x-ratelimit-remaining").as_deref() == Some("0") {
             if let Some(after) = header("x-ratelimit-reset-after").and_then(|s| s.parse::<f64>().ok()) {
                 if let Ok(mut m) = self.not_before.lock() {
-                    m.insert(bucket, Instant::now() + Duration::from_secs_f64(after));
+                    m.insert(
+                        bucket,
+                        Instant::now()
+                            + Duration::try_from_secs_f64(after.clamp(0.0, 3600.0)).unwrap_or(Duration::from_secs(1)),
+                    );
                 }
             }
         }
@@ -159,7 +163,9 @@ impl Discord {
         Err(match status {
             StatusCode::TOO_MANY_REQUESTS => {
                 let secs = v["retry_after"].as_f64().or(retry_header).unwrap_or(1.0);
-                DeliveryError::RateLimited(Duration::from_secs_f64(secs.max(0.05)))
+                DeliveryError::RateLimited(
+                    Duration::try_from_secs_f64(secs.clamp(0.05, 3600.0)).unwrap_or(Duration::from_secs(1)),
+                )
             }
             s if s.is_server_error() => DeliveryError::Transient(format!("Discord {route}: HTTP {s}")),
             s => DeliveryError::Permanent(format!("Discord {route}: HTTP {} code {code}{}", s.as_u16(), hint(code))),
