@@ -64,7 +64,12 @@ pub enum Polled {
 /// from an older version also starts afresh, which only re-reads duplicates).
 async fn load<C: DeserializeOwned + Default>(ctx: &Ctx, key: &str) -> anyhow::Result<Stored<C>> {
     Ok(match ctx.store.source_cursor(key).await?.and_then(|c| c.cursor) {
-        Some(json) => serde_json::from_str(&json).unwrap_or_default(),
+        Some(json) => serde_json::from_str(&json).unwrap_or_else(|e| {
+            // Said, not silent: starting afresh re-reads only duplicates, but an operator
+            // should know the stored position was not understood.
+            tracing::warn!(source = key, error = %format!("line {} column {}", e.line(), e.column()), "stored cursor unreadable; polling afresh");
+            Stored::default()
+        }),
         None => Stored::default(),
     })
 }

@@ -225,13 +225,16 @@ fn mention_from_row(r: &AnyRow) -> anyhow::Result<MentionRow> {
 
 pub(crate) fn event_from_row(r: &AnyRow) -> anyhow::Result<EventRow> {
     let detail: String = r.try_get("detail")?;
+    let id: i64 = r.try_get("id")?;
     Ok(EventRow {
-        id: r.try_get("id")?,
+        id,
         case_id: r.try_get("case_id")?,
         at: r.try_get("at")?,
         actor: r.try_get("actor")?,
         action: r.try_get("action")?,
-        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+        detail: serde_json::from_str(&detail).map_err(|e| {
+            anyhow::anyhow!("event {id}: stored detail is unreadable (line {} column {})", e.line(), e.column())
+        })?,
     })
 }
 
