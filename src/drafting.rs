@@ -116,3 +116,51 @@ pub async fn draft(ctx: &Ctx, case_id: i64, agent_id: &str, template: Option<&st
         needs_approval: case.risk,
     })
 }
+
+/// What became of a reply someone submitted from chat or `/care respond`.
+#[derive(Debug)]
+pub enum Replied {
+    /// Marked responded with this exact text.
+    Responded(Box<crate::workflow::Acted>),
+    /// A risk case: the text now waits for a lead's approval.
+    SentForApproval,
+}
+
+/// The reply flow of the chat surfaces. On a clinical/legal-risk case an agent's text
+/// goes to the leads for approval unless a lead already approved that exact text (no text:
+/// the approved one); everything else is marked responded, through the compliance gate.
+pub async fn submit_reply(
+    ctx: &Ctx,
+    case_id: i64,
+    person: &Person,
+    text: Option<String>,
+    override_block: bool,
+) -> Result<Replied, ActError> {
+    use crate::domain::Action;
+    use crate::store::cases::{approved_reply, event_text};
+    let case = ctx.store.case(case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
+    let text = text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+    let is_lead = person.roles.contains(&crate::domain::Role::Lead);
+    if !case.risk || is_lead {
+        let action = Action::Respond { text, override_block };
+        return Ok(Replied::Responded(Box::new(crate::workflow::act(ctx, case_id, &person.id, action).await?)));
+    }
+    let events = ctx.store.events(case_id).await?;
+    let Some(text) = text.or_else(|| approved_reply(&events).and_then(event_text).map(str::to_string)) else {
+        return Err(ActError::Invalid(format!(
+            "Case {case_id} is a clinical/legal-risk case: write the reply text; a lead approves it before the \
+             case is marked responded"
+        )));
+    };
+    let approved = events
+        .iter()
+        .any(|e| e.action == "approve_reply" && event_text(e).is_some_and(|a| compliance::same_text(a, &text)));
+    let action =
+        if approved { Action::Respond { text: Some(text), override_block } } else { Action::RequestApproval { text } };
+    let done = crate::workflow::act(ctx, case_id, &person.id, action).await?;
+    Ok(if done.event.action == "request_approval" {
+        Replied::SentForApproval
+    } else {
+        Replied::Responded(Box::new(done))
+    })
+}

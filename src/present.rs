@@ -25,7 +25,7 @@ pub async fn card_for(ctx: &Ctx, case_id: i64) -> Result<Card, DeliveryError> {
         .map_err(internal)?
         .ok_or_else(|| DeliveryError::Permanent(format!("mention of case {case_id} not found")))?;
     let events = ctx.store.events(case_id).await.map_err(internal)?;
-    Ok(Card::build(&case, &mention, events.last(), &ctx.playbooks))
+    Ok(Card::build(&case, &mention, &events, &ctx.playbooks))
 }
 
 /// A draft, its compliance findings, whether it needs a lead's approval and the other
@@ -66,7 +66,7 @@ pub async fn case_show(ctx: &Ctx, id: i64, json: bool) -> Result<String, ActErro
         let v = serde_json::json!({ "case": case, "mention": mention, "events": events, "messages": messages });
         return Ok(serde_json::to_string_pretty(&v).map_err(anyhow::Error::from)?);
     }
-    let card = crate::chat::Card::build(&case, &mention, events.last(), &ctx.playbooks);
+    let card = crate::chat::Card::build(&case, &mention, &events, &ctx.playbooks);
     let mut out = card.to_text();
     out.push_str("\nHistory:\n");
     for e in &events {

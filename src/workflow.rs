@@ -78,6 +78,12 @@ fn validate(ctx: &Ctx, action: &Action) -> Result<(), ActError> {
             Err(ActError::Invalid(format!("there is no rotation {r:?} in the team file")))
         }
         Action::Note { text } if text.trim().is_empty() => Err(ActError::Invalid("a note needs some text".into())),
+        Action::RequestApproval { text } | Action::ApproveReply { text } if text.trim().is_empty() => {
+            Err(ActError::Invalid("there is no reply text to approve".into()))
+        }
+        Action::RequestChanges { note } if note.trim().is_empty() => {
+            Err(ActError::Invalid("say what to change, so the agent knows".into()))
+        }
         _ => Ok(()),
     }
 }
@@ -92,6 +98,7 @@ pub async fn act(ctx: &Ctx, case_id: i64, actor_id: &str, action: Action) -> Res
         Action::Respond { text, override_block } => {
             gate_reply(ctx, case_id, person, text.as_deref(), *override_block).await?
         }
+        Action::RequestApproval { text } => gate_request(ctx, case_id, person, text).await?,
         _ => serde_json::json!({}),
     };
     let mut attempt = 0u64;
@@ -177,6 +184,20 @@ async fn gate_reply(
     Ok(serde_json::Value::Object(extra))
 }
 
+/// A reply sent for approval must already pass the blocking checks: a lead approves
+/// wording, not a privacy slip. The findings go with the request for the lead to read.
+async fn gate_request(ctx: &Ctx, case_id: i64, person: &Person, text: &str) -> Result<serde_json::Value, ActError> {
+    let case = ctx.store.case(case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
+    let findings = crate::drafting::check_reply(ctx, &case, person, text).await?;
+    let blocking: Vec<String> =
+        findings.iter().filter(|f| f.severity == Severity::Block).map(|f| f.to_string()).collect();
+    if !blocking.is_empty() {
+        return Err(ActError::ReplyBlocked { case_id, findings: blocking });
+    }
+    let shown: Vec<String> = findings.iter().map(|f| f.to_string()).collect();
+    Ok(serde_json::json!({ "findings": shown }))
+}
+
 async fn try_act(
     ctx: &Ctx,
     case_id: i64,
@@ -189,6 +210,14 @@ async fn try_act(
     let mut tx = ctx.store.begin().await?;
     let case = cases::case_in_tx(&mut tx, case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
     let mut t = apply(&case.status(), actor, action).map_err(|refusal| ActError::Refused { case_id, refusal })?;
+    // Who asked for the approval a lead now decides (read before this event is added).
+    let requester = match action {
+        Action::ApproveReply { .. } | Action::RequestChanges { .. } => {
+            let events = cases::events_with(&mut *tx, case_id).await?;
+            cases::awaiting_approval(&events).map(|e| e.actor.clone())
+        }
+        _ => None,
+    };
     if let (Some(detail), Some(more)) = (t.detail.as_object_mut(), extra.as_object()) {
         detail.extend(more.clone());
     }
@@ -240,10 +269,56 @@ async fn try_act(
             case_id: Some(case_id),
         });
     }
+    ops.extend(approval_messages(ctx, &case, &actor.id, action, requester.as_deref()));
     for op in &ops {
         crate::chat::queue(&mut tx, op, now, now).await?;
     }
     let case = cases::case_in_tx(&mut tx, case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
     tx.commit().await.map_err(anyhow::Error::from)?;
     Ok(Some(Acted { case, event, summary }))
+}
+
+/// The direct messages of the reply-approval round: a request reaches every lead; a
+/// decision reaches the person who asked.
+fn approval_messages(ctx: &Ctx, case: &CaseRow, actor: &str, action: &Action, requester: Option<&str>) -> Vec<ChatOp> {
+    let team = &ctx.playbooks.team;
+    let who = team.person(actor).map(|p| p.name.clone()).unwrap_or_else(|| actor.to_string());
+    let id = case.id;
+    let dm = |person: &str, text: String| ChatOp::DirectMessage { person: person.to_string(), text, case_id: Some(id) };
+    match action {
+        Action::RequestApproval { text } => team
+            .with_role(Role::Lead)
+            .filter(|p| p.id != actor)
+            .map(|lead| {
+                dm(
+                    &lead.id,
+                    format!(
+                        "{who} asks you to approve a reply for case #{id} ({}):\n\n{text}\n\n\
+                         Approve it with the Approve reply button on the case card or `/care approve {id}`; \
+                         send it back with Request changes or `/care changes {id} WHAT TO CHANGE`.",
+                        case.priority
+                    ),
+                )
+            })
+            .collect(),
+        Action::ApproveReply { .. } => requester
+            .filter(|r| *r != actor)
+            .map(|r| {
+                dm(
+                    r,
+                    format!(
+                        "{who} approved your reply for case #{id}. Post it, then mark the case responded: \
+                         Draft reply on the card (the approved text is filled in) or `/care respond {id}`."
+                    ),
+                )
+            })
+            .into_iter()
+            .collect(),
+        Action::RequestChanges { note } => requester
+            .filter(|r| *r != actor)
+            .map(|r| dm(r, format!("{who} sent your reply for case #{id} back: {note}")))
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    }
 }

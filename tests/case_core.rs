@@ -105,7 +105,10 @@ async fn intake_queues_a_card_for_each_channel_of_the_situation(b: Backend) {
         .into_iter()
         .filter_map(|c| match c {
             Call::Post { channel, buttons, .. } => {
-                assert_eq!(buttons, ["Claim", "Draft reply", "Escalate", "Take offline", "Resolve"]);
+                assert_eq!(
+                    buttons,
+                    ["Claim", "Draft reply", "Escalate", "Take offline", "Resolve", "Reassign", "Add note"]
+                );
                 Some(channel)
             }
             _ => None,

@@ -86,8 +86,146 @@ fn button_ids(components: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Sends a signed interaction and checks the answer is one Discord would accept.
+async fn send(r: &Running, body: &Value) -> (u16, Value) {
+    let (status, res) = post(&r.url, body, now(), true).await;
+    if status == 200 {
+        check_response(&res).unwrap_or_else(|why| panic!("Discord would refuse this answer ({why}): {res}"));
+    }
+    (status, res)
+}
+
 async fn click(r: &Running, user: &str, custom_id: &str, message: &str) -> (u16, Value) {
-    post(&r.url, &component(user, custom_id, None, message), now(), true).await
+    send(r, &component(user, custom_id, None, message)).await
+}
+
+async fn care(r: &Running, user: &str, sub: &str, options: Vec<(&str, u8, Value)>) -> String {
+    let (status, res) = send(r, &command(user, sub, options)).await;
+    assert_eq!((status, res["data"]["flags"].as_u64()), (200, Some(64)), "{res}");
+    res["data"]["content"].as_str().unwrap().to_string()
+}
+
+/// Draft reply shows the draft privately with a template picker and an editor button; the
+/// editor is a modal prefilled with the draft; a blocked text is refused with the text
+/// given back; the edited text is recorded exactly.
+async fn the_reply_editor_is_a_modal_and_records_the_exact_text(b: Backend) {
+    let r = start(b).await;
+    let (case_id, message) = case_with_card(&r, "d-20").await;
+    let (_, preview) = click(&r, SAM, &format!("draft_reply:{case_id}"), &message).await;
+    assert_eq!((preview["type"].as_u64(), preview["data"]["flags"].as_u64()), (Some(4), Some(64)), "{preview}");
+    let rows = preview["data"]["components"].as_array().unwrap();
+    let select = &rows[0]["components"][0];
+    assert_eq!(select["custom_id"], format!("tpl:{case_id}"));
+    let edit = rows.last().unwrap()["components"][0]["custom_id"].as_str().unwrap().to_string();
+    assert!(edit.starts_with(&format!("edit:{case_id}:")), "{edit}");
+    assert!(preview["data"]["content"].as_str().unwrap().contains("Sam"), "{preview}");
+
+    {
+        let other = select["options"]
+            .as_array()
+            .unwrap()
+            .get(1)
+            .and_then(|o| o["value"].as_str())
+            .expect("several templates fit");
+        let pick = component(SAM, &format!("tpl:{case_id}"), Some(vec![other]), "800000000000000002");
+        let (_, res) = send(&r, &pick).await;
+        assert_eq!(res["type"], 7, "the preview is redrawn with that template: {res}");
+        let edit = res["data"]["components"].as_array().unwrap().last().unwrap()["components"][0]["custom_id"].clone();
+        assert_eq!(edit, format!("edit:{case_id}:{other}"));
+    }
+
+    let (_, modal) = click(&r, SAM, &edit, "800000000000000002").await;
+    assert_eq!(modal["type"], 9, "{modal}");
+    assert_eq!(modal["data"]["custom_id"], format!("form:reply:{case_id}"));
+    let draft = modal["data"]["components"][0]["components"][0]["value"].as_str().unwrap().to_string();
+    assert!(draft.contains("Sam"), "{draft}");
+    assert_eq!(modal["data"]["components"].as_array().unwrap().len(), 1, "no override box for an agent");
+
+    let blocked = "Thank you for your feedback, we are sorry.";
+    let (_, res) = send(&r, &modal_submit(SAM, &format!("form:reply:{case_id}"), vec![("text", blocked)])).await;
+    let said = res["data"]["content"].as_str().unwrap();
+    assert!(said.contains("cannot be marked responded") && said.contains(blocked), "{said}");
+    assert_eq!(r.ctx.store.case(case_id).await.unwrap().unwrap().state, CaseState::Open);
+
+    let edited = format!("{draft}\nWe look forward to hearing from you.");
+    let (_, res) = send(&r, &modal_submit(SAM, &format!("form:reply:{case_id}"), vec![("text", &edited)])).await;
+    assert!(res["data"]["content"].as_str().unwrap().contains("now responded"), "{res}");
+    let events = r.ctx.store.events(case_id).await.unwrap();
+    assert_eq!(events.iter().find(|e| e.action == "respond").unwrap().detail["text"], edited.as_str());
+}
+
+/// Every case action of the CLI, taken from Discord: as `/care` subcommands and through
+/// the card's buttons and modals; each row checks what was recorded.
+async fn every_case_action_can_be_taken_from_discord(b: Backend) {
+    let r = start(b).await;
+    let (case_id, message) = case_with_card(&r, "d-21").await;
+    let n = || ("case", 4u8, json!(case_id));
+    let last = |r: &Running| {
+        let ctx = r.ctx.clone();
+        async move { ctx.store.events(case_id).await.unwrap().last().unwrap().clone() }
+    };
+    // claim (button)
+    click(&r, SAM, &format!("claim:{case_id}"), &message).await;
+    assert_eq!(last(&r).await.action, "claim");
+    // note (button → modal)
+    let (_, modal) = click(&r, SAM, &format!("note:{case_id}"), &message).await;
+    assert_eq!(
+        (modal["type"].as_u64(), modal["data"]["custom_id"].as_str()),
+        (Some(9), Some(format!("form:note:{case_id}").as_str()))
+    );
+    send(&r, &modal_submit(SAM, &format!("form:note:{case_id}"), vec![("text", "called the family back")])).await;
+    assert_eq!(
+        (last(&r).await.action.as_str(), last(&r).await.detail["text"].as_str()),
+        ("note", Some("called the family back"))
+    );
+    // release, reassign (a USER option: the people picker)
+    assert!(care(&r, SAM, "release", vec![n()]).await.contains("released by"));
+    let said = care(&r, DENA, "reassign", vec![n(), ("person", 6, json!(SAM))]).await;
+    assert!(said.contains("reassigned to Sam Whitfield"), "{said}");
+    // respond with a text that passes the checks
+    let text = carebot::drafting::draft(&r.ctx, case_id, "sam", None).await.unwrap().text;
+    assert!(care(&r, SAM, "respond", vec![n(), ("text", 3, json!(text))]).await.contains("now responded"));
+    // escalate, offline, resolve, reopen, note
+    assert!(care(&r, SAM, "escalate", vec![n(), ("to", 3, json!("risk"))]).await.contains("escalated to"));
+    assert!(care(&r, SAM, "offline", vec![n(), ("via", 3, json!("phone"))]).await.contains("taken offline (phone)"));
+    assert!(care(&r, SAM, "resolve", vec![n(), ("outcome", 3, json!("resolved"))]).await.contains("resolved"));
+    assert!(care(&r, SAM, "reopen", vec![n()]).await.contains("reopened by"));
+    assert!(care(&r, SAM, "note", vec![n(), ("text", 3, json!("closing the loop"))]).await.contains("note by"));
+    let actions: Vec<String> = r.ctx.store.events(case_id).await.unwrap().into_iter().map(|e| e.action).collect();
+    assert_eq!(
+        actions,
+        [
+            "opened", "claim", "note", "release", "reassign", "respond", "escalate", "offline", "resolve", "reopen",
+            "note"
+        ]
+    );
+
+    // approve and request changes, on a risk case, from the card's buttons.
+    let risk =
+        mention("facebook", "d-22", "Wrong medication given to my father at Riverside, talking to a lawyer", None);
+    let risk_id = ingest(&r.ctx, &[risk]).await.unwrap()[0].case_id();
+    let reply = carebot::drafting::draft(&r.ctx, risk_id, "sam", None).await.unwrap().text;
+    let said = care(&r, SAM, "respond", vec![("case", 4, json!(risk_id)), ("text", 3, json!(reply))]).await;
+    assert!(said.contains("went to the leads for approval"), "{said}");
+    let card = carebot::present::card_for(&r.ctx, risk_id).await.unwrap();
+    let request = card.pending_reply.as_ref().unwrap().request;
+    let (_, modal) = click(&r, DENA, &format!("request_changes:{risk_id}"), &message).await;
+    assert_eq!(modal["type"], 9, "{modal}");
+    send(
+        &r,
+        &modal_submit(DENA, &format!("form:changes:{risk_id}"), vec![("text", "name the patient-relations line")]),
+    )
+    .await;
+    assert_eq!(r.ctx.store.events(risk_id).await.unwrap().last().unwrap().action, "request_changes");
+    care(&r, SAM, "respond", vec![("case", 4, json!(risk_id)), ("text", 3, json!(reply))]).await;
+    let again = carebot::present::card_for(&r.ctx, risk_id).await.unwrap().pending_reply.unwrap().request;
+    assert!(again > request);
+    let (_, res) = click(&r, DENA, &format!("approve_reply:{risk_id}:{again}"), &message).await;
+    assert_eq!(res["type"], 7, "the card is redrawn: {res}");
+    let approved = r.ctx.store.events(risk_id).await.unwrap().last().unwrap().clone();
+    assert_eq!((approved.action.as_str(), approved.actor.as_str()), ("approve_reply", "dena"));
+    let waiting = care(&r, DENA, "approvals", vec![]).await;
+    assert!(waiting.contains("No replies are waiting"), "{waiting}");
 }
 
 async fn a_claim_click_updates_the_card_and_resolve_through_the_select_menu(b: Backend) {
@@ -103,7 +241,7 @@ async fn a_claim_click_updates_the_card_and_resolve_through_the_select_menu(b: B
     assert!(embed["description"].as_str().unwrap().contains("Waited four hours"));
     assert!(embed.to_string().contains(":R>"), "SLA due as Discord timestamps: {embed}");
     let ids = button_ids(&posted.body["components"]);
-    let expected: Vec<String> = ["claim", "draft_reply", "escalate", "take_offline", "resolve"]
+    let expected: Vec<String> = ["claim", "draft_reply", "escalate", "take_offline", "resolve", "reassign", "note"]
         .iter()
         .map(|a| format!("{a}:{case_id}"))
         .collect();
@@ -352,6 +490,8 @@ async fn threads_come_with_the_card_and_nothing_is_sent_twice(b: Backend) {
 }
 
 on_both_backends!(
+    the_reply_editor_is_a_modal_and_records_the_exact_text,
+    every_case_action_can_be_taken_from_discord,
     threads_come_with_the_card_and_nothing_is_sent_twice,
     a_review_cannot_plant_a_disguised_link_or_a_ping_in_the_card,
     a_claim_click_updates_the_card_and_resolve_through_the_select_menu,
@@ -384,7 +524,31 @@ async fn register_commands_installs_care_with_its_subcommands() {
     assert_eq!(put.path, format!("/applications/{APP_ID}/guilds/{GUILD}/commands"));
     let subs: Vec<&str> =
         put.body[0]["options"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
-    assert_eq!(subs, ["queue", "mine", "show", "claim", "resolve", "log", "oncall", "draft"]);
+    assert_eq!(
+        subs,
+        [
+            "queue",
+            "mine",
+            "show",
+            "claim",
+            "resolve",
+            "log",
+            "release",
+            "reassign",
+            "respond",
+            "approve",
+            "changes",
+            "approvals",
+            "offline",
+            "escalate",
+            "reopen",
+            "note",
+            "oncall",
+            "draft"
+        ]
+    );
+    let reassign = put.body[0]["options"].as_array().unwrap().iter().find(|o| o["name"] == "reassign").unwrap();
+    assert_eq!(reassign["options"][1]["type"], 6, "a people picker (USER option)");
     let resolve = &put.body[0]["options"][4];
     let outcome = resolve["options"].as_array().unwrap().iter().find(|o| o["name"] == "outcome").unwrap();
     assert_eq!(outcome["choices"].as_array().unwrap().len(), 5);

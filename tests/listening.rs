@@ -505,8 +505,8 @@ async fn google_reviews_use_oauth_paginate_and_mark_recovery_after_a_reply(b: Ba
     let (case, m) = by_external(&s.ctx, "r3").await.unwrap();
     assert_eq!(m.rating, Some(4.0));
     assert!(case.recovery_at.is_some(), "rating rose after our reply");
-    let last = s.ctx.store.events(case.id).await.unwrap().into_iter().last();
-    let card = Card::build(&case, &m, last.as_ref(), &s.ctx.playbooks);
+    let events = s.ctx.store.events(case.id).await.unwrap();
+    let card = Card::build(&case, &m, &events, &s.ctx.playbooks);
     assert!(card.to_text().contains("Recovery candidate"), "{}", card.to_text());
     let date = (t0() + Duration::hours(4)).with_timezone(&s.ctx.playbooks.team.timezone).date_naive();
     let digest = carebot::digest::gather(&s.ctx, date).await.unwrap();

@@ -21,10 +21,15 @@ pub enum Button {
     TakeOffline,
     Resolve,
     Reopen,
+    Reassign,
+    Note,
+    /// A lead approves the reply shown on the card (the press names the request).
+    ApproveReply,
+    RequestChanges,
 }
 
 impl Button {
-    pub const ALL: [Button; 7] = [
+    pub const ALL: [Button; 11] = [
         Button::Claim,
         Button::Release,
         Button::DraftReply,
@@ -32,6 +37,10 @@ impl Button {
         Button::TakeOffline,
         Button::Resolve,
         Button::Reopen,
+        Button::Reassign,
+        Button::Note,
+        Button::ApproveReply,
+        Button::RequestChanges,
     ];
     pub fn label(&self) -> &'static str {
         match self {
@@ -42,6 +51,10 @@ impl Button {
             Button::TakeOffline => "Take offline",
             Button::Resolve => "Resolve",
             Button::Reopen => "Reopen",
+            Button::Reassign => "Reassign",
+            Button::Note => "Add note",
+            Button::ApproveReply => "Approve reply",
+            Button::RequestChanges => "Request changes",
         }
     }
     /// The action id carried by the button (`claim`, `draft_reply`, …).
@@ -54,6 +67,10 @@ impl Button {
             Button::TakeOffline => "take_offline",
             Button::Resolve => "resolve",
             Button::Reopen => "reopen",
+            Button::Reassign => "reassign",
+            Button::Note => "note",
+            Button::ApproveReply => "approve_reply",
+            Button::RequestChanges => "request_changes",
         }
     }
 }
@@ -89,6 +106,18 @@ pub struct Card {
     pub similar: i64,
     /// The reviewer raised their rating after our reply.
     pub recovery: bool,
+    /// A reply waiting for a lead's approval.
+    pub pending_reply: Option<PendingReply>,
+}
+
+/// A reply text an agent sent for approval, as the approval card shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PendingReply {
+    /// The `request_approval` event: the Approve button binds this exact request.
+    pub request: i64,
+    pub asked_by: String,
+    pub text: String,
+    pub findings: Vec<String>,
 }
 
 /// The card line of a recovery candidate.
@@ -102,15 +131,15 @@ fn trimmed(text: &str) -> String {
     format!("{}…", cut.trim_end())
 }
 
-/// Buttons offered in a state.
+/// Buttons offered in a state (the approval buttons come first while a reply waits).
 pub fn buttons_for(state: CaseState) -> Vec<Button> {
     use Button::*;
     match state {
-        CaseState::Open => vec![Claim, DraftReply, Escalate, TakeOffline, Resolve],
-        CaseState::Claimed => vec![Release, DraftReply, Escalate, TakeOffline, Resolve],
-        CaseState::Responded => vec![DraftReply, Escalate, TakeOffline, Resolve],
-        CaseState::Offline => vec![Escalate, Resolve],
-        CaseState::Resolved => vec![Reopen],
+        CaseState::Open => vec![Claim, DraftReply, Escalate, TakeOffline, Resolve, Reassign, Note],
+        CaseState::Claimed => vec![Release, DraftReply, Escalate, TakeOffline, Resolve, Reassign, Note],
+        CaseState::Responded => vec![DraftReply, Escalate, TakeOffline, Resolve, Reassign, Note],
+        CaseState::Offline => vec![Escalate, Resolve, Reassign, Note],
+        CaseState::Resolved => vec![Reopen, Note],
     }
 }
 
@@ -151,6 +180,8 @@ pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
         "reopen" => format!("reopened by {who}"),
         "note" => format!("note by {who}"),
         "approve_reply" => format!("reply approved by {who}"),
+        "request_approval" => format!("reply sent for a lead's approval by {who}"),
+        "request_changes" => format!("reply sent back for changes by {who}"),
         "escalation" => {
             let names: Vec<String> = d
                 .get("people")
@@ -182,7 +213,9 @@ pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
 }
 
 impl Card {
-    pub fn build(case: &CaseRow, mention: &MentionRow, last: Option<&EventRow>, playbooks: &Playbooks) -> Card {
+    /// The card of a case from its row, mention and history (oldest event first).
+    pub fn build(case: &CaseRow, mention: &MentionRow, events: &[EventRow], playbooks: &Playbooks) -> Card {
+        let last = events.last();
         let situation = playbooks.situations.get(&case.situation);
         let team = &playbooks.team;
         let rule_label = |kind: &str, id: &str| match kind {
@@ -219,6 +252,17 @@ impl Card {
                 sla.push((label.to_string(), from_ms(d)));
             }
         }
+        let pending_reply = crate::store::cases::awaiting_approval(events).map(|e| PendingReply {
+            request: e.id,
+            asked_by: team.person(&e.actor).map(|p| p.name.clone()).unwrap_or_else(|| e.actor.clone()),
+            text: crate::store::cases::event_text(e).unwrap_or_default().to_string(),
+            findings: e
+                .detail
+                .get("findings")
+                .and_then(|f| f.as_array())
+                .map(|a| a.iter().filter_map(|v| v.as_str()).map(str::to_string).collect())
+                .unwrap_or_default(),
+        });
         let source =
             if case.confidential { "forwarded post (confidential)".to_string() } else { mention.source.clone() };
         Card {
@@ -236,11 +280,23 @@ impl Card {
             tags,
             sla,
             latest_step: last.map(|e| describe_event(e, playbooks)),
-            buttons: buttons_for(case.state),
+            buttons: match &pending_reply {
+                Some(_) => {
+                    [Button::ApproveReply, Button::RequestChanges].into_iter().chain(buttons_for(case.state)).collect()
+                }
+                None => buttons_for(case.state),
+            },
+            pending_reply,
             confidential: case.confidential,
             similar: case.similar_count,
             recovery: case.recovery_at.is_some(),
         }
+    }
+
+    /// What pressing `b` on this card sends back (Approve reply names the request shown).
+    pub fn press(&self, b: Button) -> crate::chat::command::Press {
+        let request = if b == Button::ApproveReply { self.pending_reply.as_ref().map(|p| p.request) } else { None };
+        crate::chat::command::Press { button: b, case_id: self.case_id, request }
     }
 
     /// The one line chat apps show in notifications; carries no mention text or author.
@@ -293,6 +349,15 @@ impl Card {
         out.push_str(&format!("State: {}{owner}\n", self.state));
         if let Some(s) = &self.latest_step {
             out.push_str(&format!("Latest: {s}\n"));
+        }
+        if let Some(p) = &self.pending_reply {
+            out.push_str(&format!("Reply awaiting a lead's approval (asked by {}):\n", p.asked_by));
+            for line in p.text.lines() {
+                out.push_str(&format!("  | {line}\n"));
+            }
+            if !p.findings.is_empty() {
+                out.push_str(&format!("  Findings: {}\n", p.findings.join(", ")));
+            }
         }
         let buttons: Vec<String> = self.buttons.iter().map(|b| format!("[{}]", b.label())).collect();
         out.push_str(&buttons.join(" "));

@@ -1,7 +1,7 @@
 //! The `/care` command grammar and the button/form identifiers, shared by every chat
 //! platform. Pure: text in, a `Command` (or usage help) out.
 
-use crate::domain::Outcome;
+use crate::domain::{Action, EscalationTarget, OfflineVia, Outcome};
 use std::str::FromStr;
 
 use super::Button;
@@ -32,6 +32,30 @@ pub enum Command {
         case_id: i64,
         template: Option<String>,
     },
+    /// A case action that needs nothing but its arguments (release, take offline,
+    /// escalate, reopen, note, send a reply back).
+    Act {
+        case_id: i64,
+        action: Action,
+    },
+    /// Hand a case to someone: a team-file id, `@id`, or a chat mention.
+    Reassign {
+        case_id: i64,
+        to: String,
+    },
+    /// Mark the public reply posted (on a risk case, ask a lead to approve it first).
+    Respond {
+        case_id: i64,
+        text: Option<String>,
+        override_block: bool,
+    },
+    /// A lead approves a reply: the text given, or the one waiting for approval.
+    Approve {
+        case_id: i64,
+        text: Option<String>,
+    },
+    /// Replies waiting for a lead's approval.
+    Approvals,
 }
 
 /// What one argument of a `/care` subcommand takes.
@@ -49,6 +73,12 @@ pub enum ArgKind {
     Rest,
     /// `--NAME` anywhere on the line.
     Flag,
+    /// A teammate: team-file id, `@id`, or a chat mention (`<@U…>`).
+    Person,
+    /// How a case continues offline: dm, phone or email.
+    Via,
+    /// Who to escalate to: site-owner, risk, lead, oncall:ROTATION or @person.
+    Target,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +130,68 @@ pub const COMMANDS: &[Spec] = &[
             arg("confidential", ArgKind::Flag, false, "A private post: hide who forwarded it"),
         ],
     },
+    Spec { name: "release", aliases: &[], help: "give a claimed case back to the queue", args: &[CASE] },
+    Spec {
+        name: "reassign",
+        aliases: &[],
+        help: "hand a case to a teammate",
+        args: &[CASE, arg("person", ArgKind::Person, true, "Who takes it over")],
+    },
+    Spec {
+        name: "respond",
+        aliases: &[],
+        help: "mark the public reply posted (risk cases: sends it for approval)",
+        args: &[
+            CASE,
+            arg("text", ArgKind::Rest, false, "The reply exactly as posted"),
+            arg("override", ArgKind::Flag, false, "Lead: accept blocking findings"),
+        ],
+    },
+    Spec {
+        name: "approve",
+        aliases: &[],
+        help: "lead: approve the reply waiting on a risk case",
+        args: &[CASE, arg("text", ArgKind::Rest, false, "Approve this text instead")],
+    },
+    Spec {
+        name: "changes",
+        aliases: &[],
+        help: "lead: send a waiting reply back",
+        args: &[CASE, arg("note", ArgKind::Rest, true, "What to change")],
+    },
+    Spec { name: "approvals", aliases: &[], help: "replies waiting for a lead's approval", args: &[] },
+    Spec {
+        name: "offline",
+        aliases: &[],
+        help: "continue a case privately",
+        args: &[
+            CASE,
+            arg("via", ArgKind::Via, true, "dm, phone or email"),
+            arg("note", ArgKind::Rest, false, "No patient details"),
+        ],
+    },
+    Spec {
+        name: "escalate",
+        aliases: &[],
+        help: "raise a case to someone",
+        args: &[
+            CASE,
+            arg("to", ArgKind::Target, true, "site-owner, risk, lead, oncall:ROTATION or @person"),
+            arg("note", ArgKind::Rest, false, "No patient details"),
+        ],
+    },
+    Spec {
+        name: "reopen",
+        aliases: &[],
+        help: "reopen a resolved case",
+        args: &[CASE, arg("note", ArgKind::Rest, false, "Why")],
+    },
+    Spec {
+        name: "note",
+        aliases: &[],
+        help: "add a note to a case's history",
+        args: &[CASE, arg("text", ArgKind::Rest, true, "No patient details")],
+    },
     Spec { name: "oncall", aliases: &["on-call"], help: "who is on call now", args: &[] },
     Spec {
         name: "draft",
@@ -131,6 +223,9 @@ pub fn usage(cmd: &str) -> String {
         let args: Vec<String> = spec.args.iter().map(shown).collect();
         let line = [spec.name.to_string()].into_iter().chain(args).collect::<Vec<_>>().join(" ");
         out.push_str(&format!("\n• `{cmd} {line}` — {}", spec.help));
+        if spec.args.iter().any(|a| a.kind == ArgKind::Via) {
+            out.push_str(" (VIA: dm, phone, email)");
+        }
         if spec.args.iter().any(|a| a.kind == ArgKind::Outcome) {
             let all: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
             out.push_str(&format!(" (OUTCOME: {})", all.join(", ")));
@@ -203,7 +298,15 @@ pub fn typed(spec: &Spec, a: &ArgSpec, raw: &str) -> Result<Value, String> {
             }
             Value::Text(url.to_string())
         }
-        ArgKind::Word | ArgKind::Rest => Value::Text(raw.to_string()),
+        ArgKind::Via => {
+            raw.parse::<OfflineVia>()?;
+            Value::Text(raw.to_string())
+        }
+        ArgKind::Target => {
+            raw.parse::<EscalationTarget>()?;
+            Value::Text(raw.to_string())
+        }
+        ArgKind::Word | ArgKind::Rest | ArgKind::Person => Value::Text(raw.to_string()),
     })
 }
 
@@ -233,6 +336,45 @@ impl Command {
                 note: args.text("note"),
             },
             "draft" => Command::Draft { case_id: args.case(spec)?, template: args.text("template") },
+            "approvals" => Command::Approvals,
+            "release" => Command::Act { case_id: args.case(spec)?, action: Action::Release },
+            "reassign" => Command::Reassign {
+                case_id: args.case(spec)?,
+                to: args.text("person").ok_or_else(|| missing("a person, e.g. `reassign 42 @sam`"))?,
+            },
+            "respond" => Command::Respond {
+                case_id: args.case(spec)?,
+                text: args.text("text"),
+                override_block: args.flag("override"),
+            },
+            "approve" => Command::Approve { case_id: args.case(spec)?, text: args.text("text") },
+            "changes" => Command::Act {
+                case_id: args.case(spec)?,
+                action: Action::RequestChanges {
+                    note: args
+                        .text("note")
+                        .ok_or_else(|| missing("what to change, e.g. `changes 42 drop the apology`"))?,
+                },
+            },
+            "offline" => Command::Act {
+                case_id: args.case(spec)?,
+                action: Action::TakeOffline {
+                    via: args.text("via").ok_or_else(|| missing("how: dm, phone or email"))?.parse()?,
+                    note: args.text("note"),
+                },
+            },
+            "escalate" => Command::Act {
+                case_id: args.case(spec)?,
+                action: Action::Escalate {
+                    to: args.text("to").ok_or_else(|| missing("who to, e.g. `escalate 42 risk`"))?.parse()?,
+                    note: args.text("note"),
+                },
+            },
+            "reopen" => Command::Act { case_id: args.case(spec)?, action: Action::Reopen { note: args.text("note") } },
+            "note" => Command::Act {
+                case_id: args.case(spec)?,
+                action: Action::Note { text: args.text("text").ok_or_else(|| missing("the note's text"))? },
+            },
             "log" => Command::Log {
                 url: args
                     .text("url")
@@ -250,25 +392,37 @@ impl FromStr for Command {
     /// Parses the text after the command name by the command table. The error says what
     /// was wrong; callers add the usage help.
     fn from_str(text: &str) -> Result<Command, String> {
-        let words: Vec<&str> = text.split_whitespace().collect();
-        let Some((verb, rest)) = words.split_first() else { return Ok(Command::Help) };
+        // Words with where they start, so free text keeps its line breaks.
+        let words: Vec<(usize, &str)> =
+            text.split_whitespace().map(|w| (w.as_ptr() as usize - text.as_ptr() as usize, w)).collect();
+        let Some(((_, verb), rest)) = words.split_first() else { return Ok(Command::Help) };
         let spec = spec(verb).ok_or_else(|| format!("unknown command {:?}", verb.to_lowercase()))?;
         let mut args = Args::default();
         let flags: Vec<&ArgSpec> = spec.args.iter().filter(|a| a.kind == ArgKind::Flag).collect();
-        let mut words: Vec<&str> = Vec::new();
-        for w in rest {
-            match flags.iter().find(|f| w.strip_prefix("--") == Some(f.name)) {
+        let is_flag = |w: &str| flags.iter().find(|f| w.strip_prefix("--") == Some(f.name)).copied();
+        let mut words: Vec<(usize, &str)> = Vec::new();
+        for (at, w) in rest {
+            match is_flag(w) {
                 Some(f) => args.set(f.name, Value::Flag(true)),
-                None => words.push(w),
+                None => words.push((*at, w)),
             }
         }
-        let mut words = words.into_iter();
+        let mut words = words.into_iter().peekable();
         for a in spec.args.iter().filter(|a| a.kind != ArgKind::Flag) {
             let raw = if a.kind == ArgKind::Rest {
-                let all: Vec<&str> = words.by_ref().collect();
-                Some(all.join(" ")).filter(|s| !s.is_empty())
+                // Everything from the next word on, as typed, without the flags.
+                let from = words.peek().map(|(at, _)| *at);
+                words.by_ref().for_each(drop);
+                from.map(|at| {
+                    let kept: Vec<&str> = text[at..]
+                        .split_inclusive(char::is_whitespace)
+                        .filter(|w| is_flag(w.trim()).is_none())
+                        .collect();
+                    kept.concat().trim().to_string()
+                })
+                .filter(|s| !s.is_empty())
             } else {
-                words.next().map(str::to_string)
+                words.next().map(|(_, w)| w.to_string())
             };
             match raw {
                 Some(raw) => args.set(a.name, typed(spec, a, &raw)?),
@@ -286,11 +440,20 @@ impl FromStr for Command {
 pub struct Press {
     pub button: Button,
     pub case_id: i64,
+    /// The event a button decides on (Approve reply: the exact request shown), encoded
+    /// as a third part, `approve_reply:42:311`.
+    pub request: Option<i64>,
 }
 
 impl Press {
+    pub fn new(button: Button, case_id: i64) -> Press {
+        Press { button, case_id, request: None }
+    }
     pub fn encode(&self) -> String {
-        format!("{}:{}", self.button.id(), self.case_id)
+        match self.request {
+            Some(r) => format!("{}:{}:{r}", self.button.id(), self.case_id),
+            None => format!("{}:{}", self.button.id(), self.case_id),
+        }
     }
 }
 
@@ -302,7 +465,11 @@ impl FromStr for Press {
             .into_iter()
             .find(|b| b.id() == action)
             .ok_or_else(|| format!("{action:?} is not a card button"))?;
-        Ok(Press { button, case_id: case_number(Some(case), action)? })
+        let (case, request) = match case.split_once(':') {
+            Some((c, r)) => (c, Some(r.parse::<i64>().map_err(|_| format!("{s:?} is not a card button"))?)),
+            None => (case, None),
+        };
+        Ok(Press { button, case_id: case_number(Some(case), action)?, request })
     }
 }
 
@@ -336,6 +503,49 @@ mod tests {
     }
 
     #[test]
+    fn every_case_action_of_the_cli_has_a_subcommand() {
+        assert_eq!("release 4".parse(), Ok(Command::Act { case_id: 4, action: Action::Release }));
+        assert_eq!(
+            "reassign 4 <@U01SAM00002>".parse(),
+            Ok(Command::Reassign { case_id: 4, to: "<@U01SAM00002>".into() })
+        );
+        assert_eq!(
+            "respond 4 Thank you --override".parse(),
+            Ok(Command::Respond { case_id: 4, text: Some("Thank you".into()), override_block: true })
+        );
+        assert_eq!("approve 4".parse(), Ok(Command::Approve { case_id: 4, text: None }));
+        assert_eq!(
+            "offline 4 phone called her back".parse(),
+            Ok(Command::Act {
+                case_id: 4,
+                action: Action::TakeOffline { via: OfflineVia::Phone, note: Some("called her back".into()) }
+            })
+        );
+        assert_eq!(
+            "escalate 4 oncall:px-oncall".parse(),
+            Ok(Command::Act {
+                case_id: 4,
+                action: Action::Escalate { to: EscalationTarget::OnCall("px-oncall".into()), note: None }
+            })
+        );
+        assert_eq!(
+            "note 4 called back\nshe is happy --override".parse(),
+            Ok(Command::Act {
+                case_id: 4,
+                action: Action::Note { text: "called back\nshe is happy --override".into() }
+            }),
+            "free text keeps its lines; a flag the command does not take stays text",
+        );
+        assert_eq!(
+            "respond 4 Thank you\n--override for waiting".parse(),
+            Ok(Command::Respond { case_id: 4, text: Some("Thank you\nfor waiting".into()), override_block: true })
+        );
+        assert!("offline 4 pigeon".parse::<Command>().unwrap_err().contains("unknown channel"));
+        assert!("note 4".parse::<Command>().unwrap_err().contains("note's text"));
+        assert!("changes 4".parse::<Command>().unwrap_err().contains("what to change"));
+    }
+
+    #[test]
     fn log_takes_slack_wrapped_links_and_the_confidential_flag_anywhere() {
         assert_eq!(
             "log <https://fb.com/p/1|fb.com/p/1> --confidential nurse was rude to my mum".parse(),
@@ -354,9 +564,13 @@ mod tests {
     #[test]
     fn presses_round_trip_and_reject_junk() {
         for b in Button::ALL {
-            let p = Press { button: b, case_id: 12 };
+            let p = Press::new(b, 12);
             assert_eq!(p.encode().parse(), Ok(p));
         }
+        let approve = Press { button: Button::ApproveReply, case_id: 12, request: Some(311) };
+        assert_eq!(approve.encode(), "approve_reply:12:311");
+        assert_eq!("approve_reply:12:311".parse(), Ok(approve));
+        assert!("approve_reply:12:x".parse::<Press>().is_err());
         assert!("claim".parse::<Press>().is_err());
         assert!("launch:3".parse::<Press>().is_err());
         assert!("claim:x".parse::<Press>().is_err());

@@ -32,15 +32,38 @@ pub fn person<'c>(ctx: &'c Ctx, who: Who<'_>) -> Result<&'c Person, String> {
     })
 }
 
-/// A question to ask before acting (a Slack modal, a Discord select menu).
+/// A question to ask before acting (a Slack modal; on Discord a select menu, or a modal
+/// when it needs text).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Form {
     pub kind: FormKind,
     pub case_id: i64,
     pub title: String,
+    /// The label of the choices; no choices, no select.
     pub prompt: String,
     pub choices: Vec<Choice>,
+    /// The choice selected when the form opens (the reply form's template).
+    pub chosen: Option<String>,
+    /// A text field.
+    pub text: Option<TextField>,
+    /// Lines shown above the fields (a draft's compliance findings).
+    pub info: Vec<String>,
+    /// Offer a lead's "accept blocking findings" tick box.
+    pub can_override: bool,
     pub submit: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TextField {
+    pub label: String,
+    pub initial: String,
+    pub required: bool,
+}
+
+impl TextField {
+    fn note() -> TextField {
+        TextField { label: "Note (no patient details)".into(), initial: String::new(), required: false }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,14 +71,34 @@ pub enum FormKind {
     Escalate,
     Resolve,
     Offline,
+    Reassign,
+    Note,
+    /// A lead sends a waiting reply back.
+    Changes,
+    /// The reply editor: template, text, findings; submitting marks the case responded or
+    /// sends the text for approval.
+    Reply,
 }
 
 impl FormKind {
+    pub const ALL: [FormKind; 7] = [
+        FormKind::Escalate,
+        FormKind::Resolve,
+        FormKind::Offline,
+        FormKind::Reassign,
+        FormKind::Note,
+        FormKind::Changes,
+        FormKind::Reply,
+    ];
     pub fn id(&self) -> &'static str {
         match self {
             FormKind::Escalate => "escalate",
             FormKind::Resolve => "resolve",
             FormKind::Offline => "offline",
+            FormKind::Reassign => "reassign",
+            FormKind::Note => "note",
+            FormKind::Changes => "changes",
+            FormKind::Reply => "reply",
         }
     }
     /// Form ids travel as `KIND:CASE` (Slack `private_metadata`, Discord `custom_id`).
@@ -64,8 +107,12 @@ impl FormKind {
     }
     pub fn decode(s: &str) -> Option<(FormKind, i64)> {
         let (kind, case) = s.split_once(':')?;
-        let kind = [FormKind::Escalate, FormKind::Resolve, FormKind::Offline].into_iter().find(|k| k.id() == kind)?;
+        let kind = FormKind::ALL.into_iter().find(|k| k.id() == kind)?;
         Some((kind, case.parse().ok()?))
+    }
+    /// Whether the form's answer is its text (a note, a reply) rather than a choice.
+    pub fn answer_is_text(&self) -> bool {
+        matches!(self, FormKind::Note | FormKind::Changes | FormKind::Reply)
     }
 }
 
@@ -95,7 +142,62 @@ fn choice(id: impl Into<String>, label: impl Into<String>) -> Choice {
     Choice { id: id.into(), label: label.into() }
 }
 
-async fn form(ctx: &Ctx, kind: FormKind, case_id: i64) -> Result<Form, ActError> {
+fn ask(kind: FormKind, case_id: i64, title: String, prompt: &str, choices: Vec<Choice>, submit: &str) -> Form {
+    Form {
+        kind,
+        case_id,
+        title,
+        prompt: prompt.into(),
+        choices,
+        chosen: None,
+        text: Some(TextField::note()),
+        info: Vec::new(),
+        can_override: false,
+        submit: submit.into(),
+    }
+}
+
+/// The reply editor for a case: `template` or the best fit, prefilled with the approved
+/// text when a lead already approved one.
+pub async fn reply_form(ctx: &Ctx, person: &Person, case_id: i64, template: Option<&str>) -> Result<Form, ActError> {
+    let d = crate::drafting::draft(ctx, case_id, &person.id, template).await?;
+    let events = ctx.store.events(case_id).await?;
+    let approved = crate::store::cases::approved_reply(&events).and_then(crate::store::cases::event_text);
+    let (initial, mut info) = match approved.filter(|_| template.is_none()) {
+        Some(text) => (text.to_string(), vec!["A lead approved this text: post it as is, then submit.".to_string()]),
+        None => {
+            let mut info: Vec<String> = d.findings.iter().map(|f| f.to_string()).collect();
+            if info.is_empty() {
+                info.push("Compliance: no findings for the draft.".into());
+            }
+            (d.text.clone(), info)
+        }
+    };
+    let is_lead = person.roles.contains(&crate::domain::Role::Lead);
+    let submit = if d.needs_approval && !is_lead {
+        info.push("A clinical/legal-risk case: submitting sends the text to a lead for approval.".into());
+        "Send for approval"
+    } else {
+        info.push("Submitting records the case as responded with this exact text.".into());
+        "Mark responded"
+    };
+    let mut templates = vec![choice(d.template.clone(), d.title.clone())];
+    templates.extend(d.alternatives.iter().map(|(id, title)| choice(id.clone(), title.clone())));
+    Ok(Form {
+        kind: FormKind::Reply,
+        case_id,
+        title: format!("Reply to case #{case_id}"),
+        prompt: "Template".into(),
+        choices: templates,
+        chosen: Some(d.template.clone()),
+        text: Some(TextField { label: "Reply (edit before posting)".into(), initial, required: true }),
+        info,
+        can_override: is_lead,
+        submit: submit.into(),
+    })
+}
+
+async fn form(ctx: &Ctx, person: &Person, kind: FormKind, case_id: i64) -> Result<Form, ActError> {
     let case = ctx.store.case(case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
     let team = &ctx.playbooks.team;
     Ok(match kind {
@@ -111,31 +213,35 @@ async fn form(ctx: &Ctx, kind: FormKind, case_id: i64) -> Result<Form, ActError>
                 choices.push(choice(format!("oncall:{}", r.id), format!("On call: {} ({name})", r.id)));
             }
             choices.push(choice("role:lead", "All PX leads"));
-            Form {
-                kind,
-                case_id,
-                title: format!("Escalate case #{case_id}"),
-                prompt: "Escalate to".into(),
-                choices,
-                submit: "Escalate".into(),
-            }
+            ask(kind, case_id, format!("Escalate case #{case_id}"), "Escalate to", choices, "Escalate")
         }
-        FormKind::Resolve => Form {
-            kind,
-            case_id,
-            title: format!("Resolve case #{case_id}"),
-            prompt: "Outcome".into(),
-            choices: Outcome::ALL.iter().map(|o| choice(o.as_str(), outcome_label(*o))).collect(),
-            submit: "Resolve".into(),
+        FormKind::Resolve => {
+            let choices = Outcome::ALL.iter().map(|o| choice(o.as_str(), outcome_label(*o))).collect();
+            ask(kind, case_id, format!("Resolve case #{case_id}"), "Outcome", choices, "Resolve")
+        }
+        FormKind::Offline => {
+            let choices = vec![choice("dm", "Direct message"), choice("phone", "Phone call"), choice("email", "Email")];
+            ask(kind, case_id, format!("Take case #{case_id} offline"), "Continued by", choices, "Take offline")
+        }
+        FormKind::Reassign => {
+            // Only people who can own cases, and not the current owner.
+            let choices = team
+                .people
+                .iter()
+                .filter(|p| p.actor().roles.works_cases() && case.owner.as_deref() != Some(p.id.as_str()))
+                .map(|p| choice(p.id.clone(), p.name.clone()))
+                .collect();
+            ask(kind, case_id, format!("Reassign case #{case_id}"), "Hand it to", choices, "Reassign")
+        }
+        FormKind::Note => Form {
+            text: Some(TextField { label: "Note (no patient details)".into(), initial: String::new(), required: true }),
+            ..ask(kind, case_id, format!("Note on case #{case_id}"), "", Vec::new(), "Add note")
         },
-        FormKind::Offline => Form {
-            kind,
-            case_id,
-            title: format!("Take case #{case_id} offline"),
-            prompt: "Continued by".into(),
-            choices: vec![choice("dm", "Direct message"), choice("phone", "Phone call"), choice("email", "Email")],
-            submit: "Take offline".into(),
+        FormKind::Changes => Form {
+            text: Some(TextField { label: "What should change?".into(), initial: String::new(), required: true }),
+            ..ask(kind, case_id, format!("Send back #{case_id}"), "", Vec::new(), "Send back")
         },
+        FormKind::Reply => reply_form(ctx, person, case_id, None).await?,
     })
 }
 
@@ -149,25 +255,51 @@ fn outcome_label(o: Outcome) -> &'static str {
     }
 }
 
-/// A card button: act at once (Claim, Release, Reopen), show a draft, or ask a question.
+/// The reply a lead approves with the card's button: the exact request the card showed.
+async fn approve_shown(ctx: &Ctx, person: &Person, case_id: i64, request: Option<i64>) -> Result<String, ActError> {
+    let events = ctx.store.events(case_id).await?;
+    let waiting = crate::store::cases::awaiting_approval(&events);
+    let Some(req) = waiting.filter(|e| request.is_none_or(|r| r == e.id)) else {
+        return Err(ActError::Invalid(match waiting {
+            Some(_) => format!(
+                "Case {case_id}: the reply changed since this card was drawn; read the new text on the card and approve again."
+            ),
+            None => format!("Case {case_id} has no reply waiting for approval."),
+        }));
+    };
+    let text = crate::store::cases::event_text(req).unwrap_or_default().to_string();
+    crate::present::case_act(ctx, case_id, &person.id, Action::ApproveReply { text }).await
+}
+
+/// A card button: act at once (Claim, Release, Reopen, Approve reply), or ask first.
 pub async fn press(ctx: &Ctx, person: &Person, p: Press) -> Pressed {
     let action = match p.button {
         Button::Claim => Action::Claim,
         Button::Release => Action::Release,
         Button::Reopen => Action::Reopen { note: None },
-        Button::DraftReply => {
-            return match crate::drafting::draft(ctx, p.case_id, &person.id, None).await {
-                Ok(d) => Pressed::Private(crate::present::draft_text(&d)),
-                Err(e) => Pressed::Private(explain(&e, "draft", Some(p.case_id))),
+        Button::ApproveReply => {
+            return match approve_shown(ctx, person, p.case_id, p.request).await {
+                Ok(done) => Pressed::Done(done),
+                Err(e) => Pressed::Private(explain(&e, p.button.id(), Some(p.case_id))),
             }
         }
-        Button::Escalate | Button::Resolve | Button::TakeOffline => {
+        Button::DraftReply
+        | Button::Escalate
+        | Button::Resolve
+        | Button::TakeOffline
+        | Button::Reassign
+        | Button::Note
+        | Button::RequestChanges => {
             let kind = match p.button {
                 Button::Escalate => FormKind::Escalate,
                 Button::Resolve => FormKind::Resolve,
-                _ => FormKind::Offline,
+                Button::TakeOffline => FormKind::Offline,
+                Button::Reassign => FormKind::Reassign,
+                Button::Note => FormKind::Note,
+                Button::RequestChanges => FormKind::Changes,
+                _ => FormKind::Reply,
             };
-            return match form(ctx, kind, p.case_id).await {
+            return match form(ctx, person, kind, p.case_id).await {
                 Ok(f) => Pressed::Ask(f),
                 Err(e) => Pressed::Private(explain(&e, kind.id(), Some(p.case_id))),
             };
@@ -179,25 +311,67 @@ pub async fn press(ctx: &Ctx, person: &Person, p: Press) -> Pressed {
     }
 }
 
+/// What a form's submission carries.
+#[derive(Debug, Clone, Default)]
+pub struct Answer {
+    pub choice: Option<String>,
+    pub text: Option<String>,
+    /// A lead ticked "accept blocking findings".
+    pub override_block: bool,
+}
+
+/// What a reply submission led to, worded for the person.
+fn replied(case_id: i64, r: crate::drafting::Replied) -> String {
+    match r {
+        crate::drafting::Replied::Responded(done) => {
+            format!("Case {case_id}: {} (now {})", done.summary, done.case.state)
+        }
+        crate::drafting::Replied::SentForApproval => format!(
+            "Case {case_id}: your reply went to the leads for approval. You will get a DM when one decides; \
+             then post it and mark the case responded."
+        ),
+    }
+}
+
 /// The answer to a form: runs the action, or says why not (shown in the form).
-pub async fn submit(
-    ctx: &Ctx,
-    person: &Person,
-    kind: FormKind,
-    case_id: i64,
-    choice: &str,
-    note: Option<String>,
-) -> Result<String, String> {
-    let note = note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+pub async fn submit(ctx: &Ctx, person: &Person, kind: FormKind, case_id: i64, a: Answer) -> Result<String, String> {
+    let note = a.text.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    let choice = || a.choice.clone().filter(|c| !c.is_empty()).ok_or_else(|| "Please pick one".to_string());
+    let needs_text = || note.clone().ok_or_else(|| "Please write something first".to_string());
     let action = match kind {
-        FormKind::Escalate => Action::Escalate { to: choice.parse::<EscalationTarget>()?, note },
-        FormKind::Resolve => Action::Resolve { outcome: choice.parse::<Outcome>()?, note },
-        FormKind::Offline => Action::TakeOffline { via: choice.parse::<OfflineVia>()?, note },
+        FormKind::Escalate => Action::Escalate { to: choice()?.parse::<EscalationTarget>()?, note },
+        FormKind::Resolve => Action::Resolve { outcome: choice()?.parse::<Outcome>()?, note },
+        FormKind::Offline => Action::TakeOffline { via: choice()?.parse::<OfflineVia>()?, note },
+        FormKind::Reassign => Action::Reassign { to: teammate(ctx, &choice()?).map_err(|e| e.to_string())? },
+        FormKind::Note => Action::Note { text: needs_text()? },
+        FormKind::Changes => Action::RequestChanges { note: needs_text()? },
+        FormKind::Reply => {
+            let text = needs_text()?;
+            return crate::drafting::submit_reply(ctx, case_id, person, Some(text), a.override_block)
+                .await
+                .map(|r| replied(case_id, r))
+                .map_err(|e| explain(&e, kind.id(), Some(case_id)));
+        }
     };
     act(ctx, case_id, &person.id, action)
         .await
         .map(|d| format!("Case {case_id}: {}", d.summary))
         .map_err(|e| explain(&e, kind.id(), Some(case_id)))
+}
+
+/// The team-file id of a teammate named by id, `@id`, or a Slack or Discord mention.
+pub fn teammate(ctx: &Ctx, named: &str) -> Result<String, ActError> {
+    let team = &ctx.playbooks.team;
+    let raw = named.trim();
+    let inner = raw.strip_prefix("<@").and_then(|r| r.strip_suffix('>')).map(|r| r.split('|').next().unwrap_or(r));
+    let found = match inner {
+        Some(chat_id) => {
+            let chat_id = chat_id.trim_start_matches('!');
+            team.person_by_slack(chat_id).or_else(|| team.person_by_discord(chat_id))
+        }
+        None => team.person(raw.trim_start_matches('@')),
+    };
+    found.map(|p| p.id.clone()).ok_or_else(|| ActError::UnknownPerson(raw.trim_start_matches('@').to_string()))
 }
 
 fn case_line(ctx: &Ctx, c: &CaseRow) -> String {
@@ -206,7 +380,8 @@ fn case_line(ctx: &Ctx, c: &CaseRow) -> String {
     let situation =
         ctx.playbooks.situations.get(&c.situation).map(|s| s.label.as_str()).unwrap_or(c.situation.as_str());
     let opened = from_ms(c.opened_at).with_timezone(&team.timezone).format("%a %H:%M");
-    let owner = c.owner.as_deref().map(|o| format!(" · @{o}")).unwrap_or_default();
+    let owner =
+        c.owner.as_deref().map(|o| format!(" · {}", team.person(o).map_or(o, |p| p.name.as_str()))).unwrap_or_default();
     let overdue = if c.overdue_at(ctx.now_ms()) { " · OVERDUE" } else { "" };
     format!("#{} · {} · {situation} · {site} · opened {opened} · {}{owner}{overdue}", c.id, c.priority, c.state)
 }
@@ -248,11 +423,52 @@ pub async fn run(ctx: &Ctx, person: &Person, cmd: Command, command_name: &str) -
                 &crate::drafting::draft(ctx, case_id, &person.id, template.as_deref()).await?,
             ),
             Command::Oncall => crate::present::oncall_show(ctx).await?,
+            Command::Act { case_id, action } => {
+                let action = match action {
+                    Action::Escalate { to: EscalationTarget::Person(p), note } => {
+                        Action::Escalate { to: EscalationTarget::Person(teammate(ctx, &p)?), note }
+                    }
+                    other => other,
+                };
+                crate::present::case_act(ctx, case_id, &person.id, action).await?
+            }
+            Command::Reassign { case_id, to } => {
+                let to = teammate(ctx, &to)?;
+                crate::present::case_act(ctx, case_id, &person.id, Action::Reassign { to }).await?
+            }
+            Command::Respond { case_id, text, override_block } => {
+                replied(case_id, crate::drafting::submit_reply(ctx, case_id, person, text, override_block).await?)
+            }
+            Command::Approve { case_id, text: Some(text) } => {
+                crate::present::case_act(ctx, case_id, &person.id, Action::ApproveReply { text }).await?
+            }
+            Command::Approve { case_id, text: None } => approve_shown(ctx, person, case_id, None).await?,
+            Command::Approvals => approvals(ctx).await?,
             Command::Log { url, text, confidential } => log(ctx, person, url, text, confidential).await?,
         })
     }
     .await;
     result.unwrap_or_else(|e| explain(&e, &what, None))
+}
+
+/// `/care approvals`: replies waiting for a lead, oldest first, with their text.
+async fn approvals(ctx: &Ctx) -> anyhow::Result<String> {
+    let waiting = ctx.store.awaiting_approvals().await?;
+    if waiting.is_empty() {
+        return Ok("No replies are waiting for approval.".into());
+    }
+    let team = &ctx.playbooks.team;
+    let mut out = String::new();
+    for (case, req) in &waiting {
+        let who = team.person(&req.actor).map(|p| p.name.clone()).unwrap_or_else(|| req.actor.clone());
+        let asked = from_ms(req.at).with_timezone(&team.timezone).format("%a %H:%M");
+        out.push_str(&format!("{} · asked by {who} at {asked}\n", case_line(ctx, case)));
+        for line in crate::store::cases::event_text(req).unwrap_or_default().lines() {
+            out.push_str(&format!("    {line}\n"));
+        }
+    }
+    out.push_str("Approve with `/care approve N`, or send back with `/care changes N WHAT TO CHANGE`.");
+    Ok(out)
 }
 
 /// `/care log`: a forwarded or screenshotted post becomes a case like any other mention.
@@ -287,7 +503,7 @@ mod tests {
 
     #[test]
     fn form_ids_round_trip() {
-        for k in [FormKind::Escalate, FormKind::Resolve, FormKind::Offline] {
+        for k in FormKind::ALL {
             assert_eq!(FormKind::decode(&k.encode(42)), Some((k, 42)));
         }
         assert_eq!(FormKind::decode("launch:1"), None);

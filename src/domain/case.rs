@@ -236,6 +236,14 @@ pub enum Action {
     ApproveReply {
         text: String,
     },
+    /// An agent asks the leads to approve a reply text for a risk case.
+    RequestApproval {
+        text: String,
+    },
+    /// A lead sends a reply that waits for approval back with what to change.
+    RequestChanges {
+        note: String,
+    },
     TakeOffline {
         via: OfflineVia,
         note: Option<String>,
@@ -265,6 +273,8 @@ impl Action {
             Action::Reassign { .. } => "reassign",
             Action::Respond { .. } => "respond",
             Action::ApproveReply { .. } => "approve_reply",
+            Action::RequestApproval { .. } => "request_approval",
+            Action::RequestChanges { .. } => "request_changes",
             Action::TakeOffline { .. } => "offline",
             Action::Escalate { .. } => "escalate",
             Action::Resolve { .. } => "resolve",
@@ -396,6 +406,23 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
             Resolved => return Err(illegal(cur.state, name, "; reopen it first")),
             _ if !is_lead => return Err(Refusal::NotPermitted { action: name, needs: "lead" }),
             _ => detail = serde_json::json!({ "text": text }),
+        },
+        Action::RequestApproval { text } => match cur.state {
+            Open | Claimed | Responded => {
+                guard_owner()?;
+                if cur.state == Open {
+                    next.state = Claimed;
+                }
+                next.owner = Some(cur.owner.clone().unwrap_or_else(|| actor.id.clone()));
+                detail = serde_json::json!({ "text": text });
+            }
+            Offline => return Err(illegal(cur.state, name, "; it has moved offline, add a note instead")),
+            Resolved => return Err(illegal(cur.state, name, "; reopen it first")),
+        },
+        Action::RequestChanges { note } => match cur.state {
+            Resolved => return Err(illegal(cur.state, name, "; reopen it first")),
+            _ if !is_lead => return Err(Refusal::NotPermitted { action: "send a reply back", needs: "lead" }),
+            _ => detail = serde_json::json!({ "note": note }),
         },
         Action::TakeOffline { via, note } => match cur.state {
             Open | Claimed | Responded => {
@@ -579,6 +606,19 @@ mod tests {
         let force = Action::Respond { text: Some("x".into()), override_block: true };
         assert!(matches!(apply(&cur, &agent("dena"), &force), Err(Refusal::NotPermitted { .. })));
         assert_eq!(apply(&cur, &lead("priya"), &force).unwrap().next.state, Responded);
+    }
+
+    #[test]
+    fn asking_for_approval_claims_an_open_case_and_only_a_lead_sends_it_back() {
+        let ask = Action::RequestApproval { text: "We're sorry.".into() };
+        let t = apply(&CaseStatus::open(), &agent("sam"), &ask).unwrap();
+        assert_eq!((t.next.state, t.next.owner.as_deref(), t.event), (Claimed, Some("sam"), "request_approval"));
+        let err = apply(&status(Claimed, Some("dena")), &agent("sam"), &ask).unwrap_err();
+        assert!(matches!(err, Refusal::NotOwner { .. }), "{err}");
+        assert!(apply(&status(Offline, Some("sam")), &agent("sam"), &ask).is_err());
+        let back = Action::RequestChanges { note: "drop the apology for the wait".into() };
+        assert!(matches!(apply(&t.next, &agent("sam"), &back), Err(Refusal::NotPermitted { needs: "lead", .. })));
+        assert_eq!(apply(&t.next, &lead("dena"), &back).unwrap().next, t.next);
     }
 
     #[test]

@@ -410,13 +410,26 @@ impl Store {
     }
 
     pub async fn events(&self, case_id: i64) -> anyhow::Result<Vec<EventRow>> {
-        let rows = sqlx::query(
-            "SELECT id, case_id, at, actor, action, detail FROM case_events WHERE case_id = $1 ORDER BY id",
+        events_with(self.pool(), case_id).await
+    }
+
+    /// Open cases with a reply waiting for a lead's approval, and the request, oldest first.
+    pub async fn awaiting_approvals(&self) -> anyhow::Result<Vec<(CaseRow, EventRow)>> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT e.case_id FROM case_events e JOIN cases c ON c.id = e.case_id \
+             WHERE e.action = 'request_approval' AND c.state <> 'resolved' ORDER BY e.case_id",
         )
-        .bind(case_id)
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(event_from_row).collect()
+        let mut out = Vec::new();
+        for id in ids {
+            let events = self.events(id).await?;
+            if let (Some(case), Some(req)) = (self.case(id).await?, awaiting_approval(&events)) {
+                out.push((case, req.clone()));
+            }
+        }
+        out.sort_by_key(|(_, e)| e.at);
+        Ok(out)
     }
 
     pub async fn count(&self, table: Table) -> anyhow::Result<i64> {
@@ -645,4 +658,48 @@ pub async fn attach_similar(
     .execute(&mut **tx)
     .await?;
     Ok(noted.rows_affected() == 1)
+}
+
+/// A case's events, oldest first, read through `ex` (the pool or a case transaction).
+pub async fn events_with<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    ex: E,
+    case_id: i64,
+) -> anyhow::Result<Vec<EventRow>> {
+    let rows =
+        sqlx::query("SELECT id, case_id, at, actor, action, detail FROM case_events WHERE case_id = $1 ORDER BY id")
+            .bind(case_id)
+            .fetch_all(ex)
+            .await?;
+    rows.iter().map(event_from_row).collect()
+}
+
+/// The reply text an event carries (`request_approval`, `approve_reply`, `respond`).
+pub fn event_text(e: &EventRow) -> Option<&str> {
+    e.detail.get("text").and_then(|t| t.as_str())
+}
+
+/// The request for a lead's approval that still waits for a decision, if any: a later
+/// approval, a request for changes, a posted reply or the case leaving public handling
+/// settles it.
+pub fn awaiting_approval(events: &[EventRow]) -> Option<&EventRow> {
+    for e in events.iter().rev() {
+        match e.action.as_str() {
+            "request_approval" => return Some(e),
+            "approve_reply" | "request_changes" | "respond" | "offline" | "resolve" | "reopen" => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The latest reply text a lead approved that has not been marked responded yet.
+pub fn approved_reply(events: &[EventRow]) -> Option<&EventRow> {
+    for e in events.iter().rev() {
+        match e.action.as_str() {
+            "approve_reply" => return Some(e),
+            "respond" | "request_changes" | "request_approval" | "reopen" => return None,
+            _ => {}
+        }
+    }
+    None
 }

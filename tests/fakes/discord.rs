@@ -100,6 +100,11 @@ async fn api(
     if auth != format!("Bot {BOT_TOKEN}") {
         return error(StatusCode::UNAUTHORIZED, 0, "401: Unauthorized");
     }
+    if matches!(method.as_str(), "POST" | "PATCH") && path.contains("/messages") && !ct.starts_with("multipart/") {
+        if let Err(why) = check_message(&parsed) {
+            return error(StatusCode::BAD_REQUEST, 50035, &format!("Invalid Form Body: {why}"));
+        }
+    }
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     inner.seq += 1;
     let seq = inner.seq;
@@ -227,4 +232,81 @@ pub async fn post(url: &str, body: &Value, timestamp: i64, signed: bool) -> (u16
     let status = res.status().as_u16();
     let text = res.text().await.unwrap();
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn chars(v: &Value) -> usize {
+    v.as_str().map(|s| s.chars().count()).unwrap_or(0)
+}
+
+/// Discord's limits on a message body (content 2000; 10 embeds; 5 action rows of at most
+/// 5 buttons or one select; custom ids 100; button labels 80; select options 25).
+pub fn check_message(v: &Value) -> Result<(), String> {
+    if chars(&v["content"]) > 2000 {
+        return Err("content over 2000 characters".into());
+    }
+    if v["embeds"].as_array().is_some_and(|e| e.len() > 10) {
+        return Err("more than 10 embeds".into());
+    }
+    check_rows(&v["components"], false)
+}
+
+fn check_rows(rows: &Value, modal: bool) -> Result<(), String> {
+    let Some(rows) = rows.as_array() else { return Ok(()) };
+    if rows.len() > 5 {
+        return Err("more than 5 action rows".into());
+    }
+    for row in rows {
+        let items = row["components"].as_array().cloned().unwrap_or_default();
+        if row["type"] != 1 || items.is_empty() || items.len() > 5 {
+            return Err("an action row needs 1 to 5 components".into());
+        }
+        for c in &items {
+            if chars(&c["custom_id"]) > 100 {
+                return Err("custom_id over 100 characters".into());
+            }
+            match c["type"].as_u64() {
+                Some(2) if modal => return Err("buttons are not allowed in modals".into()),
+                Some(2) if chars(&c["label"]) > 80 => return Err("button label over 80".into()),
+                Some(3) if items.len() > 1 => return Err("a select menu needs a row of its own".into()),
+                Some(3) if c["options"].as_array().is_some_and(|o| o.len() > 25 || o.is_empty()) => {
+                    return Err("a select menu takes 1 to 25 options".into())
+                }
+                Some(4) if !modal => return Err("text inputs belong in modals".into()),
+                Some(4) if chars(&c["label"]) > 45 || chars(&c["value"]) > 4000 => {
+                    return Err("text input label over 45 or value over 4000".into())
+                }
+                Some(4) if c["style"] != 1 && c["style"] != 2 => return Err("text input without a style".into()),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Discord's rules for an interaction response carebot returns: messages as above;
+/// modals (type 9) need a custom id, a title up to 45 characters and 1–5 rows of text inputs.
+pub fn check_response(v: &Value) -> Result<(), String> {
+    match v["type"].as_u64() {
+        Some(9) => {
+            let d = &v["data"];
+            if chars(&d["custom_id"]) == 0 || chars(&d["title"]) == 0 || chars(&d["title"]) > 45 {
+                return Err("a modal needs a custom_id and a title of 1 to 45 characters".into());
+            }
+            if d["components"].as_array().is_none_or(|r| r.is_empty()) {
+                return Err("a modal needs at least one row".into());
+            }
+            check_rows(&d["components"], true)
+        }
+        Some(4) | Some(7) => check_message(&v["data"]),
+        _ => Ok(()),
+    }
+}
+
+/// A modal submitted, as Discord posts it (type 5): each `(custom_id, value)` a text input.
+pub fn modal_submit(user_id: &str, custom_id: &str, inputs: Vec<(&str, &str)>) -> Value {
+    let rows: Vec<Value> = inputs
+        .into_iter()
+        .map(|(id, value)| json!({"type": 1, "components": [{"type": 4, "custom_id": id, "value": value}]}))
+        .collect();
+    envelope(5, user_id, json!({"custom_id": custom_id, "components": rows}))
 }

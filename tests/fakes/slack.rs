@@ -171,6 +171,10 @@ async fn api(
         Some(Scripted::ServerError) => return (StatusCode::SERVICE_UNAVAILABLE, "upstream trouble").into_response(),
         None => {}
     }
+    if let Err(why) = check_layout(&method, &body) {
+        fake.record(&format!("{method} (invalid: {why})"), json!({}));
+        return Json(json!({"ok": false, "error": "invalid_blocks", "errors": [why]})).into_response();
+    }
     let ok = match method.as_str() {
         "chat.postMessage" => {
             let ts = fake.next_ts();
@@ -183,6 +187,11 @@ async fn api(
             let user =
                 body["users"].as_str().map(str::to_string).or_else(|| body["users"][0].as_str().map(str::to_string));
             json!({"ok": true, "channel": {"id": format!("D{}", user.unwrap_or_default())}})
+        }
+        "views.update" | "views.publish" => {
+            let mut view = body["view"].clone();
+            view["id"] = body["view_id"].clone();
+            json!({"ok": true, "view": view})
         }
         "views.open" => {
             let mut view = body["view"].clone();
@@ -249,6 +258,77 @@ async fn serve_socket(fake: FakeSlack, mut ws: WebSocket) {
     }
 }
 
+fn chars(v: &Value) -> usize {
+    v.as_str().map(|s| s.chars().count()).unwrap_or(0)
+}
+
+/// The Block Kit limits Slack enforces on messages and views (it answers `invalid_blocks`):
+/// 50 blocks per message and 100 per view, 25 elements per actions block, section text
+/// 3000, context elements 10, button values 2000, modal titles and button labels 24, input
+/// labels 2000, text inputs' initial value within their `max_length` (≤ 3000), option
+/// labels 75 and 100 options per select.
+fn check_layout(method: &str, body: &Value) -> Result<(), String> {
+    let (blocks, max) = match method {
+        "chat.postMessage" | "chat.update" => (&body["blocks"], 50),
+        "views.open" | "views.update" | "views.publish" => (&body["view"]["blocks"], 100),
+        _ => return Ok(()),
+    };
+    if method.starts_with("views.") {
+        let view = &body["view"];
+        if chars(&view["title"]["text"]) > 24 || chars(&view["submit"]["text"]) > 24 {
+            return Err("view title or submit label over 24 characters".into());
+        }
+        if chars(&view["private_metadata"]) > 3000 {
+            return Err("private_metadata over 3000 characters".into());
+        }
+    }
+    let Some(blocks) = blocks.as_array() else { return Ok(()) };
+    if blocks.len() > max {
+        return Err(format!("{} blocks (max {max})", blocks.len()));
+    }
+    for b in blocks {
+        if chars(&b["text"]["text"]) > 3000 {
+            return Err("section text over 3000 characters".into());
+        }
+        match b["type"].as_str() {
+            Some("actions") => {
+                let els = b["elements"].as_array().cloned().unwrap_or_default();
+                if els.len() > 25 {
+                    return Err("actions block with more than 25 elements".into());
+                }
+                for e in els {
+                    if chars(&e["text"]["text"]) > 75 || chars(&e["value"]) > 2000 {
+                        return Err("button label over 75 or value over 2000 characters".into());
+                    }
+                }
+            }
+            Some("context") if b["elements"].as_array().is_some_and(|e| e.len() > 10) => {
+                return Err("context block with more than 10 elements".into());
+            }
+            Some("input") => {
+                if !method.starts_with("views.") {
+                    return Err("input blocks belong in views".into());
+                }
+                if chars(&b["label"]["text"]) > 2000 {
+                    return Err("input label over 2000 characters".into());
+                }
+                let el = &b["element"];
+                let max_len = el["max_length"].as_u64().unwrap_or(3000).min(3000) as usize;
+                if chars(&el["initial_value"]) > max_len {
+                    return Err("initial_value longer than max_length".into());
+                }
+                if let Some(opts) = el["options"].as_array() {
+                    if opts.len() > 100 || opts.iter().any(|o| chars(&o["text"]["text"]) > 75) {
+                        return Err("select with over 100 options or an option label over 75".into());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// The `X-Slack-Signature` Slack would send for `body` at `timestamp`.
 pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
@@ -277,6 +357,12 @@ pub async fn post_signed(url: &str, body: &str, timestamp: i64, secret: &str) ->
 
 /// A `block_actions` payload for a card button, as Slack sends it (form-encoded).
 pub fn click_body(fake: &FakeSlack, user: &str, action: &str, case_id: i64, message_ts: &str) -> String {
+    click_value_body(fake, user, action, &format!("{action}:{case_id}"), message_ts)
+}
+
+/// A `block_actions` payload for a card button with its exact `value`.
+pub fn click_value_body(fake: &FakeSlack, user: &str, action: &str, value: &str, message_ts: &str) -> String {
+    let case_id = value.split(':').nth(1).unwrap_or_default();
     let payload = json!({
         "type": "block_actions",
         "team": {"id": "T0EXAMPLE", "domain": "example-health"},
@@ -290,7 +376,7 @@ pub fn click_body(fake: &FakeSlack, user: &str, action: &str, case_id: i64, mess
         "actions": [{
             "type": "button", "action_id": format!("carebot_{action}"), "block_id": format!("case_{case_id}"),
             "text": {"type": "plain_text", "text": action, "emoji": true},
-            "value": format!("{action}:{case_id}"), "action_ts": "1764000001.000200"
+            "value": value, "action_ts": "1764000001.000200"
         }]
     });
     serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap()
@@ -298,6 +384,19 @@ pub fn click_body(fake: &FakeSlack, user: &str, action: &str, case_id: i64, mess
 
 /// A `view_submission` payload for a carebot modal.
 pub fn submission_body(user: &str, metadata: &str, choice: &str, note: Option<&str>) -> String {
+    view_body(
+        user,
+        metadata,
+        json!({
+            "choice": {"choice": {"type": "static_select",
+                "selected_option": {"text": {"type": "plain_text", "text": choice}, "value": choice}}},
+            "note": {"note": {"type": "plain_text_input", "value": note}}
+        }),
+    )
+}
+
+/// A `view_submission` payload with the given state values.
+pub fn view_body(user: &str, metadata: &str, values: Value) -> String {
     let payload = json!({
         "type": "view_submission",
         "team": {"id": "T0EXAMPLE", "domain": "example-health"},
@@ -306,17 +405,38 @@ pub fn submission_body(user: &str, metadata: &str, choice: &str, note: Option<&s
         "trigger_id": "trig-submit",
         "view": {
             "id": "V0MODAL", "team_id": "T0EXAMPLE", "type": "modal",
-            "title": {"type": "plain_text", "text": "Resolve"},
+            "title": {"type": "plain_text", "text": "carebot"},
             "blocks": [],
             "private_metadata": metadata,
             "callback_id": "carebot_form",
-            "state": {"values": {
-                "choice": {"choice": {"type": "static_select",
-                    "selected_option": {"text": {"type": "plain_text", "text": choice}, "value": choice}}},
-                "note": {"note": {"type": "plain_text_input", "value": note}}
-            }},
+            "state": {"values": values},
             "hash": "1764000000.abc"
         }
+    });
+    serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap()
+}
+
+/// A `block_actions` payload from a select inside an open modal (the reply form's
+/// template picker).
+pub fn modal_select_body(user: &str, metadata: &str, value: &str) -> String {
+    let payload = json!({
+        "type": "block_actions",
+        "team": {"id": "T0EXAMPLE", "domain": "example-health"},
+        "user": {"id": user, "username": "someone", "team_id": "T0EXAMPLE"},
+        "api_app_id": "A0CAREBOT",
+        "container": {"type": "view", "view_id": "V0MODAL"},
+        "trigger_id": "trig-select",
+        "view": {
+            "id": "V0MODAL", "team_id": "T0EXAMPLE", "type": "modal",
+            "title": {"type": "plain_text", "text": "carebot"},
+            "blocks": [], "private_metadata": metadata, "callback_id": "carebot_form",
+            "state": {"values": {}}, "hash": "1764000000.abc"
+        },
+        "actions": [{
+            "type": "static_select", "action_id": "choice", "block_id": "choice",
+            "selected_option": {"text": {"type": "plain_text", "text": value}, "value": value},
+            "action_ts": "1764000001.000300"
+        }]
     });
     serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap()
 }

@@ -5,7 +5,7 @@
 
 use super::{layout, Discord};
 use crate::chat::command::{self, usage, Args, Command, Press};
-use crate::chat::interact::{self, FormKind, Pressed, Who};
+use crate::chat::interact::{self, Answer, Form, FormKind, Pressed, Who};
 use crate::ctx::Ctx;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -13,7 +13,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use serenity::all::{CommandDataOption, CommandDataOptionValue, ComponentInteractionDataKind, Interaction};
+use serenity::all::{
+    ActionRowComponent, CommandDataOption, CommandDataOptionValue, ComponentInteractionDataKind, Interaction,
+};
 use std::sync::Arc;
 
 /// How far a request's timestamp may be from now (replayed requests are refused).
@@ -44,12 +46,28 @@ fn command_of(options: &[CommandDataOption]) -> Result<Command, String> {
                 CommandDataOptionValue::Integer(n) => command::typed(spec, a, &n.to_string())?,
                 CommandDataOptionValue::String(t) => command::typed(spec, a, t)?,
                 CommandDataOptionValue::Boolean(b) => command::Value::Flag(*b),
+                CommandDataOptionValue::User(id) => command::typed(spec, a, &format!("<@{id}>"))?,
                 _ => continue,
             };
             args.set(a.name, value);
         }
     }
     Command::from_args(spec, &args)
+}
+
+/// How a form is asked on Discord: the reply form as a private preview, a form that
+/// needs text as a modal, a choice as a select menu.
+fn ask(form: &Form) -> Value {
+    if form.kind == FormKind::Reply {
+        return json!({ "type": 4, "data": layout::reply_preview(form) });
+    }
+    if form.kind.answer_is_text() {
+        return layout::modal(form);
+    }
+    json!({
+        "type": 4,
+        "data": { "content": form.title, "flags": EPHEMERAL, "components": [layout::select(form)] }
+    })
 }
 
 async fn answer(ctx: &Ctx, interaction: Interaction) -> Value {
@@ -73,13 +91,36 @@ async fn answer(ctx: &Ctx, interaction: Interaction) -> Value {
                 Ok(p) => p,
                 Err(refusal) => return private(&refusal),
             };
+            // The reply preview: another template, or open the editor.
+            if let Some(case) = c.data.custom_id.strip_prefix(layout::TEMPLATE_PREFIX) {
+                let ComponentInteractionDataKind::StringSelect { values } = &c.data.kind else {
+                    return private("Please pick a template.");
+                };
+                let (Ok(case_id), Some(template)) = (case.parse::<i64>(), values.first()) else {
+                    return private("That menu has expired.");
+                };
+                return match interact::reply_form(ctx, person, case_id, Some(template)).await {
+                    Ok(form) => json!({ "type": 7, "data": layout::reply_preview(&form) }),
+                    Err(e) => private(&crate::errors::explain(&e, "discord", "switch template", Some(case_id))),
+                };
+            }
+            if let Some(rest) = c.data.custom_id.strip_prefix(layout::EDIT_PREFIX) {
+                let (case, template) = rest.split_once(':').unwrap_or((rest, ""));
+                let Ok(case_id) = case.parse::<i64>() else { return private("That button has expired.") };
+                let template = Some(template).filter(|t| !t.is_empty());
+                return match interact::reply_form(ctx, person, case_id, template).await {
+                    Ok(form) => layout::modal(&form),
+                    Err(e) => private(&crate::errors::explain(&e, "discord", "edit reply", Some(case_id))),
+                };
+            }
             if let Some(form) = c.data.custom_id.strip_prefix(layout::FORM_PREFIX) {
                 let Some((kind, case_id)) = FormKind::decode(form) else { return private("That form has expired.") };
                 let ComponentInteractionDataKind::StringSelect { values } = &c.data.kind else {
                     return private("Please pick one of the options.");
                 };
                 let Some(choice) = values.first() else { return private("Please pick one of the options.") };
-                return match interact::submit(ctx, person, kind, case_id, choice, None).await {
+                let answer = Answer { choice: Some(choice.clone()), ..Answer::default() };
+                return match interact::submit(ctx, person, kind, case_id, answer).await {
                     Ok(done) => json!({ "type": 7, "data": { "content": done, "components": [] } }),
                     Err(why) => private(&why),
                 };
@@ -105,10 +146,39 @@ async fn answer(ctx: &Ctx, interaction: Interaction) -> Value {
                     }
                 },
                 Pressed::Private(text) => private(&text),
-                Pressed::Ask(form) => json!({
-                    "type": 4,
-                    "data": { "content": form.title, "flags": EPHEMERAL, "components": [layout::select(&form)] }
-                }),
+                Pressed::Ask(form) => ask(&form),
+            }
+        }
+        Interaction::Modal(m) => {
+            let user = m.user.id.to_string();
+            let person = match interact::person(ctx, Who::Discord(&user)) {
+                Ok(p) => p,
+                Err(refusal) => return private(&refusal),
+            };
+            let Some((kind, case_id)) = m.data.custom_id.strip_prefix(layout::FORM_PREFIX).and_then(FormKind::decode)
+            else {
+                return private("That form has expired; nothing was changed.");
+            };
+            let input = |id: &str| {
+                m.data.components.iter().flat_map(|r| r.components.iter()).find_map(|c| match c {
+                    ActionRowComponent::InputText(t) if t.custom_id == id => t.value.clone(),
+                    _ => None,
+                })
+            };
+            let text = input(layout::TEXT_INPUT);
+            let override_block =
+                input(layout::OVERRIDE_INPUT).is_some_and(|v| v.trim().eq_ignore_ascii_case("override"));
+            let answer = Answer { choice: None, text: text.clone(), override_block };
+            match interact::submit(ctx, person, kind, case_id, answer).await {
+                Ok(done) => private(&done),
+                // The modal is gone: give the person their text back with the reason.
+                Err(why) => match text.filter(|t| !t.trim().is_empty() && kind == FormKind::Reply) {
+                    Some(t) => private(&format!(
+                        "{why}\n\nYour text, to fix and send again:\n```\n{}\n```",
+                        t.replace("```", "'''")
+                    )),
+                    None => private(&why),
+                },
             }
         }
         _ => private("carebot does not handle that kind of interaction."),

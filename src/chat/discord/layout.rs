@@ -2,18 +2,26 @@
 //! the case embed with its buttons, the select menu a form becomes, and the `/care`
 //! application command with its subcommands.
 
-use crate::chat::command::{ArgKind, ArgSpec, Press, COMMANDS};
+use crate::chat::command::{ArgKind, ArgSpec, COMMANDS};
 use crate::chat::interact::Form;
 use crate::chat::{escape, Button, Card};
 use crate::domain::Outcome;
-use serenity::all::{ButtonStyle, CommandOptionType};
+use serde_json::{json, Value};
+use serenity::all::{ButtonStyle, CommandOptionType, InputTextStyle};
 use serenity::builder::{
-    CreateActionRow, CreateButton, CreateCommand, CreateCommandOption, CreateEmbed, CreateEmbedFooter,
+    CreateActionRow, CreateButton, CreateCommand, CreateCommandOption, CreateEmbed, CreateEmbedFooter, CreateInputText,
     CreateSelectMenu, CreateSelectMenuKind, CreateSelectMenuOption,
 };
 
-/// Custom ids of form select menus start with this; the rest is `KIND:CASE`.
+/// Custom ids of form select menus and modals start with this; the rest is `KIND:CASE`.
 pub const FORM_PREFIX: &str = "form:";
+/// The reply preview's template select: `tpl:CASE`.
+pub const TEMPLATE_PREFIX: &str = "tpl:";
+/// The reply preview's "Edit and send" button: `edit:CASE:TEMPLATE`.
+pub const EDIT_PREFIX: &str = "edit:";
+/// The custom ids of a modal's text inputs.
+pub const TEXT_INPUT: &str = "text";
+pub const OVERRIDE_INPUT: &str = "override";
 
 fn colour(priority: &str) -> u32 {
     match priority {
@@ -66,6 +74,13 @@ pub fn embed(card: &Card) -> CreateEmbed {
     if let Some(u) = card.url.as_deref().filter(|u| u.starts_with("https://") || u.starts_with("http://")) {
         e = e.url(u);
     }
+    if let Some(p) = &card.pending_reply {
+        let mut shown = format!("Asked by {}:\n{}", escape::discord(&p.asked_by), escape::discord(&p.text));
+        if !p.findings.is_empty() {
+            shown.push_str(&format!("\nFindings: {}", escape::discord(&p.findings.join("; "))));
+        }
+        e = e.field("Reply awaiting a lead's approval", cap(&shown, 1024), false);
+    }
     if let Some(s) = &card.latest_step {
         e = e.footer(CreateEmbedFooter::new(cap(&format!("Latest: {s}"), 2048)));
     }
@@ -81,10 +96,10 @@ pub fn buttons(card: &Card) -> Vec<CreateActionRow> {
             let style = match b {
                 Button::Claim => ButtonStyle::Primary,
                 Button::Escalate => ButtonStyle::Danger,
-                Button::Resolve => ButtonStyle::Success,
+                Button::Resolve | Button::ApproveReply => ButtonStyle::Success,
                 _ => ButtonStyle::Secondary,
             };
-            CreateButton::new(Press { button: *b, case_id: card.case_id }.encode()).label(b.label()).style(style)
+            CreateButton::new(card.press(*b).encode()).label(b.label()).style(style)
         })
         .collect();
     // Discord allows five buttons per row.
@@ -103,10 +118,73 @@ pub fn select(form: &Form) -> CreateActionRow {
     )
 }
 
+/// A form that needs text, as a Discord modal (interaction response type 9): one text
+/// input, and for a lead on the reply form a second one to accept blocking findings.
+pub fn modal(form: &Form) -> Value {
+    let field = form.text.clone().unwrap_or_default();
+    // Discord: titles and labels up to 45 characters, values up to 4000.
+    let mut input = CreateInputText::new(InputTextStyle::Paragraph, cap(&field.label, 45), TEXT_INPUT)
+        .required(field.required)
+        .max_length(4000);
+    if !field.initial.is_empty() {
+        input = input.value(cap(&field.initial, 4000));
+    }
+    let mut rows = vec![CreateActionRow::InputText(input)];
+    if form.can_override {
+        rows.push(CreateActionRow::InputText(
+            CreateInputText::new(InputTextStyle::Short, "Lead: type override to accept findings", OVERRIDE_INPUT)
+                .required(false)
+                .max_length(20),
+        ));
+    }
+    json!({
+        "type": 9,
+        "data": {
+            "custom_id": format!("{FORM_PREFIX}{}", form.kind.encode(form.case_id)),
+            "title": cap(&form.title, 45),
+            "components": rows,
+        }
+    })
+}
+
+/// The reply form before editing, shown privately: the draft, its findings, a template
+/// select and the button that opens the editor.
+pub fn reply_preview(form: &Form) -> Value {
+    let text = form.text.as_ref().map(|t| t.initial.as_str()).unwrap_or_default();
+    let quoted: String = text.lines().map(|l| format!("> {}\n", escape::discord(l))).collect();
+    let info: String = form.info.iter().map(|l| format!("• {}\n", escape::discord(l))).collect();
+    let content = format!("**{}**\n{quoted}\n{info}", form.title);
+    let options: Vec<CreateSelectMenuOption> = form
+        .choices
+        .iter()
+        .take(25)
+        .map(|c| {
+            CreateSelectMenuOption::new(cap(&c.label, 100), c.id.clone())
+                .default_selection(form.chosen.as_ref() == Some(&c.id))
+        })
+        .collect();
+    let template = form.chosen.clone().unwrap_or_default();
+    let mut rows = Vec::new();
+    if !options.is_empty() {
+        rows.push(CreateActionRow::SelectMenu(
+            CreateSelectMenu::new(
+                format!("{TEMPLATE_PREFIX}{}", form.case_id),
+                CreateSelectMenuKind::String { options },
+            )
+            .placeholder("Template"),
+        ));
+    }
+    rows.push(CreateActionRow::Buttons(vec![CreateButton::new(format!("{EDIT_PREFIX}{}:{template}", form.case_id))
+        .label(cap(&format!("Edit and {}", form.submit.to_lowercase()), 80))
+        .style(ButtonStyle::Primary)]));
+    json!({ "content": cap(&content, 2000), "flags": 64, "components": rows, "allowed_mentions": { "parse": [] } })
+}
+
 fn option(a: &ArgSpec) -> CreateCommandOption {
     let kind = match a.kind {
         ArgKind::Case => CommandOptionType::Integer,
         ArgKind::Flag => CommandOptionType::Boolean,
+        ArgKind::Person => CommandOptionType::User,
         _ => CommandOptionType::String,
     };
     let mut o = CreateCommandOption::new(kind, a.name, a.help).required(a.required);
@@ -116,6 +194,11 @@ fn option(a: &ArgSpec) -> CreateCommandOption {
     if a.kind == ArgKind::Outcome {
         for out in Outcome::ALL {
             o = o.add_string_choice(out.as_str().replace('_', " "), out.as_str());
+        }
+    }
+    if a.kind == ArgKind::Via {
+        for via in ["dm", "phone", "email"] {
+            o = o.add_string_choice(via, via);
         }
     }
     o

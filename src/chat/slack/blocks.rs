@@ -1,9 +1,8 @@
 //! Laying out the neutral Card and Form as Slack Block Kit: the case card with its buttons,
 //! and the modal that asks for an escalation target or an outcome.
 
-use crate::chat::command::Press;
 use crate::chat::escape;
-use crate::chat::interact::Form;
+use crate::chat::interact::{Form, FormKind};
 use crate::chat::{Button, Card};
 use slack_morphism::prelude::*;
 
@@ -12,6 +11,8 @@ pub const CHOICE_BLOCK: &str = "choice";
 pub const CHOICE_ACTION: &str = "choice";
 pub const NOTE_BLOCK: &str = "note";
 pub const NOTE_ACTION: &str = "note";
+pub const OVERRIDE_BLOCK: &str = "override";
+pub const OVERRIDE_ACTION: &str = "override";
 /// Every card button's action id starts with this; the value carries `ACTION:CASE`.
 pub const BUTTON_PREFIX: &str = "carebot_";
 /// The callback id of carebot's modals.
@@ -38,10 +39,11 @@ fn context(text: String) -> SlackBlock {
 fn button(card: &Card, b: Button) -> SlackActionBlockElement {
     let mut el = SlackBlockButtonElement::new(b.label().into())
         .with_action_id(format!("{BUTTON_PREFIX}{}", b.id()).into())
-        .with_value(Press { button: b, case_id: card.case_id }.encode());
+        .with_value(card.press(b).encode());
     match b {
         Button::Claim => el = el.with_style(SlackBlockButtonStyle::Primary),
         Button::Escalate => el = el.with_style(SlackBlockButtonStyle::Danger),
+        Button::ApproveReply => el = el.with_style(SlackBlockButtonStyle::Primary),
         _ => {}
     }
     SlackActionBlockElement::Button(el)
@@ -103,33 +105,90 @@ pub fn card_blocks(card: &Card) -> Vec<SlackBlock> {
     if let Some(s) = &card.latest_step {
         blocks.push(context(format!("Latest: {}", escape::slack(s))));
     }
+    if let Some(p) = &card.pending_reply {
+        let quoted: String = p.text.lines().map(|l| format!("&gt; {}\n", escape::slack(l))).collect();
+        let text = format!("*Reply awaiting a lead's approval* (asked by {})\n{quoted}", escape::slack(&p.asked_by));
+        blocks.push(SlackSectionBlock::new().with_text(md(cap(&text, 2900))).into());
+        if !p.findings.is_empty() {
+            blocks.push(context(cap(&format!("Findings: {}", escape::slack(&p.findings.join("; "))), 2900)));
+        }
+    }
     if !card.buttons.is_empty() {
+        // Slack allows 25 elements per actions block; a card has at most 11 buttons.
         let buttons = card.buttons.iter().map(|b| button(card, *b)).collect();
         blocks.push(SlackActionsBlock::new(buttons).with_block_id(format!("case_{}", card.case_id).into()).into());
     }
     blocks
 }
 
-/// The modal for a form; `private_metadata` carries `KIND:CASE` back on submission.
+/// Cuts `s` to at most `n` characters (Block Kit text limits).
+fn cap(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    format!("{}…", s.chars().take(n - 1).collect::<String>())
+}
+
+/// The modal for a form; `private_metadata` carries `KIND:CASE` back on submission. In
+/// the reply form, picking another template redraws the modal (`dispatch_action`).
 pub fn modal(form: &Form) -> SlackView {
-    let options: Vec<SlackBlockChoiceItem<SlackBlockPlainTextOnly>> =
-        form.choices.iter().map(|c| SlackBlockChoiceItem::new(c.label.as_str().into(), c.id.clone())).collect();
-    let select = SlackBlockStaticSelectElement::new().with_action_id(CHOICE_ACTION.into()).with_options(options);
-    let note = SlackBlockPlainTextInputElement::new().with_action_id(NOTE_ACTION.into()).with_multiline(true);
-    let blocks: Vec<SlackBlock> = vec![
-        SlackInputBlock::new(form.prompt.as_str().into(), SlackInputBlockElement::StaticSelect(select))
-            .with_block_id(CHOICE_BLOCK.into())
-            .into(),
-        SlackInputBlock::new("Note (no patient details)".into(), SlackInputBlockElement::PlainTextInput(note))
-            .with_block_id(NOTE_BLOCK.into())
-            .with_optional(true)
-            .into(),
-    ];
-    // Slack limits modal titles to 24 characters.
+    let mut blocks: Vec<SlackBlock> = Vec::new();
+    if !form.info.is_empty() {
+        let lines: Vec<String> = form.info.iter().map(|l| format!("• {}", escape::slack(l))).collect();
+        blocks.push(context(cap(&lines.join("\n"), 2900)));
+    }
+    if !form.choices.is_empty() {
+        // Slack allows 100 options, 75 characters per option label.
+        let options: Vec<SlackBlockChoiceItem<SlackBlockPlainTextOnly>> = form
+            .choices
+            .iter()
+            .take(100)
+            .map(|c| SlackBlockChoiceItem::new(cap(&c.label, 75).as_str().into(), c.id.clone()))
+            .collect();
+        let initial = form.chosen.as_ref().and_then(|id| options.iter().find(|o| &o.value == id).cloned());
+        let mut select =
+            SlackBlockStaticSelectElement::new().with_action_id(CHOICE_ACTION.into()).with_options(options);
+        if let Some(o) = initial {
+            select = select.with_initial_option(o);
+        }
+        let mut block = SlackInputBlock::new(form.prompt.as_str().into(), SlackInputBlockElement::StaticSelect(select))
+            .with_block_id(CHOICE_BLOCK.into());
+        if form.kind == FormKind::Reply {
+            block = block.with_dispatch_action(true);
+        }
+        blocks.push(block.into());
+    }
+    if let Some(t) = &form.text {
+        let mut input = SlackBlockPlainTextInputElement::new()
+            .with_action_id(NOTE_ACTION.into())
+            .with_multiline(true)
+            .with_max_length(3000);
+        if !t.initial.is_empty() {
+            input = input.with_initial_value(cap(&t.initial, 3000));
+        }
+        blocks.push(
+            SlackInputBlock::new(t.label.as_str().into(), SlackInputBlockElement::PlainTextInput(input))
+                .with_block_id(NOTE_BLOCK.into())
+                .with_optional(!t.required)
+                .into(),
+        );
+    }
+    if form.can_override {
+        let tick = SlackBlockChoiceItem::new(md("Accept blocking findings (lead override)".into()), "override".into());
+        let boxes = SlackBlockCheckboxesElement::new(vec![tick]).with_action_id(OVERRIDE_ACTION.into());
+        blocks.push(
+            SlackInputBlock::new("Lead".into(), SlackInputBlockElement::Checkboxes(boxes))
+                .with_block_id(OVERRIDE_BLOCK.into())
+                .with_optional(true)
+                .into(),
+        );
+    }
+    // Slack limits modal titles to 24 characters and button labels to 24.
     let title: String = form.title.chars().take(24).collect();
+    let submit: String = form.submit.chars().take(24).collect();
     SlackView::Modal(
         SlackModalView::new(title.into(), blocks)
-            .with_submit(form.submit.as_str().into())
+            .with_submit(submit.into())
             .with_close("Cancel".into())
             .with_private_metadata(form.kind.encode(form.case_id))
             .with_callback_id(FORM_CALLBACK.into()),
@@ -161,6 +220,7 @@ mod tests {
             confidential: false,
             similar: 0,
             recovery: false,
+            pending_reply: None,
         }
     }
 
@@ -170,7 +230,7 @@ mod tests {
         let actions = v.as_array().unwrap().iter().find(|b| b["type"] == "actions").unwrap();
         let labels: Vec<&str> =
             actions["elements"].as_array().unwrap().iter().map(|e| e["text"]["text"].as_str().unwrap()).collect();
-        assert_eq!(labels, ["Claim", "Draft reply", "Escalate", "Take offline", "Resolve"]);
+        assert_eq!(labels, ["Claim", "Draft reply", "Escalate", "Take offline", "Resolve", "Reassign", "Add note"]);
         assert_eq!(actions["elements"][0]["value"], "claim:7");
         assert_eq!(actions["elements"][0]["action_id"], "carebot_claim");
     }
@@ -191,6 +251,10 @@ mod tests {
             title: "Resolve case #9".into(),
             prompt: "Outcome".into(),
             choices: vec![crate::chat::interact::Choice { id: "resolved".into(), label: "Resolved".into() }],
+            chosen: None,
+            text: None,
+            info: vec![],
+            can_override: false,
             submit: "Resolve".into(),
         };
         let v = serde_json::to_value(modal(&form)).unwrap();

@@ -4,10 +4,10 @@
 //! transaction; card updates go through the outbox; modals and private answers are sent
 //! after the acknowledgement.
 
-use super::blocks::{self, CHOICE_ACTION, CHOICE_BLOCK, NOTE_ACTION, NOTE_BLOCK};
+use super::blocks::{self, CHOICE_ACTION, CHOICE_BLOCK, NOTE_ACTION, NOTE_BLOCK, OVERRIDE_ACTION, OVERRIDE_BLOCK};
 use super::{Client, Slack};
 use crate::chat::command::{usage, Command, Press};
-use crate::chat::interact::{self, FormKind, Pressed, Who};
+use crate::chat::interact::{self, Answer, FormKind, Pressed, Who};
 use crate::ctx::Ctx;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -42,10 +42,10 @@ pub async fn interaction(ctx: &Ctx, slack: &Arc<Slack>, ev: SlackInteractionEven
             block_actions(ctx, slack, a).await;
             SlackInteractionResponse::Empty
         }
-        SlackInteractionEvent::ViewSubmission(v) => match view_submission(ctx, &v).await {
+        SlackInteractionEvent::ViewSubmission(v) => match view_submission(ctx, slack, &v).await {
             Ok(()) => SlackInteractionResponse::Empty,
-            Err(why) => {
-                let errors = HashMap::from([(CHOICE_BLOCK.to_string(), why)]);
+            Err((block, why)) => {
+                let errors = HashMap::from([(block.to_string(), why)]);
                 SlackViewSubmissionResponse::Errors(SlackViewSubmissionErrorsResponse::new(errors)).into()
             }
         },
@@ -61,6 +61,9 @@ fn answer_later(slack: &Arc<Slack>, url: Option<SlackResponseUrl>, text: String)
 
 async fn block_actions(ctx: &Ctx, slack: &Arc<Slack>, a: SlackInteractionBlockActionsEvent) {
     let Some(user) = a.user.as_ref().map(|u| u.id.0.clone()) else { return };
+    if let SlackInteractionActionContainer::View(container) = &a.container {
+        return switch_template(ctx, slack, &a, &user, &container.view_id).await;
+    }
     let Some(ours) = a.actions.iter().flatten().find(|x| x.action_id.0.starts_with(blocks::BUTTON_PREFIX)) else {
         return; // not a carebot button
     };
@@ -90,23 +93,81 @@ async fn block_actions(ctx: &Ctx, slack: &Arc<Slack>, a: SlackInteractionBlockAc
     }
 }
 
-async fn view_submission(ctx: &Ctx, v: &SlackInteractionViewSubmissionEvent) -> Result<(), String> {
+/// The reply modal's template picker changed: redraw the modal with that template's draft.
+async fn switch_template(
+    ctx: &Ctx,
+    slack: &Arc<Slack>,
+    a: &SlackInteractionBlockActionsEvent,
+    user: &str,
+    view_id: &SlackViewId,
+) {
+    let Some(SlackView::Modal(modal)) = &a.view else { return };
+    let Some((FormKind::Reply, case_id)) = modal.private_metadata.as_deref().and_then(FormKind::decode) else {
+        return;
+    };
+    let Some(template) = a
+        .actions
+        .iter()
+        .flatten()
+        .find(|x| x.action_id.0 == CHOICE_ACTION)
+        .and_then(|x| x.selected_option.as_ref())
+        .map(|o| o.value.clone())
+    else {
+        return;
+    };
+    let Ok(person) = interact::person(ctx, Who::Slack(user)) else { return };
+    let form = match interact::reply_form(ctx, person, case_id, Some(&template)).await {
+        Ok(f) => f,
+        Err(e) => {
+            crate::errors::explain(&e, "slack", "switch template", Some(case_id));
+            return;
+        }
+    };
+    let mut req = SlackApiViewsUpdateRequest::new(blocks::modal(&form)).with_view_id(view_id.clone());
+    if let Some(hash) = modal.hash.clone() {
+        req = req.with_hash(hash);
+    }
+    let slack = slack.clone();
+    tokio::spawn(async move {
+        if let Err(e) = slack.session().views_update(&req).await {
+            tracing::warn!(case_id, error = %super::classify("views.update", &e), "could not redraw the reply modal");
+        }
+    });
+}
+
+/// A modal submitted: the error, if any, names the block to show it under.
+async fn view_submission(
+    ctx: &Ctx,
+    slack: &Arc<Slack>,
+    v: &SlackInteractionViewSubmissionEvent,
+) -> Result<(), (&'static str, String)> {
     let SlackView::Modal(modal) = &v.view.view else { return Ok(()) };
     if modal.callback_id.as_ref().map(|c| c.0.as_str()) != Some(blocks::FORM_CALLBACK) {
         return Ok(()); // not a carebot form
     }
     let Some((kind, case_id)) = modal.private_metadata.as_deref().and_then(FormKind::decode) else {
-        return Err("This form is out of date; nothing was changed. Close it and click the button again.".into());
+        let why = "This form is out of date; nothing was changed. Close it and click the button again.";
+        return Err((CHOICE_BLOCK, why.into()));
     };
-    let person = interact::person(ctx, Who::Slack(&v.user.id.0))?;
+    let block = if kind.answer_is_text() { NOTE_BLOCK } else { CHOICE_BLOCK };
+    let person = interact::person(ctx, Who::Slack(&v.user.id.0)).map_err(|why| (block, why))?;
     let values = v.view.state_params.state.as_ref().map(|s| &s.values);
     let value = |block: &str, action: &str| values?.get(&block.to_string().into())?.get(&action.to_string().into());
-    let choice = value(CHOICE_BLOCK, CHOICE_ACTION)
-        .and_then(|s| s.selected_option.as_ref())
-        .map(|o| o.value.clone())
-        .ok_or("Please pick one")?;
-    let note = value(NOTE_BLOCK, NOTE_ACTION).and_then(|s| s.value.clone());
-    interact::submit(ctx, person, kind, case_id, &choice, note).await.map(|_| ())
+    let answer = Answer {
+        choice: value(CHOICE_BLOCK, CHOICE_ACTION).and_then(|s| s.selected_option.as_ref()).map(|o| o.value.clone()),
+        text: value(NOTE_BLOCK, NOTE_ACTION).and_then(|s| s.value.clone()),
+        override_block: value(OVERRIDE_BLOCK, OVERRIDE_ACTION)
+            .and_then(|s| s.selected_options.as_ref())
+            .is_some_and(|o| o.iter().any(|o| o.value == "override")),
+    };
+    let done = interact::submit(ctx, person, kind, case_id, answer).await.map_err(|why| (block, why))?;
+    // The modal closes; say what happened (e.g. "sent for approval") in a DM-like ephemeral way.
+    if kind == FormKind::Reply {
+        let slack = slack.clone();
+        let user = v.user.id.clone();
+        tokio::spawn(async move { slack.tell(&user, &done).await });
+    }
+    Ok(())
 }
 
 // ---- HTTP transport ----

@@ -136,6 +136,25 @@ impl Slack {
         let user = person.slack.clone().ok_or_else(|| {
             DeliveryError::Permanent(format!("@{} has no `slack:` id in team.yaml, so cannot get DMs", person.id))
         })?;
+        self.dm_channel_of(user).await
+    }
+
+    /// A short private answer after a modal closed (Slack gives modals no reply of their
+    /// own): a DM from the bot to the person who submitted.
+    pub(crate) async fn tell(&self, user: &SlackUserId, body: &str) {
+        let sent = match self.dm_channel_of(user.0.clone()).await {
+            Ok(channel) => self
+                .post(SlackApiChatPostMessageRequest::new(channel, text(&crate::chat::escape::slack(body))))
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "could not tell a Slack user what their form did");
+        }
+    }
+
+    async fn dm_channel_of(&self, user: String) -> Result<SlackChannelId, DeliveryError> {
         if let Some(c) = self.dm_channels.lock().ok().and_then(|m| m.get(&user).cloned()) {
             return Ok(c);
         }
