@@ -81,6 +81,12 @@ fn validate(ctx: &Ctx, action: &Action) -> Result<(), ActError> {
         Action::RequestApproval { text } | Action::ApproveReply { text } if text.trim().is_empty() => {
             Err(ActError::Invalid("there is no reply text to approve".into()))
         }
+        Action::Snooze { until } if *until <= ctx.now_ms() => {
+            Err(ActError::Invalid("a snooze must end in the future".into()))
+        }
+        Action::Snooze { until } if *until > ctx.now_ms() + 7 * 24 * 3_600_000 => {
+            Err(ActError::Invalid("a snooze can last at most 7 days; escalate or reassign instead".into()))
+        }
         Action::RequestChanges { note } if note.trim().is_empty() => {
             Err(ActError::Invalid("say what to change, so the agent knows".into()))
         }
@@ -240,6 +246,9 @@ async fn try_act(
         tx.rollback().await.map_err(anyhow::Error::from)?;
         return Ok(None);
     }
+    if let Action::Snooze { until } = action {
+        cases::set_snooze(&mut tx, case_id, *until).await?;
+    }
     let event_id = cases::append_event(&mut tx, case_id, now, &actor.id, t.event, &t.detail).await?;
     let event = EventRow {
         id: event_id,
@@ -259,7 +268,12 @@ async fn try_act(
             text.push_str(&format!(" Note: {n}"));
         }
         for p in resolve_targets(ctx, &mut tx, &case, to, now_dt).await? {
-            ops.push(ChatOp::DirectMessage { person: p.id.clone(), text: text.clone(), case_id: Some(case_id) });
+            ops.push(ChatOp::DirectMessage {
+                person: p.id.clone(),
+                text: text.clone(),
+                case_id: Some(case_id),
+                nudge: true,
+            });
         }
     }
     if let Action::Reassign { to } = action {
@@ -267,6 +281,7 @@ async fn try_act(
             person: to.clone(),
             text: format!("Case #{case_id} was assigned to you."),
             case_id: Some(case_id),
+            nudge: true,
         });
     }
     ops.extend(approval_messages(ctx, &case, &actor.id, action, requester.as_deref()));
@@ -284,7 +299,12 @@ fn approval_messages(ctx: &Ctx, case: &CaseRow, actor: &str, action: &Action, re
     let team = &ctx.playbooks.team;
     let who = team.person(actor).map(|p| p.name.clone()).unwrap_or_else(|| actor.to_string());
     let id = case.id;
-    let dm = |person: &str, text: String| ChatOp::DirectMessage { person: person.to_string(), text, case_id: Some(id) };
+    let dm = |person: &str, text: String| ChatOp::DirectMessage {
+        person: person.to_string(),
+        text,
+        case_id: Some(id),
+        nudge: false,
+    };
     match action {
         Action::RequestApproval { text } => team
             .with_role(Role::Lead)

@@ -241,10 +241,11 @@ async fn a_claim_click_updates_the_card_and_resolve_through_the_select_menu(b: B
     assert!(embed["description"].as_str().unwrap().contains("Waited four hours"));
     assert!(embed.to_string().contains(":R>"), "SLA due as Discord timestamps: {embed}");
     let ids = button_ids(&posted.body["components"]);
-    let expected: Vec<String> = ["claim", "draft_reply", "escalate", "take_offline", "resolve", "reassign", "note"]
-        .iter()
-        .map(|a| format!("{a}:{case_id}"))
-        .collect();
+    let expected: Vec<String> =
+        ["claim", "draft_reply", "escalate", "take_offline", "resolve", "reassign", "snooze", "note"]
+            .iter()
+            .map(|a| format!("{a}:{case_id}"))
+            .collect();
     assert_eq!(ids, expected);
 
     let (status, res) = click(&r, SAM, &format!("claim:{case_id}"), &message).await;
@@ -543,6 +544,7 @@ async fn register_commands_installs_care_with_its_subcommands() {
             "escalate",
             "reopen",
             "note",
+            "snooze",
             "oncall",
             "draft"
         ]

@@ -78,6 +78,35 @@ async fn an_unclaimed_complaint_climbs_the_chain_and_stops_when_claimed(b: Backe
     assert!(shown.contains("escalated to Marcus Bell, Sam Whitfield at 15:00 (first response overdue)"), "{shown}");
 }
 
+/// A snoozed case fires no escalation step until the snooze ends, then the latest round
+/// does; the snooze is an event and the due times do not move.
+async fn a_snoozed_case_fires_nothing_until_the_snooze_ends(b: Backend) {
+    let e = env(b).await;
+    let id = ingest(&e.ctx, &[mention("google", "e-9", "Waited 3 hours at Riverside", Some(1.0))]).await.unwrap()[0]
+        .case_id();
+    let before = e.ctx.store.case(id).await.unwrap().unwrap();
+    e.clock.set(t0() + Duration::minutes(50));
+    let until = (t0() + Duration::minutes(50 + 90)).timestamp_millis();
+    act(&e.ctx, id, "sam", Action::Snooze { until }).await.unwrap();
+    // Step 0 would fire at t0+60m and again at t0+120m: both fall inside the snooze.
+    assert!(sweep(&e.ctx, t0() + Duration::minutes(60)).await.unwrap().starts_with("0 escalation"));
+    assert!(sweep(&e.ctx, t0() + Duration::minutes(139)).await.unwrap().starts_with("0 escalation"));
+    assert!(escalations(&e.ctx, id).await.is_empty());
+    assert!(sweep(&e.ctx, t0() + Duration::minutes(140)).await.unwrap().starts_with("1 escalation"));
+    assert_eq!(escalations(&e.ctx, id).await, vec![(0, 1, vec![escalations_target(&e).await])]);
+    let after = e.ctx.store.case(id).await.unwrap().unwrap();
+    assert_eq!((after.ack_due, after.response_due), (before.ack_due, before.response_due), "due times unchanged");
+    let shown = carebot::ops::case_show(&e.ctx, id, false).await.unwrap();
+    assert!(shown.contains("nudges snoozed until Mon 11:20 CST by Sam Whitfield (due times unchanged)"), "{shown}");
+    // Snoozing into the past is refused.
+    let err = act(&e.ctx, id, "sam", Action::Snooze { until: t0().timestamp_millis() }).await.unwrap_err();
+    assert!(err.to_string().contains("in the future"), "{err}");
+}
+
+async fn escalations_target(e: &Env) -> String {
+    carebot::workflow::on_call(&e.ctx, "px-oncall", t0()).await.unwrap().unwrap()
+}
+
 async fn two_sweepers_sharing_one_database_and_a_restart_send_each_nudge_once(b: Backend) {
     let e = env(b).await;
     let ids: Vec<i64> = ingest(
@@ -146,6 +175,7 @@ async fn nudges_wait_for_the_steps_hours_and_follow_the_oncall_override(b: Backe
 }
 
 on_both_backends!(
+    a_snoozed_case_fires_nothing_until_the_snooze_ends,
     an_unclaimed_complaint_climbs_the_chain_and_stops_when_claimed,
     two_sweepers_sharing_one_database_and_a_restart_send_each_nudge_once,
     nudges_wait_for_the_steps_hours_and_follow_the_oncall_override,

@@ -123,7 +123,7 @@ async fn a_claim_click_updates_the_card_and_resolve_through_the_modal_closes_it(
     assert_eq!(post.body["channel"], "C01PXTRIAGE");
     assert_eq!(
         buttons(&post.body["blocks"]),
-        ["Claim", "Draft reply", "Escalate", "Take offline", "Resolve", "Reassign", "Add note"]
+        ["Claim", "Draft reply", "Escalate", "Take offline", "Resolve", "Reassign", "Snooze", "Add note"]
     );
     let card_text = post.body["blocks"].to_string();
     assert!(card_text.contains("Waited four hours"), "the card shows the mention");
@@ -148,7 +148,7 @@ async fn a_claim_click_updates_the_card_and_resolve_through_the_modal_closes_it(
     assert!(shown.contains("Sam Whitfield"), "the card shows the owner: {shown}");
     assert_eq!(
         buttons(&update.body["blocks"]),
-        ["Release", "Draft reply", "Escalate", "Take offline", "Resolve", "Reassign", "Add note"]
+        ["Release", "Draft reply", "Escalate", "Take offline", "Resolve", "Reassign", "Snooze", "Add note"]
     );
     let thread = calls.iter().find(|c| c.body["thread_ts"] == ts.as_str()).unwrap();
     assert!(thread.body["text"].as_str().unwrap().contains("claimed by Sam Whitfield"));
@@ -641,7 +641,50 @@ async fn every_case_action_can_be_taken_from_slack(b: Backend) {
     assert_eq!(r.ctx.store.events(case_id).await.unwrap().len(), events.len());
 }
 
+/// An escalation DM carries the case, a link to its card and Claim / Snooze buttons; the
+/// buttons work from the DM and say what they did there; snoozing from it records a snooze.
+async fn escalation_nudges_link_the_card_and_can_be_acted_on(b: Backend) {
+    let r = start(b).await;
+    let case_id = case_with_card(&r, "rev-30").await;
+    let (channel, ts) = card_ref(&r, case_id).await;
+    let v = command(&r, SAM, &format!("escalate {case_id} @dena needs a lead")).await;
+    assert!(v["text"].as_str().unwrap().contains("escalated to Dena Ortiz"), "{v}");
+    let calls = r
+        .fake
+        .wait_for("the nudge", |c| {
+            c.iter().any(|c| c.method == "chat.postMessage" && c.body["channel"] == format!("D{DENA}"))
+        })
+        .await;
+    let dm = calls.iter().find(|c| c.body["channel"] == format!("D{DENA}")).unwrap();
+    let blocks = dm.body["blocks"].to_string();
+    assert!(dm.body["text"].as_str().unwrap().contains(&format!("Case #{case_id}")));
+    let link = format!("https://example-health.slack.com/archives/{channel}/p{}", ts.replace('.', ""));
+    assert!(blocks.contains(&link), "a link to the card: {blocks}");
+    assert_eq!(buttons(&dm.body["blocks"]), ["Claim", "Snooze"]);
+    let dm_ts = "1764000009.000100";
+    let body = click_value_body(&r.fake, DENA, "claim", &format!("claim:{case_id}"), dm_ts)
+        .replace("C01PXTRIAGE", &format!("D{DENA}"));
+    assert_eq!(post_signed(&format!("{}/slack/interactions", r.base), &body, now(), SIGNING_SECRET).await.0, 200);
+    r.fake
+        .wait_for("the answer in the DM", |c| {
+            c.iter().any(|c| {
+                c.method == "response_url" && c.body["text"].as_str().unwrap_or("").contains("claimed by Dena")
+            })
+        })
+        .await;
+    assert_eq!(r.ctx.store.case(case_id).await.unwrap().unwrap().owner.as_deref(), Some("dena"));
+    // Snooze: the button asks how long; the answer records the snooze.
+    let (status, body) = submit(&r, DENA, &format!("snooze:{case_id}"), "1h", None).await;
+    assert_eq!((status, body.as_str()), (200, ""), "{body}");
+    let case = r.ctx.store.case(case_id).await.unwrap().unwrap();
+    let left = case.snoozed_until.unwrap() - chrono::Utc::now().timestamp_millis();
+    assert!((3_500_000..=3_600_000).contains(&left), "about an hour: {left}");
+    let v = command(&r, DENA, &format!("snooze {case_id} forever")).await;
+    assert!(v["text"].as_str().unwrap().contains("snooze for e.g."), "{v}");
+}
+
 on_both_backends!(
+    escalation_nudges_link_the_card_and_can_be_acted_on,
     every_case_action_can_be_taken_from_slack,
     the_reply_modal_edits_checks_and_records_the_exact_text,
     a_risk_reply_waits_for_a_lead_and_the_approval_binds_the_exact_text,

@@ -26,10 +26,12 @@ pub enum Button {
     /// A lead approves the reply shown on the card (the press names the request).
     ApproveReply,
     RequestChanges,
+    /// Pause the case's escalation steps and nudges for a while.
+    Snooze,
 }
 
 impl Button {
-    pub const ALL: [Button; 11] = [
+    pub const ALL: [Button; 12] = [
         Button::Claim,
         Button::Release,
         Button::DraftReply,
@@ -41,6 +43,7 @@ impl Button {
         Button::Note,
         Button::ApproveReply,
         Button::RequestChanges,
+        Button::Snooze,
     ];
     pub fn label(&self) -> &'static str {
         match self {
@@ -55,6 +58,7 @@ impl Button {
             Button::Note => "Add note",
             Button::ApproveReply => "Approve reply",
             Button::RequestChanges => "Request changes",
+            Button::Snooze => "Snooze",
         }
     }
     /// The action id carried by the button (`claim`, `draft_reply`, …).
@@ -71,6 +75,7 @@ impl Button {
             Button::Note => "note",
             Button::ApproveReply => "approve_reply",
             Button::RequestChanges => "request_changes",
+            Button::Snooze => "snooze",
         }
     }
 }
@@ -135,10 +140,10 @@ fn trimmed(text: &str) -> String {
 pub fn buttons_for(state: CaseState) -> Vec<Button> {
     use Button::*;
     match state {
-        CaseState::Open => vec![Claim, DraftReply, Escalate, TakeOffline, Resolve, Reassign, Note],
-        CaseState::Claimed => vec![Release, DraftReply, Escalate, TakeOffline, Resolve, Reassign, Note],
-        CaseState::Responded => vec![DraftReply, Escalate, TakeOffline, Resolve, Reassign, Note],
-        CaseState::Offline => vec![Escalate, Resolve, Reassign, Note],
+        CaseState::Open => vec![Claim, DraftReply, Escalate, TakeOffline, Resolve, Reassign, Snooze, Note],
+        CaseState::Claimed => vec![Release, DraftReply, Escalate, TakeOffline, Resolve, Reassign, Snooze, Note],
+        CaseState::Responded => vec![DraftReply, Escalate, TakeOffline, Resolve, Reassign, Snooze, Note],
+        CaseState::Offline => vec![Escalate, Resolve, Reassign, Snooze, Note],
         CaseState::Resolved => vec![Reopen, Note],
     }
 }
@@ -182,6 +187,11 @@ pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
         "approve_reply" => format!("reply approved by {who}"),
         "request_approval" => format!("reply sent for a lead's approval by {who}"),
         "request_changes" => format!("reply sent back for changes by {who}"),
+        "snooze" => {
+            let until = d.get("until").and_then(|v| v.as_i64()).map(crate::clock::from_ms);
+            let local = until.map(|u| u.with_timezone(&playbooks.team.timezone).format("%a %H:%M %Z").to_string());
+            format!("nudges snoozed until {} by {who} (due times unchanged)", local.unwrap_or_default())
+        }
         "escalation" => {
             let names: Vec<String> = d
                 .get("people")

@@ -56,6 +56,12 @@ pub enum Command {
     },
     /// Replies waiting for a lead's approval.
     Approvals,
+    /// Pause a case's escalation steps and nudges: `15m`, `1h`, `4h`, `tomorrow`, or
+    /// any span like `90m`.
+    Snooze {
+        case_id: i64,
+        span: String,
+    },
 }
 
 /// What one argument of a `/care` subcommand takes.
@@ -191,6 +197,12 @@ pub const COMMANDS: &[Spec] = &[
         aliases: &[],
         help: "add a note to a case's history",
         args: &[CASE, arg("text", ArgKind::Rest, true, "No patient details")],
+    },
+    Spec {
+        name: "snooze",
+        aliases: &[],
+        help: "pause a case's nudges (due times do not move)",
+        args: &[CASE, arg("for", ArgKind::Word, true, "15m, 1h, 4h or tomorrow (9:00)")],
     },
     Spec { name: "oncall", aliases: &["on-call"], help: "who is on call now", args: &[] },
     Spec {
@@ -337,6 +349,12 @@ impl Command {
             },
             "draft" => Command::Draft { case_id: args.case(spec)?, template: args.text("template") },
             "approvals" => Command::Approvals,
+            "snooze" => Command::Snooze {
+                case_id: args.case(spec)?,
+                span: args
+                    .text("for")
+                    .ok_or_else(|| missing("how long, e.g. `snooze 42 1h` or `snooze 42 tomorrow`"))?,
+            },
             "release" => Command::Act { case_id: args.case(spec)?, action: Action::Release },
             "reassign" => Command::Reassign {
                 case_id: args.case(spec)?,

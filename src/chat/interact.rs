@@ -78,10 +78,12 @@ pub enum FormKind {
     /// The reply editor: template, text, findings; submitting marks the case responded or
     /// sends the text for approval.
     Reply,
+    Snooze,
 }
 
 impl FormKind {
-    pub const ALL: [FormKind; 7] = [
+    pub const ALL: [FormKind; 8] = [
+        FormKind::Snooze,
         FormKind::Escalate,
         FormKind::Resolve,
         FormKind::Offline,
@@ -99,6 +101,7 @@ impl FormKind {
             FormKind::Note => "note",
             FormKind::Changes => "changes",
             FormKind::Reply => "reply",
+            FormKind::Snooze => "snooze",
         }
     }
     /// Form ids travel as `KIND:CASE` (Slack `private_metadata`, Discord `custom_id`).
@@ -242,6 +245,19 @@ async fn form(ctx: &Ctx, person: &Person, kind: FormKind, case_id: i64) -> Resul
             ..ask(kind, case_id, format!("Send back #{case_id}"), "", Vec::new(), "Send back")
         },
         FormKind::Reply => reply_form(ctx, person, case_id, None).await?,
+        FormKind::Snooze => {
+            let choices = vec![
+                choice("15m", "15 minutes"),
+                choice("1h", "1 hour"),
+                choice("4h", "4 hours"),
+                choice("tomorrow", "Tomorrow 9:00"),
+            ];
+            Form {
+                info: vec!["Escalation steps and nudges pause; the due times do not move.".into()],
+                text: None,
+                ..ask(kind, case_id, format!("Snooze case #{case_id}"), "Snooze for", choices, "Snooze")
+            }
+        }
     })
 }
 
@@ -284,6 +300,7 @@ pub async fn press(ctx: &Ctx, person: &Person, p: Press) -> Pressed {
             }
         }
         Button::DraftReply
+        | Button::Snooze
         | Button::Escalate
         | Button::Resolve
         | Button::TakeOffline
@@ -297,6 +314,7 @@ pub async fn press(ctx: &Ctx, person: &Person, p: Press) -> Pressed {
                 Button::Reassign => FormKind::Reassign,
                 Button::Note => FormKind::Note,
                 Button::RequestChanges => FormKind::Changes,
+                Button::Snooze => FormKind::Snooze,
                 _ => FormKind::Reply,
             };
             return match form(ctx, person, kind, p.case_id).await {
@@ -344,6 +362,7 @@ pub async fn submit(ctx: &Ctx, person: &Person, kind: FormKind, case_id: i64, a:
         FormKind::Offline => Action::TakeOffline { via: choice()?.parse::<OfflineVia>()?, note },
         FormKind::Reassign => Action::Reassign { to: teammate(ctx, &choice()?).map_err(|e| e.to_string())? },
         FormKind::Note => Action::Note { text: needs_text()? },
+        FormKind::Snooze => Action::Snooze { until: snooze_until(ctx, case_id, &choice()?).await? },
         FormKind::Changes => Action::RequestChanges { note: needs_text()? },
         FormKind::Reply => {
             let text = needs_text()?;
@@ -357,6 +376,25 @@ pub async fn submit(ctx: &Ctx, person: &Person, kind: FormKind, case_id: i64, a:
         .await
         .map(|d| format!("Case {case_id}: {}", d.summary))
         .map_err(|e| explain(&e, kind.id(), Some(case_id)))
+}
+
+/// When a snooze of `span` ends: `tomorrow` is 9:00 tomorrow in the case's site's time
+/// zone (the team's when it has none); anything else is a span from now (`15m`, `1h`).
+pub async fn snooze_until(ctx: &Ctx, case_id: i64, span: &str) -> Result<i64, String> {
+    let now = ctx.clock.now();
+    let span = span.trim().to_lowercase();
+    if span == "tomorrow" {
+        let case = ctx.store.case(case_id).await.map_err(|e| explain(&e.into(), "snooze", Some(case_id)))?;
+        let case = case.ok_or_else(|| ActError::UnknownCase(case_id).to_string())?;
+        let team = &ctx.playbooks.team;
+        let tz = case.site.as_deref().and_then(|s| team.site(s)).map_or(team.timezone, |s| s.timezone);
+        let day = now.with_timezone(&tz).date_naive() + chrono::Days::new(1);
+        let nine = day.and_hms_opt(9, 0, 0).and_then(|t| t.and_local_timezone(tz).earliest());
+        return nine.map(|t| t.timestamp_millis()).ok_or_else(|| "9:00 tomorrow does not exist here".to_string());
+    }
+    let span: crate::domain::Span =
+        span.parse().map_err(|e| format!("{e}; snooze for e.g. 15m, 1h, 4h or tomorrow"))?;
+    Ok(now.timestamp_millis() + span.as_millis())
 }
 
 /// The team-file id of a teammate named by id, `@id`, or a Slack or Discord mention.
@@ -444,6 +482,10 @@ pub async fn run(ctx: &Ctx, person: &Person, cmd: Command, command_name: &str) -
             }
             Command::Approve { case_id, text: None } => approve_shown(ctx, person, case_id, None).await?,
             Command::Approvals => approvals(ctx).await?,
+            Command::Snooze { case_id, span } => {
+                let until = snooze_until(ctx, case_id, &span).await.map_err(ActError::Invalid)?;
+                crate::present::case_act(ctx, case_id, &person.id, Action::Snooze { until }).await?
+            }
             Command::Log { url, text, confidential } => log(ctx, person, url, text, confidential).await?,
         })
     }

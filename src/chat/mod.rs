@@ -40,6 +40,10 @@ pub enum ChatOp {
         text: String,
         #[serde(default)]
         case_id: Option<i64>,
+        /// A nudge about the case: delivered with a link to its card and Claim / Snooze
+        /// buttons.
+        #[serde(default)]
+        nudge: bool,
     },
     /// A plain message to a channel (alerts).
     ChannelMessage { channel: String, text: String },
@@ -131,6 +135,15 @@ pub enum DeliveryError {
     Permanent(String),
 }
 
+/// What a nudge DM carries besides its text: where the card is and what can be done.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Nudge {
+    pub case_id: i64,
+    /// A link to the case's card (Slack permalink, Discord message link).
+    pub link: Option<String>,
+    pub buttons: Vec<command::Press>,
+}
+
 /// A chat platform. Implementations only translate; all decisions are made in the core.
 #[async_trait]
 pub trait ChatSurface: Send + Sync {
@@ -149,6 +162,18 @@ pub trait ChatSurface: Send + Sync {
     /// A step under a posted card; `here` notifies the channel too.
     async fn thread_reply(&self, message: &MessageRef, text: &str, here: bool) -> Result<(), DeliveryError>;
     async fn direct_message(&self, person: &Person, text: &str) -> Result<(), DeliveryError>;
+    /// A DM about a case with a link to its card and buttons; surfaces without buttons
+    /// send the text and the link.
+    async fn nudge(&self, person: &Person, text: &str, nudge: &Nudge) -> Result<(), DeliveryError> {
+        match &nudge.link {
+            Some(link) => self.direct_message(person, &format!("{text}\nCard: {link}")).await,
+            None => self.direct_message(person, text).await,
+        }
+    }
+    /// A link people can open to a posted card, if the platform has one.
+    async fn message_link(&self, _message: &MessageRef) -> Option<String> {
+        None
+    }
     async fn channel_message(&self, channel: &Channel, text: &str) -> Result<(), DeliveryError>;
     /// A file (e.g. the digest chart) posted to a channel with a short comment.
     async fn channel_file(

@@ -244,6 +244,11 @@ pub enum Action {
     RequestChanges {
         note: String,
     },
+    /// Pause the case's escalation steps and nudges until `until` (ms since the epoch).
+    /// SLA due times do not move.
+    Snooze {
+        until: i64,
+    },
     TakeOffline {
         via: OfflineVia,
         note: Option<String>,
@@ -275,6 +280,7 @@ impl Action {
             Action::ApproveReply { .. } => "approve_reply",
             Action::RequestApproval { .. } => "request_approval",
             Action::RequestChanges { .. } => "request_changes",
+            Action::Snooze { .. } => "snooze",
             Action::TakeOffline { .. } => "offline",
             Action::Escalate { .. } => "escalate",
             Action::Resolve { .. } => "resolve",
@@ -423,6 +429,10 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
             Resolved => return Err(illegal(cur.state, name, "; reopen it first")),
             _ if !is_lead => return Err(Refusal::NotPermitted { action: "send a reply back", needs: "lead" }),
             _ => detail = serde_json::json!({ "note": note }),
+        },
+        Action::Snooze { until } => match cur.state {
+            Resolved => return Err(illegal(cur.state, name, "; a resolved case has nothing to nudge")),
+            _ => detail = serde_json::json!({ "until": until }),
         },
         Action::TakeOffline { via, note } => match cur.state {
             Open | Claimed | Responded => {

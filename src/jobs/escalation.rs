@@ -40,6 +40,10 @@ pub async fn sweep(ctx: &Ctx, at: DateTime<Utc>) -> anyhow::Result<String> {
     let mut sent = 0;
     for case in &open {
         let Some(situation) = ctx.playbooks.situations.get(&case.situation) else { continue };
+        // Snoozed: nothing fires until the snooze ends; then the latest round does.
+        if case.snoozed_until.is_some_and(|u| u > at_ms) {
+            continue;
+        }
         for (i, step) in situation.escalation.iter().enumerate() {
             let Some(round) = step.due_round(case.state, clocks(case), at_ms) else { continue };
             if fired.get(&(case.id, i as i64)).is_some_and(|r| *r >= round) {
@@ -85,7 +89,8 @@ async fn fire(
     let mut tx = ctx.store.begin().await?;
     // Re-read inside the transaction: the case may have moved on since the sweep began.
     let Some(case) = cases::case_in_tx(&mut tx, case_id).await? else { return Ok(false) };
-    if case.state == CaseState::Resolved || !step.while_states.contains(&case.state) {
+    let snoozed = case.snoozed_until.is_some_and(|u| u > now);
+    if snoozed || case.state == CaseState::Resolved || !step.while_states.contains(&case.state) {
         return Ok(false);
     }
     if !escalation::claim_fire(&mut tx, case_id, i as i64, round, now).await? {
@@ -114,6 +119,7 @@ async fn fire(
                     person: p.id.clone(),
                     text: format!("{what}; it is still {}.", case.state),
                     case_id: Some(case_id),
+                    nudge: true,
                 });
             }
         }

@@ -90,7 +90,7 @@ async fn deliver(ctx: &Ctx, op: &ChatOp, catch_up: bool) -> Result<(), DeliveryE
                 ctx.chat.thread_reply(m, text, *here).await?;
             }
         }
-        ChatOp::DirectMessage { person, text, case_id } => {
+        ChatOp::DirectMessage { person, text, case_id, nudge } => {
             let p = ctx
                 .playbooks
                 .team
@@ -108,6 +108,10 @@ async fn deliver(ctx: &Ctx, op: &ChatOp, catch_up: bool) -> Result<(), DeliveryE
                         .ok_or_else(|| DeliveryError::Permanent(format!("case {case_id} not found")))?;
                     let line = format!("For {} (no {surface} id in team.yaml for a direct message): {text}", p.name);
                     ctx.chat.channel_message(&channel(&case.channel)?, &line).await?;
+                }
+                Some(case_id) if *nudge => {
+                    let n = nudge_for(ctx, *case_id).await.map_err(internal)?;
+                    ctx.chat.nudge(p, text, &n).await?;
                 }
                 _ => ctx.chat.direct_message(p, text).await?,
             }
@@ -133,6 +137,24 @@ async fn deliver(ctx: &Ctx, op: &ChatOp, catch_up: bool) -> Result<(), DeliveryE
         }
     }
     Ok(())
+}
+
+/// The link and buttons of a nudge about `case_id`, as the case stands now.
+async fn nudge_for(ctx: &Ctx, case_id: i64) -> anyhow::Result<crate::chat::Nudge> {
+    use crate::chat::{command::Press, Button};
+    let case = ctx.store.case(case_id).await?;
+    let messages = ctx.store.case_messages(case_id).await?;
+    let link = match messages.iter().find(|m| m.surface == ctx.chat.name()) {
+        Some(m) => ctx.chat.message_link(m).await,
+        None => None,
+    };
+    let mut buttons = Vec::new();
+    match case.map(|c| c.state) {
+        Some(crate::domain::CaseState::Open) => buttons.extend([Button::Claim, Button::Snooze]),
+        Some(crate::domain::CaseState::Resolved) | None => {}
+        Some(_) => buttons.push(Button::Snooze),
+    }
+    Ok(crate::chat::Nudge { case_id, link, buttons: buttons.into_iter().map(|b| Press::new(b, case_id)).collect() })
 }
 
 fn backoff(ctx: &Ctx, attempts: i64) -> Duration {

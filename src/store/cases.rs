@@ -62,6 +62,8 @@ pub struct CaseRow {
     pub similar_count: i64,
     /// When the reviewer raised their rating after our reply: a service-recovery candidate.
     pub recovery_at: Option<i64>,
+    /// Escalation steps and nudges pause until then (ms); SLA due times do not move.
+    pub snoozed_until: Option<i64>,
 }
 
 impl CaseRow {
@@ -146,7 +148,7 @@ pub(crate) const CASE_COLS: &str =
     "id, mention_id, state, owner, outcome, situation, priority, channel, site, categories, \
     sentiment, sentiment_score, risk, urgent, spam, positive, confidential, escalation_level, reasons, opened_at, \
     updated_at, claimed_at, first_response_at, resolved_at, ack_due, response_due, follow_up_due, resolve_due, version, \
-    similar_count, recovery_at";
+    similar_count, recovery_at, snoozed_until";
 
 const MENTION_COLS: &str =
     "id, source, external_id, url, author, text, rating, posted_at, received_at, location_hint, \
@@ -198,6 +200,7 @@ pub(crate) fn case_from_row(r: &AnyRow) -> anyhow::Result<CaseRow> {
         follow_up_due: r.try_get("follow_up_due")?,
         resolve_due: r.try_get("resolve_due")?,
         version: r.try_get("version")?,
+        snoozed_until: r.try_get("snoozed_until")?,
         similar_count: r.try_get("similar_count")?,
         recovery_at: r.try_get("recovery_at")?,
     })
@@ -372,6 +375,17 @@ pub async fn update_status(
     .await
     .context("updating case status")?;
     Ok(r.rows_affected() == 1)
+}
+
+/// Pauses a case's escalation steps and nudges until `until` (ms).
+pub async fn set_snooze(tx: &mut Tx<'_>, id: i64, until: i64) -> anyhow::Result<()> {
+    sqlx::query("UPDATE cases SET snoozed_until = $1 WHERE id = $2")
+        .bind(until)
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .context("snoozing a case")?;
+    Ok(())
 }
 
 pub async fn append_event(

@@ -126,6 +126,9 @@ async fn api(
             let id = format!("7{seq:017}");
             Json(json!({"id": id, "channel_id": channel, "type": 0, "content": parsed["content"]})).into_response()
         }
+        ("GET", ["channels", channel]) => {
+            Json(json!({"id": channel, "type": 0, "guild_id": GUILD, "name": "px-triage"})).into_response()
+        }
         ("PATCH", ["channels", channel, "messages", id]) => {
             Json(json!({"id": id, "channel_id": channel, "type": 0})).into_response()
         }

@@ -188,6 +188,9 @@ async fn api(
                 body["users"].as_str().map(str::to_string).or_else(|| body["users"][0].as_str().map(str::to_string));
             json!({"ok": true, "channel": {"id": format!("D{}", user.unwrap_or_default())}})
         }
+        "chat.getPermalink" => json!({"ok": true, "channel": body["channel"],
+            "permalink": format!("https://example-health.slack.com/archives/{}/p{}",
+                body["channel"].as_str().unwrap_or(""), body["message_ts"].as_str().unwrap_or("").replace('.', ""))}),
         "views.update" | "views.publish" => {
             let mut view = body["view"].clone();
             view["id"] = body["view_id"].clone();

@@ -106,6 +106,18 @@ pub fn buttons(card: &Card) -> Vec<CreateActionRow> {
     buttons.chunks(5).map(|row| CreateActionRow::Buttons(row.to_vec())).collect()
 }
 
+/// Rows of buttons for presses (a nudge's Claim / Snooze), five to a row.
+pub fn press_buttons(presses: &[crate::chat::command::Press]) -> Vec<CreateActionRow> {
+    let buttons: Vec<CreateButton> = presses
+        .iter()
+        .map(|p| {
+            let style = if p.button == Button::Claim { ButtonStyle::Primary } else { ButtonStyle::Secondary };
+            CreateButton::new(p.encode()).label(p.button.label()).style(style)
+        })
+        .collect();
+    buttons.chunks(5).map(|row| CreateActionRow::Buttons(row.to_vec())).collect()
+}
+
 /// A form as a select menu, shown privately to the person who clicked.
 pub fn select(form: &Form) -> CreateActionRow {
     let options = form.choices.iter().map(|c| CreateSelectMenuOption::new(cap(&c.label, 100), c.id.clone())).collect();

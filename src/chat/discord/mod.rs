@@ -26,6 +26,8 @@ pub struct Discord {
     /// Rate-limit bucket exhausted: not before this instant, per route key.
     not_before: Mutex<HashMap<String, Instant>>,
     dm_channels: Mutex<HashMap<String, String>>,
+    /// Channel id → its guild id, for links to messages.
+    guilds: Mutex<HashMap<String, String>>,
 }
 
 /// Discord's message content limit.
@@ -109,6 +111,7 @@ impl Discord {
             public_key,
             not_before: Mutex::new(HashMap::new()),
             dm_channels: Mutex::new(HashMap::new()),
+            guilds: Mutex::new(HashMap::new()),
         })
     }
 
@@ -174,6 +177,25 @@ impl Discord {
 
     async fn send(&self, channel_id: &str, body: Value) -> Result<Value, DeliveryError> {
         self.call(Method::POST, &format!("/channels/{channel_id}/messages"), Some(body)).await
+    }
+
+    /// The DM channel with a person (opened once, then cached).
+    async fn dm_channel(&self, person: &Person) -> Result<String, DeliveryError> {
+        let user = person.discord.clone().ok_or_else(|| {
+            DeliveryError::Permanent(format!("@{} has no `discord:` id in team.yaml, so cannot get DMs", person.id))
+        })?;
+        let cached = self.dm_channels.lock().ok().and_then(|m| m.get(&user).cloned());
+        Ok(match cached {
+            Some(c) => c,
+            None => {
+                let dm = self.call(Method::POST, "/users/@me/channels", Some(json!({ "recipient_id": user }))).await?;
+                let c = dm["id"].as_str().unwrap_or_default().to_string();
+                if let Ok(mut m) = self.dm_channels.lock() {
+                    m.insert(user, c.clone());
+                }
+                c
+            }
+        })
     }
 
     async fn send_text(&self, channel_id: &str, text: &str) -> Result<(), DeliveryError> {
@@ -273,22 +295,51 @@ impl ChatSurface for Discord {
         }
     }
 
-    async fn direct_message(&self, person: &Person, text: &str) -> Result<(), DeliveryError> {
-        let user = person.discord.clone().ok_or_else(|| {
-            DeliveryError::Permanent(format!("@{} has no `discord:` id in team.yaml, so cannot get DMs", person.id))
-        })?;
-        let cached = self.dm_channels.lock().ok().and_then(|m| m.get(&user).cloned());
-        let channel = match cached {
-            Some(c) => c,
-            None => {
-                let dm = self.call(Method::POST, "/users/@me/channels", Some(json!({ "recipient_id": user }))).await?;
-                let c = dm["id"].as_str().unwrap_or_default().to_string();
-                if let Ok(mut m) = self.dm_channels.lock() {
-                    m.insert(user, c.clone());
+    /// A nudge DM: the text with a link to the card, and Claim / Snooze buttons.
+    async fn nudge(&self, person: &Person, text: &str, nudge: &super::Nudge) -> Result<(), DeliveryError> {
+        let channel = self.dm_channel(person).await?;
+        let mut content = super::escape::discord(text);
+        if let Some(link) = &nudge.link {
+            content.push_str(&format!("\nCard: {link}"));
+        }
+        let content = chunks(&content).first().cloned().unwrap_or_default();
+        self.send(
+            &channel,
+            json!({
+                "content": content,
+                "components": layout::press_buttons(&nudge.buttons),
+                "allowed_mentions": { "parse": [] },
+            }),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `https://discord.com/channels/GUILD/CHANNEL/MESSAGE`; the guild comes from the channel.
+    async fn message_link(&self, message: &MessageRef) -> Option<String> {
+        let (channel, id) = super::split_message_ref(message).ok()?;
+        let cached = self.guilds.lock().ok().and_then(|m| m.get(&channel).cloned());
+        let guild = match cached {
+            Some(g) => g,
+            None => match self.call(Method::GET, &format!("/channels/{channel}"), None).await {
+                Ok(v) => {
+                    let g = v["guild_id"].as_str()?.to_string();
+                    if let Ok(mut m) = self.guilds.lock() {
+                        m.insert(channel.clone(), g.clone());
+                    }
+                    g
                 }
-                c
-            }
+                Err(e) => {
+                    tracing::warn!(error = %e, "no link to the card for a nudge");
+                    return None;
+                }
+            },
         };
+        Some(format!("https://discord.com/channels/{guild}/{channel}/{id}"))
+    }
+
+    async fn direct_message(&self, person: &Person, text: &str) -> Result<(), DeliveryError> {
+        let channel = self.dm_channel(person).await?;
         self.send_text(&channel, &super::escape::discord(text)).await
     }
 

@@ -121,6 +121,32 @@ pub fn card_blocks(card: &Card) -> Vec<SlackBlock> {
     blocks
 }
 
+/// A nudge DM: its text, a link to the card, and the buttons (same ids as the card's).
+pub fn nudge_blocks(text: &str, nudge: &crate::chat::Nudge) -> Vec<SlackBlock> {
+    let mut blocks: Vec<SlackBlock> =
+        vec![SlackSectionBlock::new().with_text(md(cap(&escape::slack(text), 2900))).into()];
+    if let Some(link) = &nudge.link {
+        blocks.push(context(format!("<{}|Open the card>", link.replace('|', "%7C").replace('>', "%3E"))));
+    }
+    if !nudge.buttons.is_empty() {
+        let buttons = nudge
+            .buttons
+            .iter()
+            .map(|p| {
+                let mut el = SlackBlockButtonElement::new(p.button.label().into())
+                    .with_action_id(format!("{BUTTON_PREFIX}{}", p.button.id()).into())
+                    .with_value(p.encode());
+                if p.button == Button::Claim {
+                    el = el.with_style(SlackBlockButtonStyle::Primary);
+                }
+                SlackActionBlockElement::Button(el)
+            })
+            .collect();
+        blocks.push(SlackActionsBlock::new(buttons).with_block_id(format!("nudge_{}", nudge.case_id).into()).into());
+    }
+    blocks
+}
+
 /// Cuts `s` to at most `n` characters (Block Kit text limits).
 fn cap(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
@@ -230,7 +256,10 @@ mod tests {
         let actions = v.as_array().unwrap().iter().find(|b| b["type"] == "actions").unwrap();
         let labels: Vec<&str> =
             actions["elements"].as_array().unwrap().iter().map(|e| e["text"]["text"].as_str().unwrap()).collect();
-        assert_eq!(labels, ["Claim", "Draft reply", "Escalate", "Take offline", "Resolve", "Reassign", "Add note"]);
+        assert_eq!(
+            labels,
+            ["Claim", "Draft reply", "Escalate", "Take offline", "Resolve", "Reassign", "Snooze", "Add note"]
+        );
         assert_eq!(actions["elements"][0]["value"], "claim:7");
         assert_eq!(actions["elements"][0]["action_id"], "carebot_claim");
     }

@@ -74,7 +74,11 @@ async fn block_actions(ctx: &Ctx, slack: &Arc<Slack>, a: SlackInteractionBlockAc
         Ok(p) => p,
         Err(refusal) => return answer_later(slack, a.response_url, refusal),
     };
+    // A button in a DM (a nudge): the card is elsewhere, so say what happened.
+    let in_dm = matches!(&a.container, SlackInteractionActionContainer::Message(m)
+        if m.channel_id.as_ref().is_some_and(|c| c.0.starts_with('D')));
     match interact::press(ctx, person, press).await {
+        Pressed::Done(text) if in_dm => answer_later(slack, a.response_url, text),
         Pressed::Done(_) => {}
         Pressed::Private(text) => answer_later(slack, a.response_url, text),
         Pressed::Ask(form) => {

@@ -258,6 +258,29 @@ impl ChatSurface for Slack {
         Ok(())
     }
 
+    /// A nudge DM: the text, a link to the card and Claim / Snooze buttons.
+    async fn nudge(&self, person: &Person, body: &str, nudge: &super::Nudge) -> Result<(), DeliveryError> {
+        let channel = self.dm_channel(person).await?;
+        let content = SlackMessageContent::new()
+            .with_text(crate::chat::escape::slack(body))
+            .with_blocks(blocks::nudge_blocks(body, nudge));
+        self.post(SlackApiChatPostMessageRequest::new(channel, content)).await?;
+        Ok(())
+    }
+
+    /// The card's permalink (`chat.getPermalink`); none if Slack will not say.
+    async fn message_link(&self, message: &MessageRef) -> Option<String> {
+        let (channel, ts) = parse_ref(message).ok()?;
+        let req = SlackApiChatGetPermalinkRequest::new(channel, ts);
+        match self.session().chat_get_permalink(&req).await {
+            Ok(r) => Some(r.permalink.to_string()),
+            Err(e) => {
+                tracing::warn!(error = %classify("chat.getPermalink", &e), "no link to the card for a nudge");
+                None
+            }
+        }
+    }
+
     async fn channel_message(&self, channel: &Channel, body: &str) -> Result<(), DeliveryError> {
         let id = slack_channel(channel)?;
         self.post(SlackApiChatPostMessageRequest::new(id, text(body))).await?;
