@@ -48,7 +48,12 @@ pub async fn reply_context(
     let day_ago = ctx.now_ms() - 24 * 3_600_000;
     Ok(ReplyContext {
         max_chars,
-        public_phone: site.filter(|s| s.contacts.phone_public).and_then(|s| s.contacts.phone.clone()),
+        public_phone: match site {
+            Some(s) => s.contacts.phone.clone().filter(|_| s.contacts.phone_public),
+            None => {
+                team.organisation.as_ref().and_then(|o| o.contacts.phone.clone().filter(|_| o.contacts.phone_public))
+            }
+        },
         allowed_names: allowed,
         staff_names: team.people.iter().map(|p| p.name.clone()).collect(),
         recent_replies: ctx.store.public_replies_since(day_ago).await?,

@@ -6,7 +6,7 @@
 use crate::chat::{card::describe_event, ChatOp};
 use crate::ctx::Ctx;
 use crate::domain::compliance::{same_text, Finding, Severity};
-use crate::domain::{apply, Action, CaseState, EscalationTarget, Role};
+use crate::domain::{apply, Action, CaseState, EscalationTarget, Role, TriageField};
 use crate::playbook::Person;
 use crate::store::cases::{self, Stamps};
 use crate::store::{is_contention, CaseRow, EventRow};
@@ -81,6 +81,31 @@ fn validate(ctx: &Ctx, action: &Action) -> Result<(), ActError> {
         Action::RequestApproval { text } | Action::ApproveReply { text } if text.trim().is_empty() => {
             Err(ActError::Invalid("there is no reply text to approve".into()))
         }
+        Action::Reclassify { field: TriageField::Site, value: Some(v) } if team.site(v).is_none() => {
+            let known: Vec<&str> = team.sites.iter().map(|s| s.id.as_str()).collect();
+            Err(ActError::Invalid(format!("there is no site {v:?}; one of {}, or none", known.join(", "))))
+        }
+        Action::Reclassify { field: TriageField::Category, value } => match value {
+            Some(v) if ctx.playbooks.triage_rules.category(v).is_some() => Ok(()),
+            _ => {
+                let known: Vec<&str> = ctx
+                    .playbooks
+                    .triage_rules
+                    .rules
+                    .iter()
+                    .filter(|r| r.kind == crate::playbook::triage_rules::RuleKind::Category)
+                    .map(|r| r.id.as_str())
+                    .collect();
+                Err(ActError::Invalid(format!("name a category: one of {}", known.join(", "))))
+            }
+        },
+        Action::Reclassify { field: TriageField::Situation, value } => match value {
+            Some(v) if ctx.playbooks.situations.get(v).is_some() => Ok(()),
+            _ => {
+                let known: Vec<&str> = ctx.playbooks.situations.situations.iter().map(|s| s.id.as_str()).collect();
+                Err(ActError::Invalid(format!("name a situation: one of {}", known.join(", "))))
+            }
+        },
         Action::Snooze { until } if *until <= ctx.now_ms() => {
             Err(ActError::Invalid("a snooze must end in the future".into()))
         }
@@ -249,6 +274,13 @@ async fn try_act(
     if let Action::Snooze { until } = action {
         cases::set_snooze(&mut tx, case_id, *until).await?;
     }
+    let mut new_channels = Vec::new();
+    if let Action::Reclassify { field, value } = action {
+        let from = reclassify(ctx, &mut tx, &case, *field, value.as_deref(), &mut new_channels).await?;
+        if let Some(d) = t.detail.as_object_mut() {
+            d.insert("from".into(), from);
+        }
+    }
     let event_id = cases::append_event(&mut tx, case_id, now, &actor.id, t.event, &t.detail).await?;
     let event = EventRow {
         id: event_id,
@@ -285,6 +317,7 @@ async fn try_act(
         });
     }
     ops.extend(approval_messages(ctx, &case, &actor.id, action, requester.as_deref()));
+    ops.extend(new_channels.into_iter().map(|channel| ChatOp::PostCard { case_id, channel }));
     for op in &ops {
         crate::chat::queue(&mut tx, op, now, now).await?;
     }
@@ -341,4 +374,47 @@ fn approval_messages(ctx: &Ctx, case: &CaseRow, actor: &str, action: &Action, re
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// Applies a triage correction inside the case's transaction; returns what it was. A new
+/// situation brings its priority, its SLA due times (from when the case opened) and its
+/// channels, whose cards are added to `new_channels`.
+async fn reclassify(
+    ctx: &Ctx,
+    tx: &mut crate::store::Tx<'_>,
+    case: &CaseRow,
+    field: TriageField,
+    value: Option<&str>,
+    new_channels: &mut Vec<String>,
+) -> anyhow::Result<serde_json::Value> {
+    Ok(match field {
+        TriageField::Site => {
+            cases::set_site_and_categories(tx, case.id, value, &case.categories).await?;
+            serde_json::json!(case.site)
+        }
+        TriageField::Category => {
+            let categories: Vec<String> = value.map(str::to_string).into_iter().collect();
+            cases::set_site_and_categories(tx, case.id, case.site.as_deref(), &categories).await?;
+            serde_json::json!(case.categories)
+        }
+        TriageField::Situation => {
+            let s = value
+                .and_then(|v| ctx.playbooks.situations.get(v))
+                .ok_or_else(|| anyhow::anyhow!("situation {value:?} vanished from the playbook"))?;
+            let due = |span: Option<crate::domain::Span>| span.map(|d| case.opened_at + d.as_millis());
+            let change = cases::SituationChange {
+                situation: s.id.clone(),
+                priority: s.priority,
+                channel: s.channel.clone(),
+                ack_due: due(s.sla.acknowledge),
+                response_due: due(s.sla.first_response),
+                follow_up_due: due(s.sla.follow_up),
+                resolve_due: due(s.sla.resolve),
+                risk: case.risk || s.when.risk == Some(true),
+            };
+            cases::set_situation(tx, case.id, &change).await?;
+            new_channels.extend(std::iter::once(&s.channel).chain(&s.also_post_to).cloned());
+            serde_json::json!(case.situation)
+        }
+    })
 }

@@ -107,7 +107,17 @@ async fn intake_queues_a_card_for_each_channel_of_the_situation(b: Backend) {
             Call::Post { channel, buttons, .. } => {
                 assert_eq!(
                     buttons,
-                    ["Claim", "Draft reply", "Escalate", "Take offline", "Resolve", "Reassign", "Snooze", "Add note"]
+                    [
+                        "Claim",
+                        "Draft reply",
+                        "Escalate",
+                        "Take offline",
+                        "Resolve",
+                        "Reassign",
+                        "Snooze",
+                        "Fix triage",
+                        "Add note"
+                    ]
                 );
                 Some(channel)
             }

@@ -242,7 +242,7 @@ async fn a_claim_click_updates_the_card_and_resolve_through_the_select_menu(b: B
     assert!(embed.to_string().contains(":R>"), "SLA due as Discord timestamps: {embed}");
     let ids = button_ids(&posted.body["components"]);
     let expected: Vec<String> =
-        ["claim", "draft_reply", "escalate", "take_offline", "resolve", "reassign", "snooze", "note"]
+        ["claim", "draft_reply", "escalate", "take_offline", "resolve", "reassign", "snooze", "fix_triage", "note"]
             .iter()
             .map(|a| format!("{a}:{case_id}"))
             .collect();
@@ -544,6 +544,7 @@ async fn register_commands_installs_care_with_its_subcommands() {
             "escalate",
             "reopen",
             "note",
+            "set",
             "snooze",
             "oncall",
             "draft"

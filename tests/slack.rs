@@ -123,7 +123,7 @@ async fn a_claim_click_updates_the_card_and_resolve_through_the_modal_closes_it(
     assert_eq!(post.body["channel"], "C01PXTRIAGE");
     assert_eq!(
         buttons(&post.body["blocks"]),
-        ["Claim", "Draft reply", "Escalate", "Take offline", "Resolve", "Reassign", "Snooze", "Add note"]
+        ["Claim", "Draft reply", "Escalate", "Take offline", "Resolve", "Reassign", "Snooze", "Fix triage", "Add note"]
     );
     let card_text = post.body["blocks"].to_string();
     assert!(card_text.contains("Waited four hours"), "the card shows the mention");
@@ -148,7 +148,17 @@ async fn a_claim_click_updates_the_card_and_resolve_through_the_modal_closes_it(
     assert!(shown.contains("Sam Whitfield"), "the card shows the owner: {shown}");
     assert_eq!(
         buttons(&update.body["blocks"]),
-        ["Release", "Draft reply", "Escalate", "Take offline", "Resolve", "Reassign", "Snooze", "Add note"]
+        [
+            "Release",
+            "Draft reply",
+            "Escalate",
+            "Take offline",
+            "Resolve",
+            "Reassign",
+            "Snooze",
+            "Fix triage",
+            "Add note"
+        ]
     );
     let thread = calls.iter().find(|c| c.body["thread_ts"] == ts.as_str()).unwrap();
     assert!(thread.body["text"].as_str().unwrap().contains("claimed by Sam Whitfield"));
@@ -683,7 +693,75 @@ async fn escalation_nudges_link_the_card_and_can_be_acted_on(b: Backend) {
     assert!(v["text"].as_str().unwrap().contains("snooze for e.g."), "{v}");
 }
 
+/// A lead corrects the triage from chat: the situation brings its priority, SLA clocks
+/// and channel (a card there); no site means organisation-wide contacts in the draft; an
+/// agent cannot; bad values say what is allowed and change nothing.
+async fn a_lead_fixes_the_triage_and_the_clocks_and_channel_follow(b: Backend) {
+    let r = start(b).await;
+    let case_id = case_with_card(&r, "rev-40").await;
+    let (_, ts) = card_ref(&r, case_id).await;
+    let before = r.ctx.store.case(case_id).await.unwrap().unwrap();
+    let said = |v: Value| v["text"].as_str().unwrap().to_string();
+
+    let refused = said(command(&r, SAM, &format!("set {case_id} situation clinical-risk")).await);
+    assert!(refused.contains("needs the lead role"), "{refused}");
+    let bad = said(command(&r, DENA, &format!("set {case_id} situation nonsense")).await);
+    assert!(bad.contains("one of clinical-risk"), "{bad}");
+    assert_eq!(r.ctx.store.events(case_id).await.unwrap().len(), 1, "nothing recorded");
+
+    let done = said(command(&r, DENA, &format!("set {case_id} situation clinical-risk")).await);
+    assert!(done.contains("situation set to"), "{done}");
+    let after = r.ctx.store.case(case_id).await.unwrap().unwrap();
+    let risk = r.ctx.playbooks.situations.get("clinical-risk").unwrap();
+    assert_eq!(
+        (after.situation.as_str(), after.priority, after.channel.as_str()),
+        ("clinical-risk", risk.priority, "risk")
+    );
+    assert_eq!(after.ack_due, risk.sla.acknowledge.map(|d| before.opened_at + d.as_millis()), "clock from opening");
+    assert_ne!(after.ack_due, before.ack_due);
+    assert!(after.risk, "a clinical-risk case: replies now need a lead's approval");
+    let event = r.ctx.store.events(case_id).await.unwrap().last().unwrap().clone();
+    assert_eq!(
+        (event.detail["from"].as_str(), event.detail["to"].as_str()),
+        (Some("negative-review"), Some("clinical-risk"))
+    );
+    r.fake
+        .wait_for("the card in the risk channel", |c| {
+            c.iter().any(|c| {
+                c.method == "chat.postMessage" && c.body["channel"] == "C01RISKMGMT" && c.body["blocks"].is_array()
+            })
+        })
+        .await;
+
+    // No site: the card says so and the draft gives the organisation's contacts.
+    assert!(said(command(&r, DENA, &format!("set {case_id} site none")).await).contains("site set to no site"));
+    let draft = carebot::drafting::draft(&r.ctx, case_id, "sam", None).await.unwrap().text;
+    assert!(draft.contains("patientexperience@lakeshore-health.example"), "{draft}");
+    assert!(!draft.contains("riverside"), "{draft}");
+    let card = carebot::present::card_for(&r.ctx, case_id).await.unwrap();
+    assert_eq!(card.site, None);
+    assert!(carebot::chat::slack::blocks::card_blocks(&card)
+        .iter()
+        .any(|b| serde_json::to_string(b).unwrap().contains("no site detected")));
+
+    // The card's Fix triage button asks which site or situation.
+    assert_eq!(click(&r, DENA, "fix_triage", case_id, &ts).await.0, 200);
+    let calls = r
+        .fake
+        .wait_for("the triage form", |c| {
+            c.iter()
+                .any(|c| c.method == "views.open" && c.body["view"]["private_metadata"] == format!("triage:{case_id}"))
+        })
+        .await;
+    let view = calls.iter().rev().find(|c| c.method == "views.open").unwrap().body["view"].to_string();
+    assert!(view.contains("site:riverside") && view.contains("situation:negative-review"), "{view}");
+    let (status, body) = submit(&r, DENA, &format!("triage:{case_id}"), "site:riverside", None).await;
+    assert_eq!((status, body.as_str()), (200, ""));
+    assert_eq!(r.ctx.store.case(case_id).await.unwrap().unwrap().site.as_deref(), Some("riverside"));
+}
+
 on_both_backends!(
+    a_lead_fixes_the_triage_and_the_clocks_and_channel_follow,
     escalation_nudges_link_the_card_and_can_be_acted_on,
     every_case_action_can_be_taken_from_slack,
     the_reply_modal_edits_checks_and_records_the_exact_text,

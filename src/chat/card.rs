@@ -28,10 +28,12 @@ pub enum Button {
     RequestChanges,
     /// Pause the case's escalation steps and nudges for a while.
     Snooze,
+    /// A lead corrects the site or situation.
+    FixTriage,
 }
 
 impl Button {
-    pub const ALL: [Button; 12] = [
+    pub const ALL: [Button; 13] = [
         Button::Claim,
         Button::Release,
         Button::DraftReply,
@@ -44,6 +46,7 @@ impl Button {
         Button::ApproveReply,
         Button::RequestChanges,
         Button::Snooze,
+        Button::FixTriage,
     ];
     pub fn label(&self) -> &'static str {
         match self {
@@ -59,6 +62,7 @@ impl Button {
             Button::ApproveReply => "Approve reply",
             Button::RequestChanges => "Request changes",
             Button::Snooze => "Snooze",
+            Button::FixTriage => "Fix triage",
         }
     }
     /// The action id carried by the button (`claim`, `draft_reply`, …).
@@ -76,6 +80,7 @@ impl Button {
             Button::ApproveReply => "approve_reply",
             Button::RequestChanges => "request_changes",
             Button::Snooze => "snooze",
+            Button::FixTriage => "fix_triage",
         }
     }
 }
@@ -140,10 +145,12 @@ fn trimmed(text: &str) -> String {
 pub fn buttons_for(state: CaseState) -> Vec<Button> {
     use Button::*;
     match state {
-        CaseState::Open => vec![Claim, DraftReply, Escalate, TakeOffline, Resolve, Reassign, Snooze, Note],
-        CaseState::Claimed => vec![Release, DraftReply, Escalate, TakeOffline, Resolve, Reassign, Snooze, Note],
-        CaseState::Responded => vec![DraftReply, Escalate, TakeOffline, Resolve, Reassign, Snooze, Note],
-        CaseState::Offline => vec![Escalate, Resolve, Reassign, Snooze, Note],
+        CaseState::Open => vec![Claim, DraftReply, Escalate, TakeOffline, Resolve, Reassign, Snooze, FixTriage, Note],
+        CaseState::Claimed => {
+            vec![Release, DraftReply, Escalate, TakeOffline, Resolve, Reassign, Snooze, FixTriage, Note]
+        }
+        CaseState::Responded => vec![DraftReply, Escalate, TakeOffline, Resolve, Reassign, Snooze, FixTriage, Note],
+        CaseState::Offline => vec![Escalate, Resolve, Reassign, Snooze, FixTriage, Note],
         CaseState::Resolved => vec![Reopen, Note],
     }
 }
@@ -187,6 +194,20 @@ pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
         "approve_reply" => format!("reply approved by {who}"),
         "request_approval" => format!("reply sent for a lead's approval by {who}"),
         "request_changes" => format!("reply sent back for changes by {who}"),
+        "reclassify" => {
+            let field = s("field").unwrap_or_default();
+            let to = s("to");
+            let shown = match field.as_str() {
+                "site" => to
+                    .map(|t| playbooks.team.site(&t).map(|x| x.name.clone()).unwrap_or(t))
+                    .unwrap_or_else(|| "no site".into()),
+                "situation" => {
+                    to.map(|t| playbooks.situations.get(&t).map(|x| x.label.clone()).unwrap_or(t)).unwrap_or_default()
+                }
+                _ => to.unwrap_or_default(),
+            };
+            format!("{field} set to {shown} by {who}")
+        }
         "snooze" => {
             let until = d.get("until").and_then(|v| v.as_i64()).map(crate::clock::from_ms);
             let local = until.map(|u| u.with_timezone(&playbooks.team.timezone).format("%a %H:%M %Z").to_string());

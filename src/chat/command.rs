@@ -1,7 +1,7 @@
 //! The `/care` command grammar and the button/form identifiers, shared by every chat
 //! platform. Pure: text in, a `Command` (or usage help) out.
 
-use crate::domain::{Action, EscalationTarget, OfflineVia, Outcome};
+use crate::domain::{Action, EscalationTarget, OfflineVia, Outcome, TriageField};
 use std::str::FromStr;
 
 use super::Button;
@@ -85,6 +85,8 @@ pub enum ArgKind {
     Via,
     /// Who to escalate to: site-owner, risk, lead, oncall:ROTATION or @person.
     Target,
+    /// What triage field to correct: site, category or situation.
+    Field,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -197,6 +199,16 @@ pub const COMMANDS: &[Spec] = &[
         aliases: &[],
         help: "add a note to a case's history",
         args: &[CASE, arg("text", ArgKind::Rest, true, "No patient details")],
+    },
+    Spec {
+        name: "set",
+        aliases: &[],
+        help: "lead: correct a case's site, category or situation",
+        args: &[
+            CASE,
+            arg("field", ArgKind::Field, true, "site, category or situation"),
+            arg("value", ArgKind::Word, true, "Its id (site: none for no site)"),
+        ],
     },
     Spec {
         name: "snooze",
@@ -318,6 +330,10 @@ pub fn typed(spec: &Spec, a: &ArgSpec, raw: &str) -> Result<Value, String> {
             raw.parse::<EscalationTarget>()?;
             Value::Text(raw.to_string())
         }
+        ArgKind::Field => {
+            raw.parse::<TriageField>()?;
+            Value::Text(raw.to_string())
+        }
         ArgKind::Word | ArgKind::Rest | ArgKind::Person => Value::Text(raw.to_string()),
     })
 }
@@ -349,6 +365,13 @@ impl Command {
             },
             "draft" => Command::Draft { case_id: args.case(spec)?, template: args.text("template") },
             "approvals" => Command::Approvals,
+            "set" => {
+                let field: TriageField =
+                    args.text("field").ok_or_else(|| missing("site, category or situation"))?.parse()?;
+                let value = args.text("value").ok_or_else(|| missing("the new value, e.g. `set 42 site riverside`"))?;
+                let value = Some(value).filter(|v| !(field == TriageField::Site && v.eq_ignore_ascii_case("none")));
+                Command::Act { case_id: args.case(spec)?, action: Action::Reclassify { field, value } }
+            }
             "snooze" => Command::Snooze {
                 case_id: args.case(spec)?,
                 span: args
@@ -558,6 +581,11 @@ mod tests {
             "respond 4 Thank you\n--override for waiting".parse(),
             Ok(Command::Respond { case_id: 4, text: Some("Thank you\nfor waiting".into()), override_block: true })
         );
+        assert_eq!(
+            "set 4 site none".parse(),
+            Ok(Command::Act { case_id: 4, action: Action::Reclassify { field: TriageField::Site, value: None } })
+        );
+        assert!("set 4 mood happy".parse::<Command>().unwrap_err().contains("cannot set"));
         assert!("offline 4 pigeon".parse::<Command>().unwrap_err().contains("unknown channel"));
         assert!("note 4".parse::<Command>().unwrap_err().contains("note's text"));
         assert!("changes 4".parse::<Command>().unwrap_err().contains("what to change"));

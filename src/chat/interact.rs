@@ -79,10 +79,13 @@ pub enum FormKind {
     /// sends the text for approval.
     Reply,
     Snooze,
+    /// A lead corrects the site or the situation.
+    Triage,
 }
 
 impl FormKind {
-    pub const ALL: [FormKind; 8] = [
+    pub const ALL: [FormKind; 9] = [
+        FormKind::Triage,
         FormKind::Snooze,
         FormKind::Escalate,
         FormKind::Resolve,
@@ -102,6 +105,7 @@ impl FormKind {
             FormKind::Changes => "changes",
             FormKind::Reply => "reply",
             FormKind::Snooze => "snooze",
+            FormKind::Triage => "triage",
         }
     }
     /// Form ids travel as `KIND:CASE` (Slack `private_metadata`, Discord `custom_id`).
@@ -245,6 +249,20 @@ async fn form(ctx: &Ctx, person: &Person, kind: FormKind, case_id: i64) -> Resul
             ..ask(kind, case_id, format!("Send back #{case_id}"), "", Vec::new(), "Send back")
         },
         FormKind::Reply => reply_form(ctx, person, case_id, None).await?,
+        FormKind::Triage => {
+            // One list: the sites (and "no site"), then the situations.
+            let mut choices: Vec<Choice> =
+                team.sites.iter().map(|s| choice(format!("site:{}", s.id), format!("Site: {}", s.name))).collect();
+            choices.push(choice("site:none", "Site: none (organisation-wide)"));
+            choices.extend(
+                ctx.playbooks
+                    .situations
+                    .situations
+                    .iter()
+                    .map(|s| choice(format!("situation:{}", s.id), format!("Situation: {} ({})", s.label, s.priority))),
+            );
+            ask(kind, case_id, format!("Fix triage of #{case_id}"), "Change to", choices, "Change")
+        }
         FormKind::Snooze => {
             let choices = vec![
                 choice("15m", "15 minutes"),
@@ -301,6 +319,7 @@ pub async fn press(ctx: &Ctx, person: &Person, p: Press) -> Pressed {
         }
         Button::DraftReply
         | Button::Snooze
+        | Button::FixTriage
         | Button::Escalate
         | Button::Resolve
         | Button::TakeOffline
@@ -315,6 +334,7 @@ pub async fn press(ctx: &Ctx, person: &Person, p: Press) -> Pressed {
                 Button::Note => FormKind::Note,
                 Button::RequestChanges => FormKind::Changes,
                 Button::Snooze => FormKind::Snooze,
+                Button::FixTriage => FormKind::Triage,
                 _ => FormKind::Reply,
             };
             return match form(ctx, person, kind, p.case_id).await {
@@ -363,6 +383,13 @@ pub async fn submit(ctx: &Ctx, person: &Person, kind: FormKind, case_id: i64, a:
         FormKind::Reassign => Action::Reassign { to: teammate(ctx, &choice()?).map_err(|e| e.to_string())? },
         FormKind::Note => Action::Note { text: needs_text()? },
         FormKind::Snooze => Action::Snooze { until: snooze_until(ctx, case_id, &choice()?).await? },
+        FormKind::Triage => {
+            let picked = choice()?;
+            let (field, value) = picked.split_once(':').ok_or_else(|| "Please pick one".to_string())?;
+            let field: crate::domain::TriageField = field.parse()?;
+            let value = Some(value.to_string()).filter(|v| v != "none");
+            Action::Reclassify { field, value }
+        }
         FormKind::Changes => Action::RequestChanges { note: needs_text()? },
         FormKind::Reply => {
             let text = needs_text()?;

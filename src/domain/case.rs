@@ -219,6 +219,27 @@ impl fmt::Display for EscalationTarget {
     }
 }
 
+/// The part of a case's triage a lead can correct.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriageField {
+    Site,
+    Category,
+    Situation,
+}
+
+impl FromStr for TriageField {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_lowercase().as_str() {
+            "site" => Ok(TriageField::Site),
+            "category" => Ok(TriageField::Category),
+            "situation" => Ok(TriageField::Situation),
+            _ => Err(format!("cannot set {s:?}; one of site, category, situation")),
+        }
+    }
+}
+
 /// Something a person does to a case.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
@@ -243,6 +264,12 @@ pub enum Action {
     /// A lead sends a reply that waits for approval back with what to change.
     RequestChanges {
         note: String,
+    },
+    /// A lead corrects the triage: the case's site (`None`: no site), its category, or its
+    /// situation (priority, SLA clocks and channel follow).
+    Reclassify {
+        field: TriageField,
+        value: Option<String>,
     },
     /// Pause the case's escalation steps and nudges until `until` (ms since the epoch).
     /// SLA due times do not move.
@@ -281,6 +308,7 @@ impl Action {
             Action::RequestApproval { .. } => "request_approval",
             Action::RequestChanges { .. } => "request_changes",
             Action::Snooze { .. } => "snooze",
+            Action::Reclassify { .. } => "reclassify",
             Action::TakeOffline { .. } => "offline",
             Action::Escalate { .. } => "escalate",
             Action::Resolve { .. } => "resolve",
@@ -429,6 +457,11 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
             Resolved => return Err(illegal(cur.state, name, "; reopen it first")),
             _ if !is_lead => return Err(Refusal::NotPermitted { action: "send a reply back", needs: "lead" }),
             _ => detail = serde_json::json!({ "note": note }),
+        },
+        Action::Reclassify { field, value } => match cur.state {
+            Resolved => return Err(illegal(cur.state, name, "; reopen it first")),
+            _ if !is_lead => return Err(Refusal::NotPermitted { action: "change the triage", needs: "lead" }),
+            _ => detail = serde_json::json!({ "field": field, "to": value }),
         },
         Action::Snooze { until } => match cur.state {
             Resolved => return Err(illegal(cur.state, name, "; a resolved case has nothing to nudge")),

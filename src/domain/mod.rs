@@ -10,6 +10,7 @@ pub mod role;
 
 pub use case::{
     apply, Action, CaseState, CaseStatus, EscalationTarget, OfflineVia, Outcome, Priority, Refusal, Transition,
+    TriageField,
 };
 pub use duration::Span;
 pub use mention::{Mention, MentionError, RawMention, Visibility};

@@ -99,14 +99,18 @@ pub struct ContactVars {
 
 impl ReplyVars {
     pub fn new(author: Option<&str>, site: Option<&Site>, team: &Team, follow_up: String, agent: &str) -> ReplyVars {
-        let fallback = team.sites.first();
-        let site = site.or(fallback);
+        // No site: the organisation's neutral contacts, never some site's.
+        let (name, contacts) = match (site, &team.organisation) {
+            (Some(s), _) => (s.name.clone(), Some(&s.contacts)),
+            (None, Some(o)) => (o.name.clone(), Some(&o.contacts)),
+            (None, None) => ("our team".to_string(), None),
+        };
         ReplyVars {
             author: author.filter(|a| !a.trim().is_empty()).unwrap_or("there").to_string(),
-            site: SiteVars { name: site.map(|s| s.name.clone()).unwrap_or_else(|| "our team".into()) },
+            site: SiteVars { name },
             contacts: ContactVars {
-                email: site.map(|s| s.contacts.email.clone()).unwrap_or_default(),
-                phone: site.filter(|s| s.contacts.phone_public).and_then(|s| s.contacts.phone.clone()),
+                email: contacts.map(|c| c.email.clone()).unwrap_or_default(),
+                phone: contacts.filter(|c| c.phone_public).and_then(|c| c.phone.clone()),
             },
             follow_up,
             agent: agent.to_string(),

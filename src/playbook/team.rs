@@ -19,6 +19,16 @@ struct RawTeam {
     sites: Vec<RawSite>,
     #[serde(default)]
     rotations: Vec<RawRotation>,
+    /// Organisation-wide contacts, for replies to mentions with no detected site.
+    #[serde(default)]
+    organisation: Option<RawOrganisation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrganisation {
+    name: String,
+    contacts: Spanned<RawContacts>,
 }
 
 #[derive(Deserialize)]
@@ -149,6 +159,15 @@ pub struct Team {
     pub people: Vec<Person>,
     pub sites: Vec<Site>,
     pub rotations: Vec<Rotation>,
+    /// The organisation's name and neutral contacts (`organisation:` in team.yaml), used
+    /// when a case has no site.
+    pub organisation: Option<Organisation>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Organisation {
+    pub name: String,
+    pub contacts: Contacts,
 }
 
 impl Team {
@@ -288,8 +307,21 @@ pub(crate) fn load(path: &Path) -> Result<Team, Problems> {
         });
     }
 
+    let organisation = raw.organisation.as_ref().map(|o| {
+        let c = &o.contacts.value;
+        if !c.email.contains('@') {
+            rep.at(o.contacts.referenced.line(), "organisation needs an offline contact email".to_string());
+        }
+        if c.phone_public && c.phone.is_none() {
+            rep.at(o.contacts.referenced.line(), "organisation sets phone_public but has no phone".to_string());
+        }
+        Organisation {
+            name: o.name.clone(),
+            contacts: Contacts { email: c.email.clone(), phone: c.phone.clone(), phone_public: c.phone_public },
+        }
+    });
     if rep.problems.is_empty() {
-        Ok(Team { timezone, people, sites, rotations })
+        Ok(Team { timezone, people, sites, rotations, organisation })
     } else {
         Err(Problems(rep.problems))
     }

@@ -377,6 +377,58 @@ pub async fn update_status(
     Ok(r.rows_affected() == 1)
 }
 
+/// A corrected site (`None`: no site) or category list.
+pub async fn set_site_and_categories(
+    tx: &mut Tx<'_>,
+    id: i64,
+    site: Option<&str>,
+    categories: &[String],
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE cases SET site = $1, categories = $2 WHERE id = $3")
+        .bind(site)
+        .bind(categories.join(","))
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .context("correcting a case's site or category")?;
+    Ok(())
+}
+
+/// What follows a case's situation: its priority, channel and SLA due times.
+#[derive(Debug, Clone)]
+pub struct SituationChange {
+    pub situation: String,
+    pub priority: Priority,
+    pub channel: String,
+    pub ack_due: Option<i64>,
+    pub response_due: Option<i64>,
+    pub follow_up_due: Option<i64>,
+    pub resolve_due: Option<i64>,
+    /// A clinical/legal-risk situation makes the case one (replies need a lead's approval).
+    pub risk: bool,
+}
+
+/// A corrected situation, with the priority, channel and SLA due times that follow it.
+pub async fn set_situation(tx: &mut Tx<'_>, id: i64, c: &SituationChange) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE cases SET situation = $1, priority = $2, channel = $3, ack_due = $4, response_due = $5, \
+         follow_up_due = $6, resolve_due = $7, risk = $8 WHERE id = $9",
+    )
+    .bind(&c.situation)
+    .bind(c.priority.as_str())
+    .bind(&c.channel)
+    .bind(c.ack_due)
+    .bind(c.response_due)
+    .bind(c.follow_up_due)
+    .bind(c.resolve_due)
+    .bind(flag(c.risk))
+    .bind(id)
+    .execute(&mut **tx)
+    .await
+    .context("correcting a case's situation")?;
+    Ok(())
+}
+
 /// Pauses a case's escalation steps and nudges until `until` (ms).
 pub async fn set_snooze(tx: &mut Tx<'_>, id: i64, until: i64) -> anyhow::Result<()> {
     sqlx::query("UPDATE cases SET snoozed_until = $1 WHERE id = $2")

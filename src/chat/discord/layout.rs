@@ -120,7 +120,9 @@ pub fn press_buttons(presses: &[crate::chat::command::Press]) -> Vec<CreateActio
 
 /// A form as a select menu, shown privately to the person who clicked.
 pub fn select(form: &Form) -> CreateActionRow {
-    let options = form.choices.iter().map(|c| CreateSelectMenuOption::new(cap(&c.label, 100), c.id.clone())).collect();
+    // Discord: at most 25 options.
+    let options =
+        form.choices.iter().take(25).map(|c| CreateSelectMenuOption::new(cap(&c.label, 100), c.id.clone())).collect();
     CreateActionRow::SelectMenu(
         CreateSelectMenu::new(
             format!("{FORM_PREFIX}{}", form.kind.encode(form.case_id)),
@@ -211,6 +213,11 @@ fn option(a: &ArgSpec) -> CreateCommandOption {
     if a.kind == ArgKind::Via {
         for via in ["dm", "phone", "email"] {
             o = o.add_string_choice(via, via);
+        }
+    }
+    if a.kind == ArgKind::Field {
+        for field in ["site", "category", "situation"] {
+            o = o.add_string_choice(field, field);
         }
     }
     o

@@ -258,7 +258,17 @@ mod tests {
             actions["elements"].as_array().unwrap().iter().map(|e| e["text"]["text"].as_str().unwrap()).collect();
         assert_eq!(
             labels,
-            ["Claim", "Draft reply", "Escalate", "Take offline", "Resolve", "Reassign", "Snooze", "Add note"]
+            [
+                "Claim",
+                "Draft reply",
+                "Escalate",
+                "Take offline",
+                "Resolve",
+                "Reassign",
+                "Snooze",
+                "Fix triage",
+                "Add note"
+            ]
         );
         assert_eq!(actions["elements"][0]["value"], "claim:7");
         assert_eq!(actions["elements"][0]["action_id"], "carebot_claim");
