@@ -399,6 +399,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 category,
                 overdue_at: overdue.then(|| ctx.now_ms()),
                 limit,
+                by_urgency: false,
             };
             println!("{}", ops::cases(&ctx, &filter, json).await?);
         }

@@ -760,7 +760,56 @@ async fn a_lead_fixes_the_triage_and_the_clocks_and_channel_follow(b: Backend) {
     assert_eq!(r.ctx.store.case(case_id).await.unwrap().unwrap().site.as_deref(), Some("riverside"));
 }
 
+/// Opening the App Home tab shows the person's cases and the unclaimed queue, most urgent
+/// first (the order of `/care queue`); Claim from the home tab works and redraws it.
+async fn the_app_home_shows_my_cases_and_the_queue_most_urgent_first(b: Backend) {
+    let r = start(b).await;
+    let routine = case_with_card(&r, "rev-50").await;
+    let urgent = ingest(&r.ctx, &[mention("facebook", "risk-50", RISK, None)]).await.unwrap()[0].case_id();
+    let queue = command(&r, SAM, "queue").await["text"].as_str().unwrap().to_string();
+    let (u, n) = (queue.find(&format!("#{urgent} ")).unwrap(), queue.find(&format!("#{routine} ")).unwrap());
+    assert!(u < n, "the P1 comes first although it is newer: {queue}");
+
+    let event = json!({
+        "token": "legacy", "team_id": "T0EXAMPLE", "api_app_id": "A0CAREBOT", "type": "event_callback",
+        "event_id": "Ev0HOME", "event_time": 1764000000,
+        "event": {"type": "app_home_opened", "user": SAM, "channel": format!("D{SAM}"), "tab": "home",
+                  "event_ts": "1764000000.000100"}
+    })
+    .to_string();
+    let (status, _) = post_signed(&format!("{}/slack/events", r.base), &event, now(), SIGNING_SECRET).await;
+    assert_eq!(status, 200);
+    let calls = r.fake.wait_for("the home tab", |c| c.iter().any(|c| c.method == "views.publish")).await;
+    let home = calls.iter().find(|c| c.method == "views.publish").unwrap();
+    assert_eq!((home.body["user_id"].as_str(), home.body["view"]["type"].as_str()), (Some(SAM), Some("home")));
+    let text = home.body["view"].to_string();
+    let (yours, unclaimed) = (text.find("Your open cases (0)").unwrap(), text.find("Unclaimed queue (2)").unwrap());
+    assert!(
+        yours < unclaimed && text.find(&format!("#{urgent} ")).unwrap() < text.find(&format!("#{routine} ")).unwrap()
+    );
+
+    // Claim from the home tab: a block action in a view of type home.
+    let payload = json!({
+        "type": "block_actions", "team": {"id": "T0EXAMPLE", "domain": "example-health"},
+        "user": {"id": SAM, "username": "sam", "team_id": "T0EXAMPLE"}, "api_app_id": "A0CAREBOT",
+        "container": {"type": "view", "view_id": "V0HOME"}, "trigger_id": "trig-home",
+        "view": {"id": "V0HOME", "team_id": "T0EXAMPLE", "type": "home", "blocks": [], "private_metadata": "",
+                 "callback_id": "", "state": {"values": {}}, "hash": "1764000000.home"},
+        "actions": [{"type": "button", "action_id": "carebot_claim", "block_id": format!("home_{routine}"),
+                     "text": {"type": "plain_text", "text": "Claim"}, "value": format!("claim:{routine}"),
+                     "action_ts": "1764000002.000100"}]
+    });
+    let body = serde_urlencoded::to_string([("payload", payload.to_string())]).unwrap();
+    assert_eq!(post_signed(&format!("{}/slack/interactions", r.base), &body, now(), SIGNING_SECRET).await.0, 200);
+    assert_eq!(r.ctx.store.case(routine).await.unwrap().unwrap().owner.as_deref(), Some("sam"));
+    let calls =
+        r.fake.wait_for("the redrawn home", |c| c.iter().filter(|c| c.method == "views.publish").count() == 2).await;
+    let home = calls.iter().rev().find(|c| c.method == "views.publish").unwrap().body["view"].to_string();
+    assert!(home.contains("Your open cases (1)") && home.contains("Unclaimed queue (1)"), "{home}");
+}
+
 on_both_backends!(
+    the_app_home_shows_my_cases_and_the_queue_most_urgent_first,
     a_lead_fixes_the_triage_and_the_clocks_and_channel_follow,
     escalation_nudges_link_the_card_and_can_be_acted_on,
     every_case_action_can_be_taken_from_slack,

@@ -10,7 +10,7 @@ use super::Button;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Help,
-    /// Open, unclaimed cases, oldest first.
+    /// Open, unclaimed cases, most urgent first (priority, then next due time).
     Queue,
     /// Cases the person owns.
     Mine,
@@ -114,8 +114,8 @@ const CASE: ArgSpec = arg("case", ArgKind::Case, true, "Case number");
 
 /// The `/care` command table.
 pub const COMMANDS: &[Spec] = &[
-    Spec { name: "queue", aliases: &["q"], help: "open, unclaimed cases, oldest first", args: &[] },
-    Spec { name: "mine", aliases: &[], help: "cases you own", args: &[] },
+    Spec { name: "queue", aliases: &["q"], help: "open, unclaimed cases, most urgent first", args: &[] },
+    Spec { name: "mine", aliases: &[], help: "cases you own, most urgent first", args: &[] },
     Spec { name: "show", aliases: &[], help: "one case and its history", args: &[CASE] },
     Spec { name: "claim", aliases: &[], help: "take a case", args: &[CASE] },
     Spec {

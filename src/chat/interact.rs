@@ -460,9 +460,47 @@ async fn list(ctx: &Ctx, filter: CaseFilter, empty: &str) -> anyhow::Result<Stri
     }
     let mut lines: Vec<String> = cases.iter().take(SHOWN).map(|c| case_line(ctx, c)).collect();
     if cases.len() > SHOWN {
-        lines.push(format!("… and more: the oldest {SHOWN} are shown (carebot cases lists them all)"));
+        lines.push(format!("… and more: the {SHOWN} most urgent are shown (carebot cases lists them all)"));
     }
     Ok(lines.join("\n"))
+}
+
+/// The unclaimed queue, most urgent first.
+fn queue_filter() -> CaseFilter {
+    CaseFilter { open_only: true, unclaimed: true, by_urgency: true, ..CaseFilter::default() }
+}
+
+/// A person's open cases, most urgent first.
+fn mine_filter(person: &Person) -> CaseFilter {
+    CaseFilter { open_only: true, owner: Some(person.id.clone()), by_urgency: true, ..CaseFilter::default() }
+}
+
+/// One case on a person's home page: its line and what they can do from there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HomeCase {
+    pub case_id: i64,
+    pub line: String,
+    pub buttons: Vec<Press>,
+}
+
+/// A person's home page (Slack App Home): their open cases, then the unclaimed queue,
+/// each most urgent first, in the same order as `/care mine` and `/care queue`.
+pub async fn home(ctx: &Ctx, person: &Person) -> Result<Vec<(String, Vec<HomeCase>)>, ActError> {
+    const SHOWN: i64 = 20;
+    let entry = |c: &CaseRow, buttons: &[Button]| HomeCase {
+        case_id: c.id,
+        line: case_line(ctx, c),
+        buttons: buttons.iter().map(|b| Press::new(*b, c.id)).collect(),
+    };
+    let mine = ctx.store.list_cases(&CaseFilter { limit: Some(SHOWN), ..mine_filter(person) }).await?;
+    let queue = ctx.store.list_cases(&CaseFilter { limit: Some(SHOWN), ..queue_filter() }).await?;
+    Ok(vec![
+        (
+            format!("Your open cases ({})", mine.len()),
+            mine.iter().map(|c| entry(c, &[Button::DraftReply, Button::Snooze])).collect(),
+        ),
+        (format!("Unclaimed queue ({})", queue.len()), queue.iter().map(|c| entry(c, &[Button::Claim])).collect()),
+    ])
 }
 
 /// A `/care` command. The answer is shown only to the person who typed it.
@@ -471,14 +509,8 @@ pub async fn run(ctx: &Ctx, person: &Person, cmd: Command, command_name: &str) -
     let result: Result<String, ActError> = async {
         Ok(match cmd {
             Command::Help => usage(command_name),
-            Command::Queue => {
-                let f = CaseFilter { open_only: true, unclaimed: true, ..CaseFilter::default() };
-                list(ctx, f, "The queue is empty: no open, unclaimed cases.").await?
-            }
-            Command::Mine => {
-                let f = CaseFilter { open_only: true, owner: Some(person.id.clone()), ..CaseFilter::default() };
-                list(ctx, f, "You have no open cases.").await?
-            }
+            Command::Queue => list(ctx, queue_filter(), "The queue is empty: no open, unclaimed cases.").await?,
+            Command::Mine => list(ctx, mine_filter(person), "You have no open cases.").await?,
             Command::Show(id) => crate::present::case_show(ctx, id, false).await?,
             Command::Claim(id) => crate::present::case_act(ctx, id, &person.id, Action::Claim).await?,
             Command::Resolve { case_id, outcome, note } => {

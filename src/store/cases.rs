@@ -142,6 +142,8 @@ pub struct CaseFilter {
     /// Past an SLA clock at this time (ms).
     pub overdue_at: Option<i64>,
     pub limit: Option<i64>,
+    /// Most urgent first (priority, then the next due time) instead of oldest first.
+    pub by_urgency: bool,
 }
 
 pub(crate) const CASE_COLS: &str =
@@ -539,7 +541,16 @@ impl Store {
                  OR (state IN ('responded', 'offline') AND resolve_due < {now}))"
             ));
         }
-        sql.push_str(" ORDER BY opened_at, id");
+        if f.by_urgency {
+            // The next due time that still counts: acknowledge while open, first response
+            // until there is one, then resolve.
+            sql.push_str(
+                " ORDER BY priority, COALESCE(CASE WHEN state = 'open' THEN ack_due END, \
+                 CASE WHEN first_response_at IS NULL THEN response_due END, resolve_due, opened_at), id",
+            );
+        } else {
+            sql.push_str(" ORDER BY opened_at, id");
+        }
         if let Some(n) = f.limit {
             sql.push_str(&format!(" LIMIT {}", n.max(0)));
         }

@@ -121,6 +121,35 @@ pub fn card_blocks(card: &Card) -> Vec<SlackBlock> {
     blocks
 }
 
+/// The App Home tab: the person's open cases and the unclaimed queue, each case a line
+/// with its buttons.
+pub fn home_view(sections: &[(String, Vec<crate::chat::interact::HomeCase>)]) -> SlackView {
+    let mut blocks: Vec<SlackBlock> = Vec::new();
+    for (title, cases) in sections {
+        blocks.push(SlackHeaderBlock::new(cap(title, 150).as_str().into()).into());
+        if cases.is_empty() {
+            blocks.push(context("Nothing here.".into()));
+        }
+        for c in cases {
+            blocks.push(SlackSectionBlock::new().with_text(md(cap(&escape::slack(&c.line), 2900))).into());
+            let buttons = c
+                .buttons
+                .iter()
+                .map(|p| {
+                    SlackActionBlockElement::Button(
+                        SlackBlockButtonElement::new(p.button.label().into())
+                            .with_action_id(format!("{BUTTON_PREFIX}{}", p.button.id()).into())
+                            .with_value(p.encode()),
+                    )
+                })
+                .collect();
+            blocks.push(SlackActionsBlock::new(buttons).with_block_id(format!("home_{}", c.case_id).into()).into());
+        }
+        blocks.push(SlackDividerBlock::new().into());
+    }
+    SlackView::Home(SlackHomeView::new(blocks))
+}
+
 /// A nudge DM: its text, a link to the card, and the buttons (same ids as the card's).
 pub fn nudge_blocks(text: &str, nudge: &crate::chat::Nudge) -> Vec<SlackBlock> {
     let mut blocks: Vec<SlackBlock> =

@@ -62,8 +62,11 @@ fn answer_later(slack: &Arc<Slack>, url: Option<SlackResponseUrl>, text: String)
 async fn block_actions(ctx: &Ctx, slack: &Arc<Slack>, a: SlackInteractionBlockActionsEvent) {
     let Some(user) = a.user.as_ref().map(|u| u.id.0.clone()) else { return };
     if let SlackInteractionActionContainer::View(container) = &a.container {
-        return switch_template(ctx, slack, &a, &user, &container.view_id).await;
+        if let Some(SlackView::Modal(_)) = &a.view {
+            return switch_template(ctx, slack, &a, &user, &container.view_id).await;
+        }
     }
+    let on_home = matches!(&a.view, Some(SlackView::Home(_)));
     let Some(ours) = a.actions.iter().flatten().find(|x| x.action_id.0.starts_with(blocks::BUTTON_PREFIX)) else {
         return; // not a carebot button
     };
@@ -77,7 +80,19 @@ async fn block_actions(ctx: &Ctx, slack: &Arc<Slack>, a: SlackInteractionBlockAc
     // A button in a DM (a nudge): the card is elsewhere, so say what happened.
     let in_dm = matches!(&a.container, SlackInteractionActionContainer::Message(m)
         if m.channel_id.as_ref().is_some_and(|c| c.0.starts_with('D')));
-    match interact::press(ctx, person, press).await {
+    let pressed = interact::press(ctx, person, press).await;
+    if on_home {
+        // The home tab shows the queue as it is now; a refusal goes by DM (no response_url).
+        if let Pressed::Private(text) = &pressed {
+            let (slack, user, text) = (slack.clone(), SlackUserId(user.clone()), text.clone());
+            tokio::spawn(async move { slack.tell(&user, &text).await });
+        }
+        if !matches!(pressed, Pressed::Ask(_)) {
+            publish_home(ctx, slack, &user).await;
+            return;
+        }
+    }
+    match pressed {
         Pressed::Done(text) if in_dm => answer_later(slack, a.response_url, text),
         Pressed::Done(_) => {}
         Pressed::Private(text) => answer_later(slack, a.response_url, text),
@@ -137,6 +152,34 @@ async fn switch_template(
             tracing::warn!(case_id, error = %super::classify("views.update", &e), "could not redraw the reply modal");
         }
     });
+}
+
+/// Draws a person's App Home tab (`views.publish`) after the acknowledgement.
+async fn publish_home(ctx: &Ctx, slack: &Arc<Slack>, user: &str) {
+    let Ok(person) = interact::person(ctx, Who::Slack(user)) else { return };
+    let sections = match interact::home(ctx, person).await {
+        Ok(s) => s,
+        Err(e) => {
+            crate::errors::explain(&e, "slack", "app home", None);
+            return;
+        }
+    };
+    let req = SlackApiViewsPublishRequest::new(SlackUserId(user.to_string()), blocks::home_view(&sections));
+    let slack = slack.clone();
+    tokio::spawn(async move {
+        if let Err(e) = slack.session().views_publish(&req).await {
+            tracing::warn!(error = %super::classify("views.publish", &e), "could not draw the App Home");
+        }
+    });
+}
+
+/// Events carebot acts on: opening the App Home tab.
+async fn on_event(ctx: &Ctx, slack: &Arc<Slack>, cb: &SlackPushEventCallback) {
+    if let SlackEventCallbackBody::AppHomeOpened(ev) = &cb.event {
+        if ev.tab.as_deref().unwrap_or("home") == "home" {
+            publish_home(ctx, slack, &ev.user.0).await;
+        }
+    }
 }
 
 /// A modal submitted: the error, if any, names the block to show it under.
@@ -256,7 +299,7 @@ pub async fn http_interaction(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, b
 
 /// `POST /slack/events`: the URL check when the app is set up, then event callbacks.
 pub async fn http_event(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, body: Bytes) -> Response {
-    let (_, text) = match verified(&ctx, &headers, &body) {
+    let (slack, text) = match verified(&ctx, &headers, &body) {
         Ok(v) => v,
         Err((status, why)) => return refuse(status, why),
     };
@@ -266,7 +309,10 @@ pub async fn http_event(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, body: B
             tracing::warn!("Slack is rate-limiting events to this app");
             StatusCode::OK.into_response()
         }
-        Ok(SlackPushEvent::EventCallback(_)) => StatusCode::OK.into_response(),
+        Ok(SlackPushEvent::EventCallback(cb)) => {
+            on_event(&ctx, &slack, &cb).await;
+            StatusCode::OK.into_response()
+        }
         Err(e) => refuse(StatusCode::BAD_REQUEST, &format!("not a Slack event: {e}")),
     }
 }
@@ -298,10 +344,13 @@ async fn socket_interaction(
 }
 
 async fn socket_push(
-    _ev: SlackPushEventCallback,
+    ev: SlackPushEventCallback,
     _client: Arc<Client>,
-    _state: SlackClientEventsUserState,
+    state: SlackClientEventsUserState,
 ) -> UserCallbackResult<()> {
+    let ctx = ctx_of(&state).await?;
+    let slack = ctx.adapter::<Slack>().ok_or("Slack is not configured")?;
+    on_event(&ctx, &slack, &ev).await;
     Ok(())
 }
 
