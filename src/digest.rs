@@ -61,6 +61,17 @@ pub struct Digest {
     pub shout_outs: Vec<ShoutOut>,
     /// Mentions per local day, the seven days ending on `date`.
     pub trend: Vec<(NaiveDate, i64)>,
+    /// Snoozes that day: a snooze pauses nudges, never a due time, so leaders see them.
+    pub snoozes: Vec<Snooze>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Snooze {
+    pub case_id: i64,
+    /// Who snoozed (team-file id; the text shows the name).
+    pub by: String,
+    /// Until when (ms).
+    pub until: i64,
 }
 
 fn line(c: &crate::store::CaseRow) -> CaseLine {
@@ -98,7 +109,8 @@ pub fn compute(
     timezone: &str,
     day: &[ReportCase],
     unresolved: &[crate::store::CaseRow],
-    revisions: &[crate::store::EventRow],
+    // (rating revisions, snoozes) of the day.
+    (revisions, snoozes): (&[crate::store::EventRow], &[crate::store::EventRow]),
     overdue_at: i64,
     trend: Vec<(NaiveDate, i64)>,
 ) -> Digest {
@@ -120,6 +132,12 @@ pub fn compute(
         recoveries: Vec::new(),
         shout_outs: Vec::new(),
         trend,
+        snoozes: snoozes
+            .iter()
+            .filter_map(|e| {
+                Some(Snooze { case_id: e.case_id, by: e.actor.clone(), until: e.detail.get("until")?.as_i64()? })
+            })
+            .collect(),
     };
     let mut times = Vec::new();
     let (mut with_clock, mut in_time) = (0, 0);
@@ -191,6 +209,7 @@ pub async fn gather(ctx: &Ctx, date: NaiveDate) -> anyhow::Result<Digest> {
     let day = ctx.store.cases_opened_between(start, end).await?;
     let unresolved = ctx.store.unresolved_cases().await?;
     let revisions = ctx.store.events_between("revised", start, end).await?;
+    let snoozes = ctx.store.events_between("snooze", start, end).await?;
     let mut trend = Vec::new();
     for back in (0..7).rev() {
         let d = date - Duration::days(back);
@@ -198,7 +217,7 @@ pub async fn gather(ctx: &Ctx, date: NaiveDate) -> anyhow::Result<Digest> {
         trend.push((d, ctx.store.count_opened_between(s, e).await?));
     }
     let overdue_at = end.min(ctx.now_ms());
-    Ok(compute(date, tz.name(), &day, &unresolved, &revisions, overdue_at, trend))
+    Ok(compute(date, tz.name(), &day, &unresolved, (&revisions, &snoozes), overdue_at, trend))
 }
 
 fn fmt_minutes(m: Option<f64>) -> String {
@@ -243,6 +262,15 @@ impl Digest {
                 c.site.as_deref().unwrap_or("-"),
                 c.owner.as_deref().map(|x| format!("@{x}")).unwrap_or_else(|| "unclaimed".into())
             ));
+        }
+        if !self.snoozes.is_empty() {
+            // Snoozes pause nudges only; the cases above are overdue whether snoozed or not.
+            let tz: chrono_tz::Tz = self.timezone.parse().unwrap_or(chrono_tz::UTC);
+            o.push_str(&format!("Snoozed (nudges paused; due times unchanged): {}\n", self.snoozes.len()));
+            for z in &self.snoozes {
+                let until = crate::clock::from_ms(z.until).with_timezone(&tz).format("%a %H:%M");
+                o.push_str(&format!("  #{} until {until} by @{}\n", z.case_id, z.by));
+            }
         }
         o.push_str(&format!("Clinical/legal risk: {}\n", self.risk.len()));
         for c in &self.risk {

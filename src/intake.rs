@@ -122,6 +122,16 @@ async fn storm_case(
     };
     let every = storm.update_every.as_millis();
     if cases::attach_similar(tx, case_id, mention_id, now, every).await? {
+        let case = cases::case_in_tx(tx, case_id).await?;
+        let quiet =
+            case.as_ref().and_then(|c| ctx.playbooks.situations.get(&c.situation)).is_none_or(|s| !s.storm_lines);
+        if !quiet {
+            // The count as of now, said as such: the card itself shows the latest count.
+            let n = case.map(|c| c.similar_count).unwrap_or_default();
+            let at = crate::clock::from_ms(now).with_timezone(&ctx.playbooks.team.timezone).format("%H:%M");
+            let text = format!("+{n} similar mention(s) as of {at}");
+            crate::chat::queue(tx, &ChatOp::ThreadReply { case_id, text, here: false }, now, now).await?;
+        }
         let op = ChatOp::UpdateCard { case_id };
         crate::chat::queue(tx, &op, now, now + every).await?;
     }

@@ -291,8 +291,18 @@ async fn try_act(
         detail: t.detail.clone(),
     };
     let summary = describe_event(&event, &ctx.playbooks);
-    let mut ops =
-        vec![ChatOp::UpdateCard { case_id }, ChatOp::ThreadReply { case_id, text: summary.clone(), here: false }];
+    let mut ops = vec![ChatOp::UpdateCard { case_id }];
+    let lines = ctx.playbooks.situations.get(&case.situation).map(|s| s.step_lines).unwrap_or_default();
+    match lines {
+        crate::playbook::StepLines::Thread => {
+            ops.push(ChatOp::ThreadReply { case_id, text: summary.clone(), here: false })
+        }
+        crate::playbook::StepLines::Channel => ops.push(ChatOp::ChannelMessage {
+            channel: case.channel.clone(),
+            text: format!("Case #{case_id}: {summary}"),
+        }),
+        crate::playbook::StepLines::Off => {}
+    }
     if let Action::Escalate { to, note } = action {
         let who = ctx.playbooks.team.person(&actor.id).map(|p| p.name.clone()).unwrap_or_else(|| actor.id.clone());
         let mut text = format!("Case #{case_id} ({}) was escalated to you by {who}.", case.priority);

@@ -108,7 +108,27 @@ async fn the_daily_digest_job_posts_text_and_chart_to_leadership(b: Backend) {
     assert!(bytes.starts_with(b"\x89PNG"));
 }
 
+/// A snooze is visible in the digest of the day it was set, and the case stays in the
+/// overdue list: snoozing pauses nudges, never the clock.
+async fn snoozes_show_in_the_digest_and_do_not_hide_overdue_cases(b: Backend) {
+    let e = env(b).await;
+    e.clock.set(t0());
+    let id = ingest(&e.ctx, &[mention("google", "z-1", "Waited 3 hours at Riverside", Some(1.0))]).await.unwrap()[0]
+        .case_id();
+    e.clock.set(t0() + Duration::hours(1));
+    act(&e.ctx, id, "sam", Action::Snooze { until: (t0() + Duration::hours(6)).timestamp_millis() }).await.unwrap();
+    e.clock.set(t0() + Duration::hours(5));
+    let d = gather(&e.ctx, day(23)).await.unwrap();
+    assert_eq!(d.snoozes.len(), 1);
+    assert!(d.overdue.iter().any(|c| c.case_id == id), "still overdue while snoozed");
+    let text = d.to_text();
+    assert!(text.contains("Snoozed (nudges paused; due times unchanged): 1"), "{text}");
+    assert!(text.contains(&format!("#{id} until Mon 15:00 by @sam")), "{text}");
+    assert!(gather(&e.ctx, day(22)).await.unwrap().snoozes.is_empty(), "only on the day it was set");
+}
+
 on_both_backends!(
+    snoozes_show_in_the_digest_and_do_not_hide_overdue_cases,
     the_digest_for_a_fixture_day_has_exactly_the_expected_figures,
     the_daily_digest_job_posts_text_and_chart_to_leadership,
 );

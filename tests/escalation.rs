@@ -103,6 +103,69 @@ async fn a_snoozed_case_fires_nothing_until_the_snooze_ends(b: Backend) {
     assert!(err.to_string().contains("in the future"), "{err}");
 }
 
+/// The owner of a case is reminded once, by DM with the card's buttons, when a due time
+/// is within the situation's `remind_before`; not while snoozed; nobody for an unowned case.
+async fn owners_are_reminded_once_before_a_due_time(b: Backend) {
+    let e = env(b).await;
+    // Negative reviews: first response due 2h after opening; remind 30m before.
+    let id = ingest(&e.ctx, &[mention("google", "e-20", "Waited 3 hours at Riverside", Some(1.0))]).await.unwrap()[0]
+        .case_id();
+    let other = ingest(&e.ctx, &[mention("google", "e-21", "Rude front desk at Northgate clinic", Some(1.0))])
+        .await
+        .unwrap()[0]
+        .case_id();
+    e.clock.set(t0() + Duration::minutes(10));
+    act(&e.ctx, id, "sam", Action::Claim).await.unwrap();
+    act(&e.ctx, other, "priya", Action::Claim).await.unwrap();
+    act(&e.ctx, other, "priya", Action::Snooze { until: (t0() + Duration::hours(3)).timestamp_millis() })
+        .await
+        .unwrap();
+    let reminders = |s: String| s.split("; ").nth(1).unwrap().to_string();
+    assert_eq!(reminders(sweep(&e.ctx, t0() + Duration::minutes(89)).await.unwrap()), "0 reminder(s) sent");
+    assert_eq!(reminders(sweep(&e.ctx, t0() + Duration::minutes(90)).await.unwrap()), "1 reminder(s) sent");
+    assert_eq!(reminders(sweep(&e.ctx, t0() + Duration::minutes(100)).await.unwrap()), "0 reminder(s) sent");
+    deliver_due(&e.ctx, t0() + Duration::minutes(100)).await.unwrap();
+    let dms: Vec<(String, String)> = e
+        .chat
+        .calls()
+        .into_iter()
+        .filter_map(|c| if let Call::Dm { person, text } = c { Some((person, text)) } else { None })
+        .filter(|(_, t)| t.starts_with("Reminder"))
+        .collect();
+    assert_eq!(dms.len(), 1, "only the unsnoozed owner: {dms:?}");
+    assert_eq!(dms[0].0, "sam");
+    assert!(dms[0].1.contains(&format!("case #{id}")) && dms[0].1.contains("first response due at 11:00"), "{dms:?}");
+    let shown = carebot::ops::case_show(&e.ctx, id, false).await.unwrap();
+    assert!(shown.contains("Sam Whitfield reminded: first response due soon"), "{shown}");
+}
+
+/// A situation with `step_lines: none` (shout-outs) keeps its channel quiet: the card
+/// changes, no line is posted; others post the line under the card.
+async fn quiet_situations_post_no_step_lines(b: Backend) {
+    let e = env(b).await;
+    let praise = mention("google", "e-30", "Amazing nurse at Riverside, so kind, thank you!", Some(5.0));
+    let loud = mention("google", "e-31", "Waited 3 hours at Riverside", Some(1.0));
+    let ids: Vec<i64> = ingest(&e.ctx, &[praise, loud]).await.unwrap().iter().map(|r| r.case_id()).collect();
+    assert_eq!(e.ctx.store.case(ids[0]).await.unwrap().unwrap().situation, "shout-out");
+    for id in &ids {
+        act(&e.ctx, *id, "sam", Action::Claim).await.unwrap();
+    }
+    deliver_due(&e.ctx, t0()).await.unwrap();
+    let calls = e.chat.calls();
+    let threads: Vec<&str> = calls
+        .iter()
+        .filter_map(|c| if let Call::Thread { channel, .. } = c { Some(channel.as_str()) } else { None })
+        .collect();
+    assert_eq!(threads, ["px-triage"], "one line, for the complaint only: {calls:?}");
+    let claimed = calls.iter().any(|c| match c {
+        Call::Post { channel, state, .. } | Call::Update { channel, state, .. } => {
+            channel == "shoutouts" && state == "claimed"
+        }
+        _ => false,
+    });
+    assert!(claimed, "the shout-out's card still shows the claim: {calls:?}");
+}
+
 async fn escalations_target(e: &Env) -> String {
     carebot::workflow::on_call(&e.ctx, "px-oncall", t0()).await.unwrap().unwrap()
 }
@@ -175,6 +238,8 @@ async fn nudges_wait_for_the_steps_hours_and_follow_the_oncall_override(b: Backe
 }
 
 on_both_backends!(
+    owners_are_reminded_once_before_a_due_time,
+    quiet_situations_post_no_step_lines,
     a_snoozed_case_fires_nothing_until_the_snooze_ends,
     an_unclaimed_complaint_climbs_the_chain_and_stops_when_claimed,
     two_sweepers_sharing_one_database_and_a_restart_send_each_nudge_once,

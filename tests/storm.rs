@@ -71,4 +71,51 @@ async fn a_500_mention_storm_becomes_one_case_with_a_count(b: Backend) {
     assert!(matches!(late[0], Ingested::Opened(c) if c != storm_case), "{late:?}");
 }
 
-on_both_backends!(a_500_mention_storm_becomes_one_case_with_a_count);
+/// With `storm_lines: true` a storm's refresh also posts a line under the card with the
+/// count as of then; by default (the shipped playbooks) it does not.
+async fn storm_lines_are_posted_only_where_the_situation_asks(b: Backend) {
+    let db = TestDb::new(b).await;
+    let dir = tempfile::tempdir().unwrap();
+    let books = dir.path().join("playbooks");
+    std::fs::create_dir_all(books.join("replies")).unwrap();
+    for f in ["team.yaml", "triage.yaml", "situations.yaml"] {
+        let mut text = std::fs::read_to_string(repo().join("playbooks").join(f)).unwrap();
+        if f == "situations.yaml" {
+            text = text.replace("    remind_before: 30m\n", "    remind_before: 30m\n    storm_lines: true\n");
+        }
+        std::fs::write(books.join(f), text).unwrap();
+    }
+    for r in std::fs::read_dir(repo().join("playbooks/replies")).unwrap() {
+        let p = r.unwrap().path();
+        std::fs::copy(&p, books.join("replies").join(p.file_name().unwrap())).unwrap();
+    }
+    let mut s = settings(&db, &dir.path().join("inbox"));
+    s.playbooks.dir = books;
+    let chat = std::sync::Arc::new(Recorder::default());
+    let clock = std::sync::Arc::new(carebot::clock::FixedClock::new(t0()));
+    let ctx = carebot::Ctx::new(s, chat.clone(), clock as std::sync::Arc<dyn carebot::clock::Clock>).await.unwrap();
+    let burst: Vec<_> =
+        (0..3).map(|i| mention("x", &format!("sl-{i}"), &format!("RT @p{i}: {COMPLAINT}"), None)).collect();
+    let case_id = ingest(&ctx, &burst).await.unwrap()[0].case_id();
+    deliver_due(&ctx, t0() + Duration::seconds(10)).await.unwrap();
+    let lines: Vec<String> = chat
+        .calls()
+        .into_iter()
+        .filter_map(|c| if let Call::Thread { text, .. } = c { Some(text) } else { None })
+        .collect();
+    assert_eq!(lines, ["+1 similar mention(s) as of 09:00"], "one line per refresh, not per mention");
+    assert_eq!(ctx.store.case(case_id).await.unwrap().unwrap().similar_count, 2);
+
+    // The shipped playbooks: no line.
+    let e = env(b).await;
+    ingest(&e.ctx, &(0..3).map(|i| mention("x", &format!("sl-{i}"), COMPLAINT, None)).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    deliver_due(&e.ctx, t0() + Duration::seconds(10)).await.unwrap();
+    assert!(!e.chat.calls().iter().any(|c| matches!(c, Call::Thread { .. })));
+}
+
+on_both_backends!(
+    storm_lines_are_posted_only_where_the_situation_asks,
+    a_500_mention_storm_becomes_one_case_with_a_count
+);

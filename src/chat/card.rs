@@ -194,6 +194,10 @@ pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
         "approve_reply" => format!("reply approved by {who}"),
         "request_approval" => format!("reply sent for a lead's approval by {who}"),
         "request_changes" => format!("reply sent back for changes by {who}"),
+        "reminder" => {
+            let to = s("person").map(|p| playbooks.team.person(&p).map(|x| x.name.clone()).unwrap_or(p));
+            format!("{} reminded: {} due soon", to.unwrap_or_default(), s("clock").unwrap_or_default())
+        }
         "reclassify" => {
             let field = s("field").unwrap_or_default();
             let to = s("to");

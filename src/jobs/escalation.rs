@@ -71,10 +71,79 @@ pub async fn sweep(ctx: &Ctx, at: DateTime<Utc>) -> anyhow::Result<String> {
             }
         }
     }
-    if sent > 0 {
+    let mut reminded = 0;
+    for case in &open {
+        let Some(lead) = ctx.playbooks.situations.get(&case.situation).and_then(|s| s.remind_before) else { continue };
+        if case.owner.is_none() || case.snoozed_until.is_some_and(|u| u > at_ms) {
+            continue;
+        }
+        for (step, name, due) in reminder_clocks(case) {
+            if fired.contains_key(&(case.id, step)) || at_ms < due - lead.as_millis() || at_ms >= due {
+                continue;
+            }
+            match remind(ctx, case.id, step, name, at).await {
+                Ok(true) => reminded += 1,
+                Ok(false) => {}
+                // Taken by a concurrent sweep or action: the next sweep looks again.
+                Err(e) if is_contention(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    if sent + reminded > 0 {
         ctx.outbox_wake.notify_one();
     }
-    Ok(format!("{sent} escalation step(s) fired; {} unresolved case(s) checked", open.len()))
+    Ok(format!(
+        "{sent} escalation step(s) fired; {reminded} reminder(s) sent; {} unresolved case(s) checked",
+        open.len()
+    ))
+}
+
+/// The due times an owner is reminded of, as (fire key, clock name, due): the first
+/// response until there is one, and resolving. Keys are negative so they never collide
+/// with the situation's escalation steps.
+fn reminder_clocks(c: &CaseRow) -> Vec<(i64, &'static str, i64)> {
+    let mut out = Vec::new();
+    if let (None, Some(due)) = (c.first_response_at, c.response_due) {
+        if matches!(c.state, CaseState::Open | CaseState::Claimed) {
+            out.push((-1, "first response", due));
+        }
+    }
+    if let Some(due) = c.resolve_due {
+        out.push((-2, "resolve", due));
+    }
+    out
+}
+
+/// DMs the owner that a due time nears, once per case and clock.
+async fn remind(ctx: &Ctx, case_id: i64, step: i64, clock: &str, at: DateTime<Utc>) -> anyhow::Result<bool> {
+    let now = at.timestamp_millis();
+    let mut tx = ctx.store.begin().await?;
+    let Some(case) = cases::case_in_tx(&mut tx, case_id).await? else { return Ok(false) };
+    let still = reminder_clocks(&case).into_iter().find(|(s, ..)| *s == step);
+    let (Some(owner), Some((_, _, due))) = (case.owner.clone(), still) else { return Ok(false) };
+    if case.state == CaseState::Resolved || case.snoozed_until.is_some_and(|u| u > now) {
+        return Ok(false);
+    }
+    if !escalation::claim_fire(&mut tx, case_id, step, 0, now).await? {
+        return Ok(false);
+    }
+    let team = &ctx.playbooks.team;
+    let tz = case.site.as_deref().and_then(|s| team.site(s)).map_or(team.timezone, |s| s.timezone);
+    let label = ctx.playbooks.situations.get(&case.situation).map(|s| s.label.clone()).unwrap_or_default();
+    let minutes = ((due - now) / 60_000).max(1);
+    let text = format!(
+        "Reminder: case #{case_id} ({} · {label}) — {clock} due at {} ({minutes} min from now).",
+        case.priority,
+        crate::clock::from_ms(due).with_timezone(&tz).format("%H:%M %Z")
+    );
+    let detail = serde_json::json!({ "clock": clock, "due": due, "person": owner });
+    cases::append_event(&mut tx, case_id, now, "carebot", "reminder", &detail).await?;
+    let op = ChatOp::DirectMessage { person: owner, text, case_id: Some(case_id), nudge: true };
+    let queued = now.min(ctx.now_ms());
+    crate::chat::queue(&mut tx, &op, queued, queued).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 async fn fire(

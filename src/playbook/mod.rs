@@ -11,7 +11,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use replies::{ReplyBook, ReplyTemplate, ReplyVars};
-pub use situations::{Channel, ClockTimes, EscalationStep, Notify, Situation, SituationBook, SlaClock, Slas, When};
+pub use situations::{
+    Channel, ClockTimes, EscalationStep, Notify, Situation, SituationBook, SlaClock, Slas, StepLines, When,
+};
 pub use team::{Contacts, Person, Rotation, Site, Team};
 pub use triage::{Sentiment, Triage, TriageResult};
 pub use triage_rules::TriageBook;

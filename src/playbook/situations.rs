@@ -47,6 +47,15 @@ struct RawSituation {
     sla: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     escalation: Vec<RawStep>,
+    /// DM the case's owner this long before a due time (e.g. 30m).
+    #[serde(default)]
+    remind_before: Option<Spanned<String>>,
+    /// Where lines about steps people take go: thread (default), channel or none.
+    #[serde(default)]
+    step_lines: Option<Spanned<String>>,
+    /// Whether a storm's "+N similar" refresh also posts a line under the card.
+    #[serde(default)]
+    storm_lines: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -222,6 +231,22 @@ pub struct Situation {
     pub also_post_to: Vec<String>,
     pub sla: Slas,
     pub escalation: Vec<EscalationStep>,
+    /// DM the owner this long before a due time; `None`: no reminders.
+    pub remind_before: Option<Span>,
+    pub step_lines: StepLines,
+    pub storm_lines: bool,
+}
+
+/// Where the line about a step someone took ("claimed by Dena Ortiz") is posted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StepLines {
+    /// Under the card (a Slack thread, a Discord thread).
+    #[default]
+    Thread,
+    /// In the case's channel, naming the case.
+    Channel,
+    /// Nowhere: the card alone shows the latest step.
+    Off,
 }
 
 #[derive(Debug, Clone)]
@@ -422,6 +447,17 @@ pub(crate) fn load(path: &Path, team: &Team, rules: &TriageBook) -> Result<Situa
             also_post_to: s.also_post_to.iter().map(|c| c.value.clone()).collect(),
             sla,
             escalation,
+            remind_before: s.remind_before.as_ref().and_then(|r| parse_span(r, &mut rep)),
+            step_lines: match s.step_lines.as_ref().map(|l| (l.value.as_str(), l.referenced.line())) {
+                None | Some(("thread", _)) => StepLines::Thread,
+                Some(("channel", _)) => StepLines::Channel,
+                Some(("none", _)) => StepLines::Off,
+                Some((other, line)) => {
+                    rep.at(line, format!("unknown step_lines {other:?}; one of thread, channel, none"));
+                    StepLines::Thread
+                }
+            },
+            storm_lines: s.storm_lines,
         });
     }
     if let Some(last) = situations.last() {
