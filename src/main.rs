@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use carebot::app::{chat_surfaces, App, Ctx};
 use carebot::clock::SystemClock;
 use carebot::config::{Settings, DEFAULT_PATH};
-use carebot::domain::{Action, CaseState, EscalationTarget, OfflineVia, Outcome};
+use carebot::domain::{Action, CaseState, EscalationTarget, OfflineVia, Outcome, TriageField};
 use carebot::store::CaseFilter;
 use carebot::{ops, sources};
 use chrono::{DateTime, Utc};
@@ -245,6 +245,31 @@ enum CaseCmd {
         #[command(flatten)]
         who: Who,
     },
+    /// Send a reply waiting for approval back with what to change (leads only).
+    Changes {
+        id: i64,
+        #[arg(long)]
+        note: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Pause the case's escalation steps and reminders: 15m, 1h, 4h or tomorrow (9:00).
+    Snooze {
+        id: i64,
+        #[arg(long = "for", value_name = "SPAN")]
+        span: String,
+        #[command(flatten)]
+        who: Who,
+    },
+    /// Correct the triage (leads only): site (or none), category or situation.
+    Set {
+        id: i64,
+        #[arg(value_parser = parse_field)]
+        field: TriageField,
+        value: String,
+        #[command(flatten)]
+        who: Who,
+    },
 }
 
 #[derive(Subcommand)]
@@ -280,6 +305,9 @@ struct Who {
 }
 
 fn parse_state(s: &str) -> Result<CaseState, String> {
+    s.parse()
+}
+fn parse_field(s: &str) -> Result<TriageField, String> {
     s.parse()
 }
 fn parse_via(s: &str) -> Result<OfflineVia, String> {
@@ -431,6 +459,19 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                     ops::case_act(&ctx, id, &who.person, Action::Reopen { note }).await
                 }
                 CaseCmd::Note { id, text, who } => ops::case_act(&ctx, id, &who.person, Action::Note { text }).await,
+                CaseCmd::Changes { id, note, who } => {
+                    ops::case_act(&ctx, id, &who.person, Action::RequestChanges { note }).await
+                }
+                CaseCmd::Snooze { id, span, who } => {
+                    match carebot::chat::interact::snooze_until(&ctx, id, &span).await {
+                        Ok(until) => ops::case_act(&ctx, id, &who.person, Action::Snooze { until }).await,
+                        Err(why) => Err(carebot::errors::ActError::Invalid(why)),
+                    }
+                }
+                CaseCmd::Set { id, field, value, who } => {
+                    let value = Some(value).filter(|v| !(field == TriageField::Site && v.eq_ignore_ascii_case("none")));
+                    ops::case_act(&ctx, id, &who.person, Action::Reclassify { field, value }).await
+                }
             };
             match result {
                 Ok(text) => println!("{text}"),

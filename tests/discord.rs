@@ -191,12 +191,26 @@ async fn every_case_action_can_be_taken_from_discord(b: Backend) {
     assert!(care(&r, SAM, "resolve", vec![n(), ("outcome", 3, json!("resolved"))]).await.contains("resolved"));
     assert!(care(&r, SAM, "reopen", vec![n()]).await.contains("reopened by"));
     assert!(care(&r, SAM, "note", vec![n(), ("text", 3, json!("closing the loop"))]).await.contains("note by"));
+    assert!(care(&r, SAM, "snooze", vec![n(), ("for", 3, json!("4h"))]).await.contains("nudges snoozed until"));
+    let said = care(&r, DENA, "set", vec![n(), ("field", 3, json!("site")), ("value", 3, json!("northgate"))]).await;
+    assert!(said.contains("site set to Northgate Family Clinic"), "{said}");
     let actions: Vec<String> = r.ctx.store.events(case_id).await.unwrap().into_iter().map(|e| e.action).collect();
     assert_eq!(
         actions,
         [
-            "opened", "claim", "note", "release", "reassign", "respond", "escalate", "offline", "resolve", "reopen",
-            "note"
+            "opened",
+            "claim",
+            "note",
+            "release",
+            "reassign",
+            "respond",
+            "escalate",
+            "offline",
+            "resolve",
+            "reopen",
+            "note",
+            "snooze",
+            "reclassify"
         ]
     );
 
@@ -226,6 +240,14 @@ async fn every_case_action_can_be_taken_from_discord(b: Backend) {
     assert_eq!((approved.action.as_str(), approved.actor.as_str()), ("approve_reply", "dena"));
     let waiting = care(&r, DENA, "approvals", vec![]).await;
     assert!(waiting.contains("No replies are waiting"), "{waiting}");
+
+    // On-call cover (the CLI's `oncall set`): a lead only.
+    let cover = |who| vec![("rotation", 3u8, json!("px-oncall")), ("person", 6, json!(who)), ("until", 3, json!("8h"))];
+    assert!(care(&r, SAM, "cover", cover(SAM)).await.contains("needs the lead role"));
+    let said = care(&r, DENA, "cover", cover(SAM)).await;
+    assert!(said.contains("Sam Whitfield covers px-oncall until"), "{said}");
+    let now = care(&r, SAM, "oncall", vec![]).await;
+    assert!(now.contains("px-oncall: Sam Whitfield") && now.contains("override"), "{now}");
 }
 
 async fn a_claim_click_updates_the_card_and_resolve_through_the_select_menu(b: Backend) {
@@ -547,6 +569,7 @@ async fn register_commands_installs_care_with_its_subcommands() {
             "set",
             "snooze",
             "oncall",
+            "cover",
             "draft"
         ]
     );

@@ -621,6 +621,9 @@ async fn every_case_action_can_be_taken_from_slack(b: Backend) {
     assert!(said(command(&r, SAM, &format!("resolve {case_id} resolved")).await).contains("resolved"));
     assert!(said(command(&r, SAM, &format!("reopen {case_id} she wrote again")).await).contains("reopened by"));
     assert!(said(command(&r, SAM, &format!("note {case_id} closing the loop")).await).contains("note by"));
+    let v = command(&r, DENA, &format!("cover px-oncall <@{SAM}|sam> tomorrow")).await;
+    assert!(said(v.clone()).contains("Sam Whitfield covers px-oncall until"), "{v}");
+    assert!(said(command(&r, SAM, "oncall").await).contains("px-oncall: Sam Whitfield"));
     let events = r.ctx.store.events(case_id).await.unwrap();
     let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(

@@ -56,6 +56,12 @@ pub enum Command {
     },
     /// Replies waiting for a lead's approval.
     Approvals,
+    /// A lead puts someone on call in a rotation until a time (`oncall set`).
+    Cover {
+        rotation: String,
+        person: String,
+        until: String,
+    },
     /// Pause a case's escalation steps and nudges: `15m`, `1h`, `4h`, `tomorrow`, or
     /// any span like `90m`.
     Snooze {
@@ -218,6 +224,16 @@ pub const COMMANDS: &[Spec] = &[
     },
     Spec { name: "oncall", aliases: &["on-call"], help: "who is on call now", args: &[] },
     Spec {
+        name: "cover",
+        aliases: &[],
+        help: "lead: put someone on call for a while",
+        args: &[
+            arg("rotation", ArgKind::Word, true, "Rotation id, e.g. px-oncall"),
+            arg("person", ArgKind::Person, true, "Who covers"),
+            arg("until", ArgKind::Word, true, "8h, tomorrow (9:00) or an RFC 3339 time"),
+        ],
+    },
+    Spec {
         name: "draft",
         aliases: &[],
         help: "a HIPAA-safe reply draft",
@@ -365,6 +381,13 @@ impl Command {
             },
             "draft" => Command::Draft { case_id: args.case(spec)?, template: args.text("template") },
             "approvals" => Command::Approvals,
+            "cover" => Command::Cover {
+                rotation: args
+                    .text("rotation")
+                    .ok_or_else(|| missing("a rotation, e.g. `cover px-oncall @priya 8h`"))?,
+                person: args.text("person").ok_or_else(|| missing("who covers, e.g. `cover px-oncall @priya 8h`"))?,
+                until: args.text("until").ok_or_else(|| missing("until when, e.g. `8h` or `tomorrow`"))?,
+            },
             "set" => {
                 let field: TriageField =
                     args.text("field").ok_or_else(|| missing("site, category or situation"))?.parse()?;

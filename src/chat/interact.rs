@@ -424,6 +424,25 @@ pub async fn snooze_until(ctx: &Ctx, case_id: i64, span: &str) -> Result<i64, St
     Ok(now.timestamp_millis() + span.as_millis())
 }
 
+/// The end of an on-call cover: a span from now (`8h`), `tomorrow` (9:00 in the team's
+/// time zone) or an RFC 3339 time.
+fn cover_until(ctx: &Ctx, until: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let now = ctx.clock.now();
+    let until = until.trim();
+    if until.eq_ignore_ascii_case("tomorrow") {
+        let tz = ctx.playbooks.team.timezone;
+        let day = now.with_timezone(&tz).date_naive() + chrono::Days::new(1);
+        let nine = day.and_hms_opt(9, 0, 0).and_then(|t| t.and_local_timezone(tz).earliest());
+        return nine.map(|t| t.with_timezone(&chrono::Utc)).ok_or_else(|| "9:00 tomorrow does not exist here".into());
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(until) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let span: crate::domain::Span =
+        until.parse().map_err(|e| format!("{e}; cover until e.g. 8h, tomorrow or 2026-12-01T17:00:00-06:00"))?;
+    Ok(now + span.as_chrono())
+}
+
 /// The team-file id of a teammate named by id, `@id`, or a Slack or Discord mention.
 pub fn teammate(ctx: &Ctx, named: &str) -> Result<String, ActError> {
     let team = &ctx.playbooks.team;
@@ -541,6 +560,11 @@ pub async fn run(ctx: &Ctx, person: &Person, cmd: Command, command_name: &str) -
             }
             Command::Approve { case_id, text: None } => approve_shown(ctx, person, case_id, None).await?,
             Command::Approvals => approvals(ctx).await?,
+            Command::Cover { rotation, person: covering, until } => {
+                let who = teammate(ctx, &covering)?;
+                let until = cover_until(ctx, &until).map_err(ActError::Invalid)?;
+                crate::present::oncall_set(ctx, &rotation, &who, until, &person.id).await?
+            }
             Command::Snooze { case_id, span } => {
                 let until = snooze_until(ctx, case_id, &span).await.map_err(ActError::Invalid)?;
                 crate::present::case_act(ctx, case_id, &person.id, Action::Snooze { until }).await?
