@@ -123,6 +123,71 @@ async fn main() {
     );
     println!("  cases with exactly one claim: {exactly_one}/{}", case_ids.len());
 
+    // The reply path: Draft reply clicks (draft + compliance check, then views.open after
+    // the ack) and reply-modal submissions (check + the responded transaction), 50 at once.
+    let signed = |body: String| {
+        let ts = now();
+        client
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-slack-request-timestamp", ts.to_string())
+            .header("x-slack-signature", signature(SIGNING_SECRET, ts, &body))
+            .body(body)
+    };
+    let owners = ctx.store.list_cases(&carebot::store::CaseFilter::default()).await.expect("cases");
+    let mut drafts = Vec::new();
+    let mut submits = Vec::new();
+    for round in owners.chunks(50) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for c in round {
+            let person = ctx.playbooks.team.person(c.owner.as_deref().expect("claimed")).expect("owner").clone();
+            let user = person.slack.clone().expect("slack id");
+            let text = carebot::drafting::draft(&ctx, c.id, &person.id, None).await.expect("draft").text;
+            let click = signed(click_body(&fake, &user, "draft_reply", c.id, "1764000000.000001"));
+            let values = serde_json::json!({ "note": {"note": {"type": "plain_text_input", "value": text}} });
+            let submit = signed(view_body(&user, &format!("reply:{}", c.id), values));
+            tasks.spawn(async move {
+                let t = Instant::now();
+                assert_eq!(click.send().await.expect("click").status(), 200);
+                let d = t.elapsed();
+                let t = Instant::now();
+                let res = submit.send().await.expect("submit");
+                assert_eq!(res.status(), 200);
+                let answer = res.text().await.expect("body");
+                assert!(answer.is_empty(), "the modal was refused: {answer}");
+                (d, t.elapsed())
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            let (d, sub) = r.expect("task");
+            drafts.push(d);
+            submits.push(sub);
+        }
+    }
+    drafts.sort_unstable();
+    submits.sort_unstable();
+    let responded = ctx
+        .store
+        .list_cases(&carebot::store::CaseFilter {
+            states: vec![carebot::domain::CaseState::Responded],
+            ..Default::default()
+        })
+        .await
+        .expect("cases")
+        .len();
+    for (what, l) in [("Draft reply click", &drafts), ("reply modal submission", &submits)] {
+        println!(
+            "  {what}: p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} in rounds of 50)",
+            percentile(l, 0.50).as_secs_f64() * 1e3,
+            percentile(l, 0.90).as_secs_f64() * 1e3,
+            percentile(l, 0.99).as_secs_f64() * 1e3,
+            l.last().unwrap().as_secs_f64() * 1e3,
+            l.len()
+        );
+    }
+    println!("  cases marked responded with the submitted text: {responded}/{}", case_ids.len());
+    assert_eq!(responded, case_ids.len(), "a reply submission did not mark its case responded");
+
     let _ = stop.send(());
     let _ = server.await;
     drop(ctx);

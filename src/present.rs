@@ -81,7 +81,19 @@ pub async fn case_show(ctx: &Ctx, id: i64, json: bool) -> Result<String, ActErro
 /// Runs a case action for the CLI and returns the confirmation line.
 pub async fn case_act(ctx: &Ctx, id: i64, who: &str, action: crate::domain::Action) -> Result<String, ActError> {
     let done = act(ctx, id, who, action).await?;
-    Ok(format!("Case {id}: {} (now {})", done.summary, done.case.state))
+    // "(now …)" only where the step changed the state and does not already say so.
+    let state = done.case.state.as_str();
+    if done.summary.contains(state) || !done.event.detail.is_object() || !changes_state(&done.event.action) {
+        return Ok(format!("Case {id}: {}", done.summary));
+    }
+    Ok(format!("Case {id}: {} (now {state})", done.summary))
+}
+
+fn changes_state(event: &str) -> bool {
+    matches!(
+        event,
+        "claim" | "release" | "reassign" | "respond" | "offline" | "resolve" | "reopen" | "request_approval"
+    )
 }
 
 /// `carebot oncall`: who covers each rotation now, and until when any override runs.
@@ -111,12 +123,18 @@ pub async fn oncall_set(
     let team = &ctx.playbooks.team;
     let setter = team.person(by).ok_or_else(|| ActError::UnknownPerson(by.to_string()))?;
     if !setter.roles.contains(&crate::domain::Role::Lead) {
-        return Err(ActError::Invalid(format!("@{by} cannot change the on-call: that needs the lead role")));
+        return Err(ActError::Invalid(format!("{} cannot change the on-call: that needs the lead role", setter.name)));
     }
     if team.rotation(rotation).is_none() {
         return Err(ActError::Invalid(format!("there is no rotation {rotation:?} in the team file")));
     }
     let p = team.person(person).ok_or_else(|| ActError::UnknownPerson(person.trim_start_matches('@').to_string()))?;
+    if !p.actor().roles.works_cases() {
+        return Err(ActError::Invalid(format!(
+            "{} cannot be on call: on-call nudges need someone who can work cases (agent, lead or risk)",
+            p.name
+        )));
+    }
     let now = ctx.clock.now();
     if until <= now {
         return Err(ActError::Invalid(format!("--until {} is not in the future", until.to_rfc3339())));

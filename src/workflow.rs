@@ -119,12 +119,29 @@ fn validate(ctx: &Ctx, action: &Action) -> Result<(), ActError> {
     }
 }
 
+/// A refusal as a person reads it: owners by name, not by team-file id.
+fn refused(ctx: &Ctx, case_id: i64, refusal: crate::domain::Refusal) -> ActError {
+    use crate::domain::Refusal;
+    let name = |id: String| ctx.playbooks.team.person(&id).map(|p| p.name.clone()).unwrap_or(id);
+    let refusal = match refusal {
+        Refusal::AlreadyClaimed { owner } => Refusal::AlreadyClaimed { owner: name(owner) },
+        Refusal::NotOwner { owner, action } => Refusal::NotOwner { owner: name(owner), action },
+        other => other,
+    };
+    ActError::Refused { case_id, refusal }
+}
+
 /// Runs `action` on case `case_id` as `actor_id` (a team-file person id).
 #[tracing::instrument(skip_all, fields(case_id, action = action.name()))]
 pub async fn act(ctx: &Ctx, case_id: i64, actor_id: &str, action: Action) -> Result<Acted, ActError> {
     let person = ctx.playbooks.team.person(actor_id).ok_or_else(|| ActError::UnknownPerson(actor_id.to_string()))?;
     let actor = person.actor();
     validate(ctx, &action)?;
+    if matches!(action, Action::Respond { .. } | Action::RequestApproval { .. }) {
+        // Say "the case is resolved" before judging the wording of a reply to it.
+        let case = ctx.store.case(case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
+        apply(&case.status(), &actor, &action).map_err(|r| refused(ctx, case_id, r))?;
+    }
     let extra = match &action {
         Action::Respond { text, override_block } => {
             gate_reply(ctx, case_id, person, text.as_deref(), *override_block).await?
@@ -240,7 +257,7 @@ async fn try_act(
     let now = now_dt.timestamp_millis();
     let mut tx = ctx.store.begin().await?;
     let case = cases::case_in_tx(&mut tx, case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
-    let mut t = apply(&case.status(), actor, action).map_err(|refusal| ActError::Refused { case_id, refusal })?;
+    let mut t = apply(&case.status(), actor, action).map_err(|r| refused(ctx, case_id, r))?;
     // Who asked for the approval a lead now decides (read before this event is added).
     let requester = match action {
         Action::ApproveReply { .. } | Action::RequestChanges { .. } => {
@@ -293,7 +310,10 @@ async fn try_act(
     let summary = describe_event(&event, &ctx.playbooks);
     let mut ops = vec![ChatOp::UpdateCard { case_id }];
     let lines = ctx.playbooks.situations.get(&case.situation).map(|s| s.step_lines).unwrap_or_default();
+    // Escalating to the channel notifies it (`@here`), whatever the situation's step lines.
+    let here = matches!(action, Action::Escalate { to: EscalationTarget::Channel, .. });
     match lines {
+        _ if here => ops.push(ChatOp::ThreadReply { case_id, text: summary.clone(), here: true }),
         crate::playbook::StepLines::Thread => {
             ops.push(ChatOp::ThreadReply { case_id, text: summary.clone(), here: false })
         }
@@ -321,7 +341,11 @@ async fn try_act(
     if let Action::Reassign { to } = action {
         ops.push(ChatOp::DirectMessage {
             person: to.clone(),
-            text: format!("Case #{case_id} was assigned to you."),
+            text: {
+                let who = ctx.playbooks.team.person(&actor.id).map_or(actor.id.as_str(), |p| p.name.as_str());
+                let label = ctx.playbooks.situations.get(&case.situation).map_or("", |s| s.label.as_str());
+                format!("Case #{case_id} ({} · {label}) was assigned to you by {who}.", case.priority)
+            },
             case_id: Some(case_id),
             nudge: true,
         });
@@ -399,12 +423,19 @@ async fn reclassify(
 ) -> anyhow::Result<serde_json::Value> {
     Ok(match field {
         TriageField::Site => {
-            cases::set_site_and_categories(tx, case.id, value, &case.categories).await?;
+            cases::set_site_and_categories(tx, case.id, value, &case.categories, &case.reasons).await?;
             serde_json::json!(case.site)
         }
         TriageField::Category => {
+            // The card's tags follow: the detected category tags give way to the lead's.
             let categories: Vec<String> = value.map(str::to_string).into_iter().collect();
-            cases::set_site_and_categories(tx, case.id, case.site.as_deref(), &categories).await?;
+            let mut reasons: Vec<_> = case.reasons.iter().filter(|r| r.kind != "category").cloned().collect();
+            reasons.extend(categories.iter().map(|c| crate::playbook::triage::Reason {
+                kind: "category".into(),
+                rule: c.clone(),
+                matched: "set by a lead".into(),
+            }));
+            cases::set_site_and_categories(tx, case.id, case.site.as_deref(), &categories, &reasons).await?;
             serde_json::json!(case.categories)
         }
         TriageField::Situation => {

@@ -136,7 +136,7 @@ async fn a_second_claim_is_refused_names_the_owner_and_changes_nothing(b: Backen
     let before = counts(&e).await;
     let version = e.ctx.store.case(id).await.unwrap().unwrap().version;
     let err = act(&e.ctx, id, "priya", Action::Claim).await.unwrap_err();
-    assert_eq!(err.to_string(), format!("Case {id} is already claimed by @sam"));
+    assert_eq!(err.to_string(), format!("Case {id} is already claimed by Sam Whitfield"));
     assert!(err.is_user_error());
     assert_eq!(counts(&e).await, before);
     assert_eq!(e.ctx.store.case(id).await.unwrap().unwrap().version, version);

@@ -83,8 +83,10 @@ fn work_a_case_end_to_end(cli: &Cli) {
     assert_eq!(shown["events"][1]["actor"], "sam");
 
     let err = cli.err(&["case", "claim", "1", "--as", "priya"]);
-    assert!(err.contains("Case 1 is already claimed by @sam"), "{err}");
-    assert!(cli.ok(&["case", "resolve", "1", "--outcome", "recovered", "--as", "sam"]).contains("now resolved"));
+    assert!(err.contains("Case 1 is already claimed by Sam Whitfield"), "{err}");
+    assert!(cli
+        .ok(&["case", "resolve", "1", "--outcome", "recovered", "--as", "sam"])
+        .contains("Case 1: resolved (recovered) by Sam Whitfield"));
     let err = cli.err(&["case", "resolve", "1", "--outcome", "recovered", "--as", "sam"]);
     assert!(err.contains("Case 1 is resolved; you cannot resolve it"), "{err}");
     let shown: serde_json::Value = serde_json::from_str(&cli.ok(&["case", "show", "1", "--json"])).unwrap();

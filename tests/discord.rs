@@ -350,7 +350,10 @@ async fn strangers_are_refused_privately_and_concurrent_claims_have_one_winner(b
     assert_eq!(answers.iter().filter(|v| v["type"] == 7).count(), 1, "{answers:?}");
     let loser = answers.iter().find(|v| v["type"] == 4).unwrap();
     assert_eq!(loser["data"]["flags"], 64);
-    assert!(loser["data"]["content"].as_str().unwrap().contains(&format!("already claimed by @{winner}")));
+    assert!(loser["data"]["content"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("already claimed by {}", r.ctx.playbooks.team.person(&winner).unwrap().name)));
 }
 
 async fn a_rate_limited_post_is_delivered_once_after_retry_after(b: Backend) {

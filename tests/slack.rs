@@ -272,7 +272,10 @@ async fn concurrent_claim_clicks_have_one_winner_and_the_loser_is_told_who(b: Ba
     let calls = r.fake.wait_for("the loser's refusal", |c| c.iter().any(|c| c.method == "response_url")).await;
     let refusal = calls.iter().find(|c| c.method == "response_url").unwrap();
     assert!(
-        refusal.body["text"].as_str().unwrap().contains(&format!("already claimed by @{winner}")),
+        refusal.body["text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("already claimed by {}", r.ctx.playbooks.team.person(&winner).unwrap().name)),
         "{}",
         refusal.body
     );
@@ -290,7 +293,7 @@ async fn slash_commands_answer_privately_and_log_forwarded_posts(b: Backend) {
     let mine = command(&r, SAM, "mine").await;
     assert!(mine["text"].as_str().unwrap().contains(&format!("#{case_id} ")));
     let again = command(&r, DENA, &format!("claim {case_id}")).await;
-    assert!(again["text"].as_str().unwrap().contains("already claimed by @sam"));
+    assert!(again["text"].as_str().unwrap().contains("already claimed by Sam Whitfield"));
 
     let unknown = command(&r, SAM, "frobnicate 3").await;
     assert!(
@@ -494,6 +497,14 @@ async fn the_reply_modal_edits_checks_and_records_the_exact_text(b: Backend) {
         .await;
 }
 
+/// Clicks Draft reply and returns the `n`-th modal carebot opened (counting from 1).
+async fn open_reply_modal(r: &Running, case_id: i64, ts: &str, n: usize) -> Value {
+    assert_eq!(click(r, SAM, "draft_reply", case_id, ts).await.0, 200);
+    let calls =
+        r.fake.wait_for("the reply modal", |c| c.iter().filter(|c| c.method == "views.open").count() >= n).await;
+    calls.iter().filter(|c| c.method == "views.open").nth(n - 1).unwrap().body["view"].clone()
+}
+
 const RISK: &str =
     "They gave my father the wrong medication at Riverside and he ended up in the ICU. Calling a lawyer.";
 
@@ -571,6 +582,10 @@ async fn a_risk_reply_waits_for_a_lead_and_the_approval_binds_the_exact_text(b: 
             })
         })
         .await;
+    // Draft reply now opens on the approved text, to post as is and mark responded.
+    let view = open_reply_modal(&r, case_id, &ts, 1).await;
+    assert_eq!((view["submit"]["text"].as_str(), input_value(&view, "note")), (Some("Mark responded"), second.clone()));
+    assert!(!view.to_string().contains("sends the text to a lead"), "{view}");
 
     // Changing the approved text needs a new approval; the approved text is recorded as is.
     let third = format!("{second} ");
@@ -587,6 +602,11 @@ async fn a_risk_reply_waits_for_a_lead_and_the_approval_binds_the_exact_text(b: 
             })
         })
         .await;
+    // Draft reply reopens on the text that was sent back, with the lead's note.
+    let view = open_reply_modal(&r, case_id, &ts, 2).await;
+    assert_eq!(input_value(&view, "note"), edited);
+    assert!(view.to_string().contains("Dena Ortiz sent this back: keep it shorter"), "{view}");
+    assert_eq!(view["submit"]["text"], "Send for approval");
     let done = command(&r, SAM, &format!("respond {case_id} {third}")).await;
     assert!(done["text"].as_str().unwrap().contains("now responded"), "{done}");
     let respond = r.ctx.store.events(case_id).await.unwrap().into_iter().find(|e| e.action == "respond").unwrap();
@@ -646,7 +666,25 @@ async fn every_case_action_can_be_taken_from_slack(b: Backend) {
         .await;
     let view = calls.iter().rev().find(|c| c.method == "views.open").unwrap().body["view"].to_string();
     assert!(view.contains("Sam Whitfield") && !view.contains("Helen Park"), "{view}");
+    // A teammate by first name; escalating to the channel really notifies it.
+    let v = command(&r, DENA, &format!("reassign {case_id} Priya")).await;
+    assert!(said(v.clone()).contains("reassigned to Priya Raman by Dena Ortiz"), "{v}");
+    let v = command(&r, DENA, &format!("escalate {case_id} channel")).await;
+    assert!(said(v.clone()).contains("escalated to channel"), "{v}");
+    r.fake
+        .wait_for("the @here", |c| {
+            c.iter().any(|c| {
+                c.method == "chat.postMessage"
+                    && c.body["reply_broadcast"] == true
+                    && c.body["text"].as_str().unwrap_or("").starts_with("<!here> escalated to channel by Dena Ortiz")
+            })
+        })
+        .await;
+    // Someone who cannot work cases cannot cover the on-call.
+    let v = command(&r, DENA, "cover px-oncall @helen 8h").await;
+    assert!(said(v.clone()).contains("Helen Park cannot be on call"), "{v}");
     // Bad input changes nothing and says why.
+    let events = r.ctx.store.events(case_id).await.unwrap();
     let v = command(&r, SAM, &format!("reassign {case_id} @nobody")).await;
     assert!(said(v).contains("not in the team file"));
     let v = command(&r, SAM, &format!("offline {case_id} pigeon")).await;
@@ -735,6 +773,12 @@ async fn a_lead_fixes_the_triage_and_the_clocks_and_channel_follow(b: Backend) {
             })
         })
         .await;
+
+    // A category fixed by hand replaces the detected category tags on the card.
+    assert!(said(command(&r, DENA, &format!("set {case_id} category billing")).await).contains("category set to"));
+    let tags: Vec<String> =
+        carebot::present::card_for(&r.ctx, case_id).await.unwrap().tags.into_iter().map(|t| t.label).collect();
+    assert!(tags.contains(&"Billing".to_string()) && !tags.contains(&"Wait times".to_string()), "{tags:?}");
 
     // No site: the card says so and the draft gives the organisation's contacts.
     assert!(said(command(&r, DENA, &format!("set {case_id} site none")).await).contains("site set to no site"));

@@ -208,7 +208,9 @@ pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
                 "situation" => {
                     to.map(|t| playbooks.situations.get(&t).map(|x| x.label.clone()).unwrap_or(t)).unwrap_or_default()
                 }
-                _ => to.unwrap_or_default(),
+                _ => to
+                    .map(|t| playbooks.triage_rules.category(&t).map(|r| r.label.clone()).unwrap_or(t))
+                    .unwrap_or_default(),
             };
             format!("{field} set to {shown} by {who}")
         }

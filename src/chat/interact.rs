@@ -164,39 +164,68 @@ fn ask(kind: FormKind, case_id: i64, title: String, prompt: &str, choices: Vec<C
     }
 }
 
-/// The reply editor for a case: `template` or the best fit, prefilled with the approved
-/// text when a lead already approved one.
+/// The reply editor for a case: `template` or the best fit. Without a template it opens
+/// on the text the approval round left: the approved text (post it as is), or the text a
+/// lead sent back with their note.
 pub async fn reply_form(ctx: &Ctx, person: &Person, case_id: i64, template: Option<&str>) -> Result<Form, ActError> {
+    use crate::store::cases::{approved_reply, event_text};
     let d = crate::drafting::draft(ctx, case_id, &person.id, template).await?;
     let events = ctx.store.events(case_id).await?;
-    let approved = crate::store::cases::approved_reply(&events).and_then(crate::store::cases::event_text);
-    let (initial, mut info) = match approved.filter(|_| template.is_none()) {
-        Some(text) => (text.to_string(), vec!["A lead approved this text: post it as is, then submit.".to_string()]),
-        None => {
+    let team = &ctx.playbooks.team;
+    let name = |id: &str| team.person(id).map_or(id.to_string(), |p| p.name.clone());
+    let is_lead = person.roles.contains(&crate::domain::Role::Lead);
+    let approved = approved_reply(&events).and_then(event_text).filter(|_| template.is_none());
+    // The latest request that a lead sent back, and the note.
+    let sent_back = template
+        .is_none()
+        .then(|| {
+            let i = events.iter().rposition(|e| {
+                matches!(e.action.as_str(), "request_changes" | "request_approval" | "approve_reply" | "respond")
+            })?;
+            let back = events.get(i).filter(|e| e.action == "request_changes")?;
+            let asked = events[..i].iter().rev().find(|e| e.action == "request_approval")?;
+            Some((event_text(asked)?.to_string(), name(&back.actor), back.detail.get("note")?.as_str()?.to_string()))
+        })
+        .flatten();
+    let post_first =
+        "Post the reply on the platform, then submit: submitting records the case as responded with exactly this text.";
+    let (initial, info, submit) = match (approved, sent_back) {
+        (Some(text), _) => (
+            text.to_string(),
+            vec!["A lead approved this text: post it as is.".to_string(), post_first.to_string()],
+            "Mark responded",
+        ),
+        (None, Some((text, by, note))) => (
+            text,
+            vec![format!("{by} sent this back: {note}"), "Edit it and send it for approval again.".to_string()],
+            if d.needs_approval && !is_lead { "Send for approval" } else { "Mark responded" },
+        ),
+        (None, None) => {
             let mut info: Vec<String> = d.findings.iter().map(|f| f.to_string()).collect();
             if info.is_empty() {
                 info.push("Compliance: no findings for the draft.".into());
             }
-            (d.text.clone(), info)
+            if d.needs_approval && !is_lead {
+                info.push("A clinical/legal-risk case: submitting sends the text to a lead for approval.".into());
+                (d.text.clone(), info, "Send for approval")
+            } else {
+                info.push(post_first.into());
+                (d.text.clone(), info, "Mark responded")
+            }
         }
-    };
-    let is_lead = person.roles.contains(&crate::domain::Role::Lead);
-    let submit = if d.needs_approval && !is_lead {
-        info.push("A clinical/legal-risk case: submitting sends the text to a lead for approval.".into());
-        "Send for approval"
-    } else {
-        info.push("Submitting records the case as responded with this exact text.".into());
-        "Mark responded"
     };
     let mut templates = vec![choice(d.template.clone(), d.title.clone())];
     templates.extend(d.alternatives.iter().map(|(id, title)| choice(id.clone(), title.clone())));
+    // Opened on a text from the approval round: no template is selected (Discord's editor
+    // button then reopens that text, not a template).
+    let chosen = (initial == d.text).then(|| d.template.clone());
     Ok(Form {
         kind: FormKind::Reply,
         case_id,
         title: format!("Reply to case #{case_id}"),
         prompt: "Template".into(),
         choices: templates,
-        chosen: Some(d.template.clone()),
+        chosen,
         text: Some(TextField { label: "Reply (edit before posting)".into(), initial, required: true }),
         info,
         can_override: is_lead,
@@ -419,8 +448,9 @@ pub async fn snooze_until(ctx: &Ctx, case_id: i64, span: &str) -> Result<i64, St
         let nine = day.and_hms_opt(9, 0, 0).and_then(|t| t.and_local_timezone(tz).earliest());
         return nine.map(|t| t.timestamp_millis()).ok_or_else(|| "9:00 tomorrow does not exist here".to_string());
     }
-    let span: crate::domain::Span =
-        span.parse().map_err(|e| format!("{e}; snooze for e.g. 15m, 1h, 4h or tomorrow"))?;
+    let span: crate::domain::Span = span
+        .parse()
+        .map_err(|_| format!("{span:?} is not a time to snooze for; snooze for e.g. 15m, 1h, 4h or tomorrow"))?;
     Ok(now.timestamp_millis() + span.as_millis())
 }
 
@@ -453,7 +483,18 @@ pub fn teammate(ctx: &Ctx, named: &str) -> Result<String, ActError> {
             let chat_id = chat_id.trim_start_matches('!');
             team.person_by_slack(chat_id).or_else(|| team.person_by_discord(chat_id))
         }
-        None => team.person(raw.trim_start_matches('@')),
+        None => {
+            let id = raw.trim_start_matches('@');
+            // A team-file id, else a full or first name that names exactly one person.
+            team.person(id).or_else(|| {
+                let hits: Vec<&Person> = team
+                    .people
+                    .iter()
+                    .filter(|p| p.name.eq_ignore_ascii_case(id) || p.first_name().eq_ignore_ascii_case(id))
+                    .collect();
+                (hits.len() == 1).then(|| hits[0])
+            })
+        }
     };
     found.map(|p| p.id.clone()).ok_or_else(|| ActError::UnknownPerson(raw.trim_start_matches('@').to_string()))
 }

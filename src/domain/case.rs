@@ -297,6 +297,46 @@ pub enum Action {
 }
 
 impl Action {
+    /// What the action does to the case, as a person reads it after "you cannot".
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Action::Claim => "claim it",
+            Action::Release => "release it",
+            Action::Reassign { .. } => "reassign it",
+            Action::Respond { .. } => "mark it responded",
+            Action::ApproveReply { .. } => "approve a reply for it",
+            Action::RequestApproval { .. } => "send a reply for approval on it",
+            Action::RequestChanges { .. } => "send its reply back",
+            Action::TakeOffline { .. } => "take it offline",
+            Action::Escalate { .. } => "escalate it",
+            Action::Resolve { .. } => "resolve it",
+            Action::Reopen { .. } => "reopen it",
+            Action::Note { .. } => "add a note to it",
+            Action::Snooze { .. } => "snooze it",
+            Action::Reclassify { .. } => "change its triage",
+        }
+    }
+
+    /// The action as a subject: "approving a reply needs the lead role".
+    pub fn gerund(&self) -> &'static str {
+        match self {
+            Action::Claim => "claiming",
+            Action::Release => "releasing",
+            Action::Reassign { .. } => "reassigning",
+            Action::Respond { .. } => "marking it responded",
+            Action::ApproveReply { .. } => "approving a reply",
+            Action::RequestApproval { .. } => "sending a reply for approval",
+            Action::RequestChanges { .. } => "sending a reply back",
+            Action::TakeOffline { .. } => "taking it offline",
+            Action::Escalate { .. } => "escalating",
+            Action::Resolve { .. } => "resolving",
+            Action::Reopen { .. } => "reopening",
+            Action::Note { .. } => "adding a note",
+            Action::Snooze { .. } => "snoozing",
+            Action::Reclassify { .. } => "changing the triage",
+        }
+    }
+
     /// The event name recorded in the case history.
     pub fn name(&self) -> &'static str {
         match self {
@@ -344,13 +384,14 @@ pub struct Transition {
 /// Why an action was refused. Shown to the person as is (the caller adds the case number).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("is already claimed by @{owner}")]
+    /// `owner` is a team-file id here; the workflow puts the person's name in its place.
+    #[error("is already claimed by {owner}")]
     AlreadyClaimed { owner: String },
     #[error("is already yours")]
     AlreadyYours,
-    #[error("belongs to @{owner}; only they or a lead can {action} it")]
+    #[error("belongs to {owner}; only they or a lead can {action}")]
     NotOwner { owner: String, action: &'static str },
-    #[error("is {state}; you cannot {action} it{hint}")]
+    #[error("is {state}; you cannot {action}{hint}")]
     Illegal { state: CaseState, action: &'static str, hint: &'static str },
     #[error("cannot be changed by you: {action} needs the {needs} role")]
     NotPermitted { action: &'static str, needs: &'static str },
@@ -364,20 +405,23 @@ fn illegal(state: CaseState, action: &'static str, hint: &'static str) -> Refusa
 pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transition, Refusal> {
     use CaseState::*;
     let name = action.name();
+    let (verb, gerund) = (action.verb(), action.gerund());
     let roles = &actor.roles;
     let is_lead = roles.has(Role::Lead);
 
     // Who may act at all: leadership reads and notes; everyone else must work cases.
     match action {
         Action::Note { .. } => {}
-        _ if !roles.works_cases() => return Err(Refusal::NotPermitted { action: name, needs: "agent, lead or risk" }),
+        _ if !roles.works_cases() => {
+            return Err(Refusal::NotPermitted { action: gerund, needs: "agent, lead or risk" })
+        }
         _ => {}
     }
 
     // Actions on a case someone else owns need that owner or a lead.
     let owned_by_other = cur.owner.as_deref().filter(|o| *o != actor.id);
     let guard_owner = || match owned_by_other {
-        Some(o) if !is_lead => Err(Refusal::NotOwner { owner: o.to_string(), action: name }),
+        Some(o) if !is_lead => Err(Refusal::NotOwner { owner: o.to_string(), action: verb }),
         _ => Ok(()),
     };
 
@@ -395,7 +439,7 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
                     None => Refusal::AlreadyYours,
                 })
             }
-            Resolved => return Err(illegal(cur.state, name, "; reopen it first")),
+            Resolved => return Err(illegal(cur.state, verb, "; reopen it first")),
         },
         Action::Release => match cur.state {
             Claimed => {
@@ -404,13 +448,14 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
                 next.owner = None;
                 detail = serde_json::json!({ "previous_owner": cur.owner });
             }
-            _ => return Err(illegal(cur.state, name, "; only a claimed case can be released")),
+            _ => return Err(illegal(cur.state, verb, "; only a claimed case can be released")),
         },
         Action::Reassign { to } => match cur.state {
-            Resolved => return Err(illegal(cur.state, name, "; reopen it first")),
+            Resolved => return Err(illegal(cur.state, verb, "; reopen it first")),
             _ => {
                 if cur.owner.is_none() && !is_lead {
-                    return Err(Refusal::NotPermitted { action: name, needs: "lead" });
+                    // An unclaimed case is handed out by a lead; an agent claims it.
+                    return Err(Refusal::NotPermitted { action: "assigning an unclaimed case", needs: "lead" });
                 }
                 guard_owner()?;
                 if cur.owner.as_deref() == Some(to.as_str()) {
@@ -433,12 +478,12 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
                 next.owner = Some(cur.owner.clone().unwrap_or_else(|| actor.id.clone()));
                 detail = serde_json::json!({ "text": text });
             }
-            Offline => return Err(illegal(cur.state, name, "; it has moved offline, add a note instead")),
-            Resolved => return Err(illegal(cur.state, name, "; reopen it first")),
+            Offline => return Err(illegal(cur.state, verb, "; it has moved offline, add a note instead")),
+            Resolved => return Err(illegal(cur.state, verb, "; reopen it first")),
         },
         Action::ApproveReply { text } => match cur.state {
-            Resolved => return Err(illegal(cur.state, name, "; reopen it first")),
-            _ if !is_lead => return Err(Refusal::NotPermitted { action: name, needs: "lead" }),
+            Resolved => return Err(illegal(cur.state, verb, "; reopen it first")),
+            _ if !is_lead => return Err(Refusal::NotPermitted { action: gerund, needs: "lead" }),
             _ => detail = serde_json::json!({ "text": text }),
         },
         Action::RequestApproval { text } => match cur.state {
@@ -450,21 +495,21 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
                 next.owner = Some(cur.owner.clone().unwrap_or_else(|| actor.id.clone()));
                 detail = serde_json::json!({ "text": text });
             }
-            Offline => return Err(illegal(cur.state, name, "; it has moved offline, add a note instead")),
-            Resolved => return Err(illegal(cur.state, name, "; reopen it first")),
+            Offline => return Err(illegal(cur.state, verb, "; it has moved offline, add a note instead")),
+            Resolved => return Err(illegal(cur.state, verb, "; reopen it first")),
         },
         Action::RequestChanges { note } => match cur.state {
-            Resolved => return Err(illegal(cur.state, name, "; reopen it first")),
+            Resolved => return Err(illegal(cur.state, verb, "; reopen it first")),
             _ if !is_lead => return Err(Refusal::NotPermitted { action: "send a reply back", needs: "lead" }),
             _ => detail = serde_json::json!({ "note": note }),
         },
         Action::Reclassify { field, value } => match cur.state {
-            Resolved => return Err(illegal(cur.state, name, "; reopen it first")),
+            Resolved => return Err(illegal(cur.state, verb, "; reopen it first")),
             _ if !is_lead => return Err(Refusal::NotPermitted { action: "change the triage", needs: "lead" }),
             _ => detail = serde_json::json!({ "field": field, "to": value }),
         },
         Action::Snooze { until } => match cur.state {
-            Resolved => return Err(illegal(cur.state, name, "; a resolved case has nothing to nudge")),
+            Resolved => return Err(illegal(cur.state, verb, "; a resolved case has nothing to nudge")),
             _ => detail = serde_json::json!({ "until": until }),
         },
         Action::TakeOffline { via, note } => match cur.state {
@@ -474,11 +519,11 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
                 next.owner = Some(cur.owner.clone().unwrap_or_else(|| actor.id.clone()));
                 detail = serde_json::json!({ "via": via, "note": note });
             }
-            Offline => return Err(illegal(cur.state, name, "; it is already offline")),
-            Resolved => return Err(illegal(cur.state, name, "; reopen it first")),
+            Offline => return Err(illegal(cur.state, verb, "; it is already offline")),
+            Resolved => return Err(illegal(cur.state, verb, "; reopen it first")),
         },
         Action::Escalate { to, note } => match cur.state {
-            Resolved => return Err(illegal(cur.state, name, "; reopen it first")),
+            Resolved => return Err(illegal(cur.state, verb, "; reopen it first")),
             _ => {
                 next.escalation_level += 1;
                 detail = serde_json::json!({ "to": to, "note": note, "level": next.escalation_level });
@@ -503,7 +548,7 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
                 next.outcome = Some(*outcome);
                 detail = serde_json::json!({ "outcome": outcome, "note": note });
             }
-            Resolved => return Err(illegal(cur.state, name, "; it is already resolved")),
+            Resolved => return Err(illegal(cur.state, verb, "; it is already resolved")),
         },
         Action::Reopen { note } => match cur.state {
             Resolved => {
@@ -513,7 +558,7 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
                 detail =
                     serde_json::json!({ "previous_outcome": cur.outcome, "previous_owner": cur.owner, "note": note });
             }
-            _ => return Err(illegal(cur.state, name, "; only a resolved case can be reopened")),
+            _ => return Err(illegal(cur.state, verb, "; only a resolved case can be reopened")),
         },
         Action::Note { text } => {
             detail = serde_json::json!({ "text": text });
@@ -617,7 +662,7 @@ mod tests {
         assert_eq!(t.next.owner.as_deref(), Some("dena"));
         let err = apply(&t.next, &agent("sam"), &Action::Claim).unwrap_err();
         assert_eq!(err, Refusal::AlreadyClaimed { owner: "dena".into() });
-        assert_eq!(err.to_string(), "is already claimed by @dena");
+        assert_eq!(err.to_string(), "is already claimed by dena");
         assert_eq!(apply(&t.next, &agent("dena"), &Action::Claim).unwrap_err(), Refusal::AlreadyYours);
     }
 

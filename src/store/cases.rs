@@ -385,10 +385,12 @@ pub async fn set_site_and_categories(
     id: i64,
     site: Option<&str>,
     categories: &[String],
+    reasons: &[Reason],
 ) -> anyhow::Result<()> {
-    sqlx::query("UPDATE cases SET site = $1, categories = $2 WHERE id = $3")
+    sqlx::query("UPDATE cases SET site = $1, categories = $2, reasons = $3 WHERE id = $4")
         .bind(site)
         .bind(categories.join(","))
+        .bind(serde_json::to_string(reasons)?)
         .bind(id)
         .execute(&mut **tx)
         .await
