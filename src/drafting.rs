@@ -72,6 +72,7 @@ pub async fn check_reply(ctx: &Ctx, case: &CaseRow, agent: &Person, text: &str) 
 }
 
 /// Drafts a reply for `case_id` as `agent_id`, with `template` or the best fit.
+#[tracing::instrument(skip_all, fields(case_id))]
 pub async fn draft(ctx: &Ctx, case_id: i64, agent_id: &str, template: Option<&str>) -> Result<Draft, ActError> {
     let team = &ctx.playbooks.team;
     let agent = team.person(agent_id).ok_or_else(|| ActError::UnknownPerson(agent_id.to_string()))?;
@@ -134,6 +135,7 @@ pub enum Replied {
 /// The reply flow of the chat surfaces. On a clinical/legal-risk case an agent's text
 /// goes to the leads for approval unless a lead already approved that exact text (no text:
 /// the approved one); everything else is marked responded, through the compliance gate.
+#[tracing::instrument(skip_all, fields(case_id))]
 pub async fn submit_reply(
     ctx: &Ctx,
     case_id: i64,

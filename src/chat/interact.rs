@@ -335,6 +335,7 @@ async fn approve_shown(ctx: &Ctx, person: &Person, case_id: i64, request: Option
 }
 
 /// A card button: act at once (Claim, Release, Reopen, Approve reply), or ask first.
+#[tracing::instrument(skip_all, fields(case_id = p.case_id, button = p.button.id()))]
 pub async fn press(ctx: &Ctx, person: &Person, p: Press) -> Pressed {
     let action = match p.button {
         Button::Claim => Action::Claim,
@@ -401,6 +402,7 @@ fn replied(case_id: i64, r: crate::drafting::Replied) -> String {
 }
 
 /// The answer to a form: runs the action, or says why not (shown in the form).
+#[tracing::instrument(skip_all, fields(case_id, form = kind.id()))]
 pub async fn submit(ctx: &Ctx, person: &Person, kind: FormKind, case_id: i64, a: Answer) -> Result<String, String> {
     let note = a.text.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
     let choice = || a.choice.clone().filter(|c| !c.is_empty()).ok_or_else(|| "Please pick one".to_string());

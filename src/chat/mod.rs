@@ -90,6 +90,7 @@ impl ChatOp {
 }
 
 /// Queues `op` in the outbox inside `tx`, not to be delivered before `due` (ms).
+#[tracing::instrument(level = "debug", skip_all, fields(op = op.name(), case_id = op.case_id()))]
 pub async fn queue(tx: &mut crate::store::Tx<'_>, op: &ChatOp, now: i64, due: i64) -> anyhow::Result<()> {
     let payload = serde_json::to_string(op)?;
     crate::store::outbox::insert(tx, op.case_id(), op.name(), &payload, op.lane().as_deref(), now, due).await

@@ -74,6 +74,12 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// carebot itself, when a job changes a case (the escalation sweep): it acts with a
+    /// lead's rights, and its steps are recorded as `carebot`.
+    pub fn system() -> Self {
+        Actor::new("carebot", [Role::Lead])
+    }
+
     pub fn new(id: impl Into<String>, roles: impl IntoIterator<Item = Role>) -> Self {
         Actor { id: id.into(), roles: RoleSet::new(roles) }
     }

@@ -6,7 +6,7 @@
 
 use crate::chat::ChatOp;
 use crate::ctx::Ctx;
-use crate::domain::{CaseState, EscalationTarget};
+use crate::domain::{apply, Action, Actor, CaseState, EscalationTarget};
 use crate::playbook::{ClockTimes, EscalationStep, SlaClock};
 use crate::store::{cases, escalation, is_contention, CaseRow};
 use crate::workflow::resolve_targets;
@@ -116,6 +116,7 @@ fn reminder_clocks(c: &CaseRow) -> Vec<(i64, &'static str, i64)> {
 }
 
 /// DMs the owner that a due time nears, once per case and clock.
+#[tracing::instrument(skip_all, fields(case_id, step))]
 async fn remind(ctx: &Ctx, case_id: i64, step: i64, clock: &str, at: DateTime<Utc>) -> anyhow::Result<bool> {
     let now = at.timestamp_millis();
     let mut tx = ctx.store.begin().await?;
@@ -146,6 +147,7 @@ async fn remind(ctx: &Ctx, case_id: i64, step: i64, clock: &str, at: DateTime<Ut
     Ok(true)
 }
 
+#[tracing::instrument(skip_all, fields(case_id, step = i, round))]
 async fn fire(
     ctx: &Ctx,
     case_id: i64,
@@ -165,7 +167,14 @@ async fn fire(
     if !escalation::claim_fire(&mut tx, case_id, i as i64, round, now).await? {
         return Ok(false);
     }
-    escalation::bump_level(&mut tx, case_id, now).await?;
+    // The level rises through the state machine and the case's version check, like any
+    // other change: a case changed meanwhile is left for the next sweep.
+    let action = Action::Escalate { to: EscalationTarget::Channel, note: None };
+    let Ok(t) = apply(&case.status(), &Actor::system(), &action) else { return Ok(false) };
+    if !cases::update_status(&mut tx, case_id, case.version, &t.next, cases::Stamps::default(), now).await? {
+        tx.rollback().await?;
+        return Ok(false);
+    }
     let mut people = Vec::new();
     let mut ops = Vec::new();
     let label = ctx.playbooks.situations.get(&case.situation).map(|s| s.label.clone()).unwrap_or_default();

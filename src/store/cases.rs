@@ -332,6 +332,7 @@ pub async fn insert_case(tx: &mut Tx<'_>, mention_id: i64, c: &NewCase) -> anyho
     Ok(id)
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(case_id = id))]
 pub async fn case_in_tx(tx: &mut Tx<'_>, id: i64) -> anyhow::Result<Option<CaseRow>> {
     let sql = format!("SELECT {CASE_COLS} FROM cases WHERE id = $1");
     let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await?;
@@ -348,6 +349,7 @@ pub struct Stamps {
 }
 
 /// Writes a new status if the case still has `version`; false if someone got there first.
+#[tracing::instrument(level = "debug", skip_all, fields(case_id = id, version))]
 pub async fn update_status(
     tx: &mut Tx<'_>,
     id: i64,
@@ -444,6 +446,7 @@ pub async fn set_snooze(tx: &mut Tx<'_>, id: i64, until: i64) -> anyhow::Result<
     Ok(())
 }
 
+#[tracing::instrument(level = "debug", skip_all, fields(case_id, action))]
 pub async fn append_event(
     tx: &mut Tx<'_>,
     case_id: i64,
@@ -467,6 +470,7 @@ pub async fn append_event(
 }
 
 impl Store {
+    #[tracing::instrument(level = "debug", skip_all, fields(case_id = id))]
     pub async fn case(&self, id: i64) -> anyhow::Result<Option<CaseRow>> {
         let sql = format!("SELECT {CASE_COLS} FROM cases WHERE id = $1");
         let row = sqlx::query(&sql).bind(id).fetch_optional(self.pool()).await?;
@@ -507,6 +511,7 @@ impl Store {
         Ok(sqlx::query(&sql).fetch_one(self.pool()).await?.try_get(0)?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn list_cases(&self, f: &CaseFilter) -> anyhow::Result<Vec<CaseRow>> {
         let mut sql = format!("SELECT {CASE_COLS} FROM cases WHERE 1 = 1");
         let mut args: Vec<String> = Vec::new();

@@ -64,16 +64,6 @@ pub async fn claim_fire(tx: &mut Tx<'_>, case_id: i64, step: i64, round: i64, no
     Ok(r.rows_affected() == 1)
 }
 
-/// Raises the case's escalation level (an escalation is a change other actions must see).
-pub async fn bump_level(tx: &mut Tx<'_>, case_id: i64, now: i64) -> anyhow::Result<()> {
-    sqlx::query("UPDATE cases SET escalation_level = escalation_level + 1, version = version + 1, updated_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(case_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 /// Who covers `rotation` at `at` by override, read through `exec` (the pool, or the
 /// transaction of a case action so it never waits for a second connection).
 pub async fn oncall_override_with<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
