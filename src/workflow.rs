@@ -335,6 +335,7 @@ async fn try_act(
                 text: text.clone(),
                 case_id: Some(case_id),
                 nudge: true,
+                approve: None,
             });
         }
     }
@@ -348,9 +349,10 @@ async fn try_act(
             },
             case_id: Some(case_id),
             nudge: true,
+            approve: None,
         });
     }
-    ops.extend(approval_messages(ctx, &case, &actor.id, action, requester.as_deref()));
+    ops.extend(approval_messages(ctx, &case, &actor.id, action, requester.as_deref(), &event));
     ops.extend(new_channels.into_iter().map(|channel| ChatOp::PostCard { case_id, channel }));
     for op in &ops {
         crate::chat::queue(&mut tx, op, now, now).await?;
@@ -362,7 +364,14 @@ async fn try_act(
 
 /// The direct messages of the reply-approval round: a request reaches every lead; a
 /// decision reaches the person who asked.
-fn approval_messages(ctx: &Ctx, case: &CaseRow, actor: &str, action: &Action, requester: Option<&str>) -> Vec<ChatOp> {
+fn approval_messages(
+    ctx: &Ctx,
+    case: &CaseRow,
+    actor: &str,
+    action: &Action,
+    requester: Option<&str>,
+    event: &EventRow,
+) -> Vec<ChatOp> {
     let team = &ctx.playbooks.team;
     let who = team.person(actor).map(|p| p.name.clone()).unwrap_or_else(|| actor.to_string());
     let id = case.id;
@@ -371,23 +380,37 @@ fn approval_messages(ctx: &Ctx, case: &CaseRow, actor: &str, action: &Action, re
         text,
         case_id: Some(id),
         nudge: false,
+        approve: None,
     };
     match action {
-        Action::RequestApproval { text } => team
-            .with_role(Role::Lead)
-            .filter(|p| p.id != actor)
-            .map(|lead| {
-                dm(
-                    &lead.id,
-                    format!(
-                        "{who} asks you to approve a reply for case #{id} ({}):\n\n{text}\n\n\
-                         Approve it with the Approve reply button on the case card or `/care approve {id}`; \
-                         send it back with Request changes or `/care changes {id} WHAT TO CHANGE`.",
+        Action::RequestApproval { text } => {
+            let findings: Vec<&str> = event
+                .detail
+                .get("findings")
+                .and_then(|f| f.as_array())
+                .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            let findings = if findings.is_empty() {
+                "Compliance: no findings.".to_string()
+            } else {
+                format!("Findings:\n- {}", findings.join("\n- "))
+            };
+            team.with_role(Role::Lead)
+                .filter(|p| p.id != actor)
+                .map(|lead| ChatOp::DirectMessage {
+                    person: lead.id.clone(),
+                    text: format!(
+                        "{who} asks you to approve a reply for case #{id} ({}):\n\n{text}\n\n{findings}\n\
+                         Approve reply approves exactly this text; Request changes sends it back \
+                         (or `/care approve {id}` / `/care changes {id} WHAT TO CHANGE`).",
                         case.priority
                     ),
-                )
-            })
-            .collect(),
+                    case_id: Some(id),
+                    nudge: true,
+                    approve: Some(event.id),
+                })
+                .collect()
+        }
         Action::ApproveReply { .. } => requester
             .filter(|r| *r != actor)
             .map(|r| {

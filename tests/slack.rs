@@ -546,6 +546,15 @@ async fn a_risk_reply_waits_for_a_lead_and_the_approval_binds_the_exact_text(b: 
     let card = calls.iter().rev().find(|c| c.method == "chat.update").unwrap();
     assert!(card.body["blocks"].to_string().contains("Reply awaiting a lead"), "the card shows the text");
     let first_request = r.ctx.store.events(case_id).await.unwrap().last().unwrap().id;
+    // The lead's DM carries the text, its findings, a link to the card and the decision buttons.
+    let dm = r.fake.calls_to("chat.postMessage").into_iter().find(|c| c.body["channel"] == format!("D{DENA}")).unwrap();
+    assert_eq!(buttons(&dm.body["blocks"]), ["Approve reply", "Request changes"]);
+    let shown = dm.body["blocks"].to_string();
+    assert!(shown.contains(&format!("approve_reply:{case_id}:{first_request}")), "bound to the request: {shown}");
+    assert!(
+        shown.contains("Open the card") && (shown.contains("Findings") || shown.contains("no findings")),
+        "{shown}"
+    );
     let approvals = command(&r, DENA, "approvals").await;
     assert!(approvals["text"].as_str().unwrap().contains(&format!("#{case_id}")), "{approvals}");
 

@@ -44,6 +44,10 @@ pub enum ChatOp {
         /// buttons.
         #[serde(default)]
         nudge: bool,
+        /// A request for a lead's approval (its event id): the DM carries Approve reply
+        /// (bound to that request) and Request changes instead of Claim / Snooze.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        approve: Option<i64>,
     },
     /// A plain message to a channel (alerts).
     ChannelMessage { channel: String, text: String },

@@ -140,7 +140,7 @@ async fn remind(ctx: &Ctx, case_id: i64, step: i64, clock: &str, at: DateTime<Ut
     );
     let detail = serde_json::json!({ "clock": clock, "due": due, "person": owner });
     cases::append_event(&mut tx, case_id, now, "carebot", "reminder", &detail).await?;
-    let op = ChatOp::DirectMessage { person: owner, text, case_id: Some(case_id), nudge: true };
+    let op = ChatOp::DirectMessage { person: owner, text, case_id: Some(case_id), nudge: true, approve: None };
     let queued = now.min(ctx.now_ms());
     crate::chat::queue(&mut tx, &op, queued, queued).await?;
     tx.commit().await?;
@@ -198,6 +198,7 @@ async fn fire(
                     text: format!("{what}; it is still {}.", case.state),
                     case_id: Some(case_id),
                     nudge: true,
+                    approve: None,
                 });
             }
         }

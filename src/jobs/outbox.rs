@@ -90,7 +90,7 @@ async fn deliver(ctx: &Ctx, op: &ChatOp, catch_up: bool) -> Result<(), DeliveryE
                 ctx.chat.thread_reply(m, text, *here).await?;
             }
         }
-        ChatOp::DirectMessage { person, text, case_id, nudge } => {
+        ChatOp::DirectMessage { person, text, case_id, nudge, approve } => {
             let p = ctx
                 .playbooks
                 .team
@@ -110,7 +110,7 @@ async fn deliver(ctx: &Ctx, op: &ChatOp, catch_up: bool) -> Result<(), DeliveryE
                     ctx.chat.channel_message(&channel(&case.channel)?, &line).await?;
                 }
                 Some(case_id) if *nudge => {
-                    let n = nudge_for(ctx, *case_id).await.map_err(internal)?;
+                    let n = nudge_for(ctx, *case_id, *approve).await.map_err(internal)?;
                     ctx.chat.nudge(p, text, &n).await?;
                 }
                 _ => ctx.chat.direct_message(p, text).await?,
@@ -140,7 +140,7 @@ async fn deliver(ctx: &Ctx, op: &ChatOp, catch_up: bool) -> Result<(), DeliveryE
 }
 
 /// The link and buttons of a nudge about `case_id`, as the case stands now.
-async fn nudge_for(ctx: &Ctx, case_id: i64) -> anyhow::Result<crate::chat::Nudge> {
+async fn nudge_for(ctx: &Ctx, case_id: i64, approve: Option<i64>) -> anyhow::Result<crate::chat::Nudge> {
     use crate::chat::{command::Press, Button};
     let case = ctx.store.case(case_id).await?;
     let messages = ctx.store.case_messages(case_id).await?;
@@ -148,6 +148,13 @@ async fn nudge_for(ctx: &Ctx, case_id: i64) -> anyhow::Result<crate::chat::Nudge
         Some(m) => ctx.chat.message_link(m).await,
         None => None,
     };
+    if let Some(request) = approve {
+        let buttons = vec![
+            Press { button: Button::ApproveReply, case_id, request: Some(request) },
+            Press::new(Button::RequestChanges, case_id),
+        ];
+        return Ok(crate::chat::Nudge { case_id, link, buttons });
+    }
     let mut buttons = Vec::new();
     match case.map(|c| c.state) {
         Some(crate::domain::CaseState::Open) => buttons.extend([Button::Claim, Button::Snooze]),

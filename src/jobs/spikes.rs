@@ -89,7 +89,13 @@ pub async fn check(ctx: &Ctx, at: DateTime<Utc>) -> anyhow::Result<String> {
         spikes::record_spike(&mut tx, &rate.scope, now, &detail).await?;
         let leads = ctx.playbooks.team.with_role(crate::domain::Role::Lead);
         let mut ops: Vec<ChatOp> = leads
-            .map(|p| ChatOp::DirectMessage { person: p.id.clone(), text: text.clone(), case_id: None, nudge: false })
+            .map(|p| ChatOp::DirectMessage {
+                person: p.id.clone(),
+                text: text.clone(),
+                case_id: None,
+                nudge: false,
+                approve: None,
+            })
             .collect();
         if let Some((channel, _)) = &spike.channel {
             ops.push(ChatOp::ChannelMessage { channel: channel.clone(), text: text.clone() });
