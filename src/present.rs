@@ -66,8 +66,11 @@ pub async fn case_show(ctx: &Ctx, id: i64, json: bool) -> Result<String, ActErro
         let v = serde_json::json!({ "case": case, "mention": mention, "events": events, "messages": messages });
         return Ok(serde_json::to_string_pretty(&v).map_err(anyhow::Error::from)?);
     }
-    let card = crate::chat::Card::build(&case, &mention, &events, &ctx.playbooks);
-    let mut out = card.to_text();
+    let mut card = crate::chat::Card::build(&case, &mention, &events, &ctx.playbooks);
+    // Read here, not clicked: no button labels.
+    card.buttons.clear();
+    let mut out = card.to_text().trim_end().to_string();
+    out.push('\n');
     out.push_str("\nHistory:\n");
     for e in &events {
         let line = crate::chat::card::describe_event(e, &ctx.playbooks);

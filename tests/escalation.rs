@@ -98,6 +98,7 @@ async fn a_snoozed_case_fires_nothing_until_the_snooze_ends(b: Backend) {
     assert_eq!((after.ack_due, after.response_due), (before.ack_due, before.response_due), "due times unchanged");
     let shown = carebot::ops::case_show(&e.ctx, id, false).await.unwrap();
     assert!(shown.contains("nudges snoozed until Mon 11:20 CST by Sam Whitfield (due times unchanged)"), "{shown}");
+    assert!(!shown.contains("[Claim]") && !shown.contains("[Snooze]"), "a history to read, no button labels: {shown}");
     // Snoozing into the past is refused.
     let err = act(&e.ctx, id, "sam", Action::Snooze { until: t0().timestamp_millis() }).await.unwrap_err();
     assert!(err.to_string().contains("in the future"), "{err}");
