@@ -14,7 +14,7 @@ pub enum ActError {
     Refused { case_id: i64, refusal: Refusal },
     #[error("{0}")]
     Invalid(String),
-    #[error("Case {case_id}: the reply cannot be marked responded:\n  - {}\nFix the text; a lead may accept the findings (the tick box in the reply form, `--override` in `/care respond` and the CLI).", findings.join("\n  - "))]
+    #[error("Case {case_id}: the reply cannot be marked responded:\n  - {}\nFix the text; a lead may accept the findings (Slack: the tick box in the reply form; Discord: type override in the form's second field; `--override` in `/care respond` and the CLI).", findings.join("\n  - "))]
     ReplyBlocked { case_id: i64, findings: Vec<String> },
     /// The database cannot be reached: nothing was changed; said at once, never retried
     /// behind the person's back.

@@ -146,7 +146,10 @@ pub async fn act(ctx: &Ctx, case_id: i64, actor_id: &str, action: Action) -> Res
         Action::Respond { text, override_block } => {
             gate_reply(ctx, case_id, person, text.as_deref(), *override_block).await?
         }
-        Action::RequestApproval { text } => gate_request(ctx, case_id, person, text).await?,
+        // A lead approves wording, never a privacy slip: the blocking checks run first.
+        Action::RequestApproval { text } | Action::ApproveReply { text } => {
+            gate_request(ctx, case_id, person, text).await?
+        }
         _ => serde_json::json!({}),
     };
     let mut attempt = 0u64;

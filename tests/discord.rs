@@ -144,7 +144,8 @@ async fn the_reply_editor_is_a_modal_and_records_the_exact_text(b: Backend) {
     let blocked = "Thank you for your feedback, we are sorry.";
     let (_, res) = send(&r, &modal_submit(SAM, &format!("form:reply:{case_id}"), vec![("text", blocked)])).await;
     let said = res["data"]["content"].as_str().unwrap();
-    assert!(said.contains("cannot be marked responded") && said.contains(blocked), "{said}");
+    assert!(said.contains("cannot be marked responded"), "{said}");
+    assert_eq!(res["data"]["embeds"][0]["description"], blocked, "the text is given back: {res}");
     assert_eq!(r.ctx.store.case(case_id).await.unwrap().unwrap().state, CaseState::Open);
 
     let edited = format!("{draft}\nWe look forward to hearing from you.");
@@ -234,12 +235,30 @@ async fn every_case_action_can_be_taken_from_discord(b: Backend) {
     care(&r, SAM, "respond", vec![("case", 4, json!(risk_id)), ("text", 3, json!(reply))]).await;
     let again = carebot::present::card_for(&r.ctx, risk_id).await.unwrap().pending_reply.unwrap().request;
     assert!(again > request);
-    let (_, res) = click(&r, DENA, &format!("approve_reply:{risk_id}:{again}"), &message).await;
+    let risk_card =
+        r.ctx.store.case_messages(risk_id).await.unwrap()[0].message_ref.split('|').nth(1).unwrap().to_string();
+    let (_, res) = click(&r, DENA, &format!("approve_reply:{risk_id}:{again}"), &risk_card).await;
     assert_eq!(res["type"], 7, "the card is redrawn: {res}");
     let approved = r.ctx.store.events(risk_id).await.unwrap().last().unwrap().clone();
     assert_eq!((approved.action.as_str(), approved.actor.as_str()), ("approve_reply", "dena"));
     let waiting = care(&r, DENA, "approvals", vec![]).await;
     assert!(waiting.contains("No replies are waiting"), "{waiting}");
+
+    // A lead cannot approve a text with a blocking finding.
+    let said = care(&r, DENA, "approve", vec![("case", 4, json!(risk_id)), ("text", 3, json!("Hello"))]).await;
+    assert!(said.contains("BLOCK"), "{said}");
+
+    // A button in a DM (a nudge) is answered privately; the DM never becomes the card.
+    let other = ingest(&r.ctx, &[mention("google", "d-23", REVIEW, Some(1.0))]).await.unwrap()[0].case_id();
+    let (_, res) = click(&r, SAM, &format!("claim:{other}"), "800000000000000009").await;
+    assert_eq!((res["type"].as_u64(), res["data"]["flags"].as_u64()), (Some(4), Some(64)), "{res}");
+    assert!(res["data"]["content"].as_str().unwrap().contains("claimed by Sam Whitfield"), "{res}");
+    assert!(res["data"]["embeds"].is_null(), "no card in the DM: {res}");
+    // A person picked from Discord's autocomplete, and /care help.
+    let n2 = ("case", 4u8, json!(other));
+    let said = care(&r, SAM, "escalate", vec![n2, ("to", 3, json!(format!("<@{DENA}>")))]).await;
+    assert!(said.contains("escalated to Dena Ortiz"), "{said}");
+    assert!(care(&r, SAM, "help", vec![]).await.contains("Usage"));
 
     // On-call cover (the CLI's `oncall set`): a lead only.
     let cover = |who| vec![("rotation", 3u8, json!("px-oncall")), ("person", 6, json!(who)), ("until", 3, json!("8h"))];
@@ -573,7 +592,8 @@ async fn register_commands_installs_care_with_its_subcommands() {
             "snooze",
             "oncall",
             "cover",
-            "draft"
+            "draft",
+            "help"
         ]
     );
     let reassign = put.body[0]["options"].as_array().unwrap().iter().find(|o| o["name"] == "reassign").unwrap();

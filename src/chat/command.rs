@@ -343,8 +343,10 @@ pub fn typed(spec: &Spec, a: &ArgSpec, raw: &str) -> Result<Value, String> {
             Value::Text(raw.to_string())
         }
         ArgKind::Target => {
+            // A person picked from the client's autocomplete arrives as a mention.
+            let raw = if raw.starts_with("<@") { format!("@{raw}") } else { raw.to_string() };
             raw.parse::<EscalationTarget>()?;
-            Value::Text(raw.to_string())
+            Value::Text(raw)
         }
         ArgKind::Field => {
             raw.parse::<TriageField>()?;

@@ -470,8 +470,9 @@ fn cover_until(ctx: &Ctx, until: &str) -> Result<chrono::DateTime<chrono::Utc>, 
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(until) {
         return Ok(t.with_timezone(&chrono::Utc));
     }
-    let span: crate::domain::Span =
-        until.parse().map_err(|e| format!("{e}; cover until e.g. 8h, tomorrow or 2026-12-01T17:00:00-06:00"))?;
+    let span: crate::domain::Span = until
+        .parse()
+        .map_err(|_| format!("{until:?} is not a time; cover until e.g. 8h, tomorrow or 2026-12-01T17:00:00-06:00"))?;
     Ok(now + span.as_chrono())
 }
 

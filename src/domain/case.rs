@@ -471,7 +471,7 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
         Action::Respond { text, override_block } => match cur.state {
             Open | Claimed | Responded => {
                 if *override_block && !is_lead {
-                    return Err(Refusal::NotPermitted { action: "override compliance findings", needs: "lead" });
+                    return Err(Refusal::NotPermitted { action: "overriding compliance findings", needs: "lead" });
                 }
                 guard_owner()?;
                 next.state = Responded;
@@ -500,12 +500,12 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
         },
         Action::RequestChanges { note } => match cur.state {
             Resolved => return Err(illegal(cur.state, verb, "; reopen it first")),
-            _ if !is_lead => return Err(Refusal::NotPermitted { action: "send a reply back", needs: "lead" }),
+            _ if !is_lead => return Err(Refusal::NotPermitted { action: "sending a reply back", needs: "lead" }),
             _ => detail = serde_json::json!({ "note": note }),
         },
         Action::Reclassify { field, value } => match cur.state {
             Resolved => return Err(illegal(cur.state, verb, "; reopen it first")),
-            _ if !is_lead => return Err(Refusal::NotPermitted { action: "change the triage", needs: "lead" }),
+            _ if !is_lead => return Err(Refusal::NotPermitted { action: "changing the triage", needs: "lead" }),
             _ => detail = serde_json::json!({ "field": field, "to": value }),
         },
         Action::Snooze { until } => match cur.state {

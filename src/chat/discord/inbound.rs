@@ -127,24 +127,29 @@ async fn answer(ctx: &Ctx, interaction: Interaction) -> Value {
             }
             let Ok(press) = c.data.custom_id.parse::<Press>() else { return private("That button is not carebot's.") };
             match interact::press(ctx, person, press).await {
-                Pressed::Done(_) => match crate::present::card_for(ctx, press.case_id).await {
-                    Ok(card) => {
-                        // The answer shows the new card on the clicked message: remember
-                        // it, so the queued update does not edit it a second time.
-                        let clicked = c.message.id.to_string();
-                        let messages = ctx.store.case_messages(press.case_id).await.unwrap_or_default();
-                        if let Some(m) = messages.iter().find(|m| m.message_ref.ends_with(&format!("|{clicked}"))) {
+                Pressed::Done(done) => {
+                    let clicked = c.message.id.to_string();
+                    let messages = ctx.store.case_messages(press.case_id).await.unwrap_or_default();
+                    // Not a card (a nudge in a DM): say what happened there; the DM never
+                    // becomes a copy of the card.
+                    let Some(m) = messages.iter().find(|m| m.message_ref.ends_with(&format!("|{clicked}"))) else {
+                        return private(&done);
+                    };
+                    match crate::present::card_for(ctx, press.case_id).await {
+                        Ok(card) => {
+                            // The answer shows the new card on the clicked message: remember
+                            // it, so the queued update does not edit it a second time.
                             if let Err(e) = ctx.store.set_card_rendered(press.case_id, m, &card.fingerprint()).await {
                                 tracing::warn!(case_id = press.case_id, error = %format!("{e:#}"), "card fingerprint not saved");
                             }
+                            json!({ "type": 7, "data": Discord::card_body(&card) })
                         }
-                        json!({ "type": 7, "data": Discord::card_body(&card) })
+                        Err(e) => {
+                            tracing::warn!(case_id = press.case_id, error = %e, "card not rebuilt for Discord");
+                            json!({ "type": 6 })
+                        }
                     }
-                    Err(e) => {
-                        tracing::warn!(case_id = press.case_id, error = %e, "card not rebuilt for Discord");
-                        json!({ "type": 6 })
-                    }
-                },
+                }
                 Pressed::Private(text) => private(&text),
                 Pressed::Ask(form) => ask(&form),
             }
@@ -172,11 +177,17 @@ async fn answer(ctx: &Ctx, interaction: Interaction) -> Value {
             match interact::submit(ctx, person, kind, case_id, answer).await {
                 Ok(done) => private(&done),
                 // The modal is gone: give the person their text back with the reason.
+                // Up to 4,000 characters fit an embed (a message holds 2,000).
                 Err(why) => match text.filter(|t| !t.trim().is_empty() && kind == FormKind::Reply) {
-                    Some(t) => private(&format!(
-                        "{why}\n\nYour text, to fix and send again:\n```\n{}\n```",
-                        t.replace("```", "'''")
-                    )),
+                    Some(t) => json!({ "type": 4, "data": {
+                        "content": cap(&why),
+                        "embeds": [{
+                            "title": "Your text, to fix and send again",
+                            "description": t.chars().take(4000).collect::<String>(),
+                        }],
+                        "flags": EPHEMERAL,
+                        "allowed_mentions": { "parse": [] },
+                    }}),
                     None => private(&why),
                 },
             }

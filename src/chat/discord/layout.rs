@@ -227,7 +227,7 @@ fn option(a: &ArgSpec) -> CreateCommandOption {
 /// command's parser and help.
 pub fn care_command() -> CreateCommand {
     let mut cmd = CreateCommand::new("care").description("Work patient-experience cases");
-    for spec in COMMANDS.iter().filter(|s| s.name != "help") {
+    for spec in COMMANDS {
         let mut help = spec.help.to_string();
         if let Some(first) = help.get_mut(0..1) {
             first.make_ascii_uppercase();
