@@ -183,7 +183,8 @@ async fn answer(ctx: &Ctx, interaction: Interaction) -> Value {
                         "content": cap(&why),
                         "embeds": [{
                             "title": "Your text, to fix and send again",
-                            "description": t.chars().take(4000).collect::<String>(),
+                            // Embed descriptions are markdown: the text may quote the author.
+                            "description": crate::chat::escape::discord(&t.chars().take(4000).collect::<String>()),
                         }],
                         "flags": EPHEMERAL,
                         "allowed_mentions": { "parse": [] },
