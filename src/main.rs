@@ -131,6 +131,11 @@ enum Command {
     Jobs,
     /// Health of the polled sources: last success, lag, last error.
     Sources,
+    /// Triage tools: measure the playbook's triage on labelled mentions.
+    Triage {
+        #[command(subcommand)]
+        action: TriageCmd,
+    },
     /// Chat messages waiting or failed, by lane and error; `outbox retry` re-sends failed ones.
     Outbox {
         #[command(subcommand)]
@@ -270,6 +275,14 @@ enum CaseCmd {
         #[command(flatten)]
         who: Who,
     },
+    /// Confirm or dismiss a case marked possible risk (dismissing needs the risk or lead role).
+    Risk {
+        id: i64,
+        #[arg(value_parser = ["confirm", "dismiss"])]
+        verdict: String,
+        #[command(flatten)]
+        who: Who,
+    },
 }
 
 #[derive(Subcommand)]
@@ -326,6 +339,21 @@ fn local_date(ctx: &Ctx, date: Option<&str>) -> anyhow::Result<chrono::NaiveDate
             .with_context(|| format!("{d:?} is not a date such as 2026-11-22")),
         None => Ok(Utc::now().with_timezone(&ctx.playbooks.team.timezone).date_naive() - chrono::Duration::days(1)),
     }
+}
+
+#[derive(Subcommand)]
+enum TriageCmd {
+    /// Per-label precision and recall on a labelled JSON-lines file, with the confusions.
+    Eval {
+        /// One labelled mention per line (the format of playbooks/triage-corpus.jsonl).
+        file: PathBuf,
+        /// Cross-validate in K folds: the model never judges a mention it learnt from.
+        #[arg(long, default_value_t = 1)]
+        folds: usize,
+        /// Also list the texts triage got wrong, per label.
+        #[arg(long)]
+        misses: bool,
+    },
 }
 
 fn parse_time(s: &str, flag: &str) -> anyhow::Result<DateTime<Utc>> {
@@ -392,6 +420,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             let app = App::build(settings).await?;
             println!("carebot listening on http://{}", app.addr());
             app.run_until_stopped().await?;
+        }
+        Command::Triage { action: TriageCmd::Eval { file, folds, misses } } => {
+            print!("{}", ops::triage_eval(&settings.playbooks.dir, &file, folds, misses)?);
         }
         Command::Migrate => {
             let store =
@@ -467,6 +498,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                         Ok(until) => ops::case_act(&ctx, id, &who.person, Action::Snooze { until }).await,
                         Err(why) => Err(carebot::errors::ActError::Invalid(why)),
                     }
+                }
+                CaseCmd::Risk { id, verdict, who } => {
+                    ops::case_act(&ctx, id, &who.person, Action::JudgeRisk { confirm: verdict == "confirm" }).await
                 }
                 CaseCmd::Set { id, field, value, who } => {
                     let value = Some(value).filter(|v| !(field == TriageField::Site && v.eq_ignore_ascii_case("none")));

@@ -237,3 +237,34 @@ pub fn draft_text(d: &crate::drafting::Draft, who: &str) -> String {
         d.case_id
     )
 }
+
+/// `carebot triage eval FILE`: per-label precision and recall of the live playbook's triage
+/// on a labelled file, with the confusions. `folds` > 1 measures the model honestly on the
+/// corpus it learns from: each fold is judged by a model trained on the other folds.
+pub fn triage_eval(playbooks_dir: &Path, file: &Path, folds: usize, misses: bool) -> anyhow::Result<String> {
+    use crate::playbook::corpus::{self, Evaluation};
+    let playbooks = Playbooks::load(playbooks_dir)?;
+    let labelled = corpus::load(file)?;
+    if labelled.is_empty() {
+        anyhow::bail!("{} has no labelled mentions", file.display());
+    }
+    let mut out = String::new();
+    let ev = if folds > 1 {
+        let total = corpus::cross_validate(&playbooks, &labelled, folds)?;
+        out.push_str(&format!("{folds}-fold cross-validation (the model never judges a mention it learnt from)\n"));
+        total
+    } else {
+        let triage = Triage::compile(&playbooks.triage_rules, &playbooks.team)?;
+        let own = playbooks.triage_rules.model.as_ref().map(|m| playbooks_dir.join(&m.corpus_file));
+        if let (Some(own), Ok(given)) = (own.and_then(|p| p.canonicalize().ok()), file.canonicalize()) {
+            if own == given {
+                out.push_str(
+                    "note: the model learnt from this file, so these figures flatter it; add --folds 5 for honest ones\n",
+                );
+            }
+        }
+        Evaluation::run(&triage, &labelled)
+    };
+    out.push_str(&ev.render(misses));
+    Ok(out)
+}

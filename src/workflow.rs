@@ -261,6 +261,11 @@ async fn try_act(
     let mut tx = ctx.store.begin().await?;
     let case = cases::case_in_tx(&mut tx, case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
     let mut t = apply(&case.status(), actor, action).map_err(|r| refused(ctx, case_id, r))?;
+    // A possible-risk verdict moves the case to the situation it decides.
+    let judged = match action {
+        Action::JudgeRisk { confirm } => Some(judged_situation(ctx, &mut tx, &case, *confirm).await?),
+        _ => None,
+    };
     // Who asked for the approval a lead now decides (read before this event is added).
     let requester = match action {
         Action::ApproveReply { .. } | Action::RequestChanges { .. } => {
@@ -295,6 +300,13 @@ async fn try_act(
         cases::set_snooze(&mut tx, case_id, *until).await?;
     }
     let mut new_channels = Vec::new();
+    if let Some(to) = &judged {
+        let from = reclassify(ctx, &mut tx, &case, TriageField::Situation, Some(to), &mut new_channels).await?;
+        if let Some(d) = t.detail.as_object_mut() {
+            d.insert("from".into(), from);
+            d.insert("to".into(), serde_json::json!(to));
+        }
+    }
     if let Action::Reclassify { field, value } = action {
         let from = reclassify(ctx, &mut tx, &case, *field, value.as_deref(), &mut new_channels).await?;
         if let Some(d) = t.detail.as_object_mut() {
@@ -437,6 +449,37 @@ fn approval_messages(
 }
 
 /// Applies a triage correction inside the case's transaction; returns what it was. A new
+/// Where a possible-risk case goes on a verdict: confirmed, the first risk situation;
+/// dismissed, the situation its mention would have had without the possible-risk flag.
+async fn judged_situation(
+    ctx: &Ctx,
+    tx: &mut crate::store::Tx<'_>,
+    case: &CaseRow,
+    confirm: bool,
+) -> Result<String, ActError> {
+    let book = &ctx.playbooks.situations;
+    if book.get(&case.situation).is_none_or(|s| s.when.possible_risk != Some(true)) {
+        return Err(ActError::Invalid(format!(
+            "case {} is not marked possible risk; to change its situation, a lead uses `set {} situation …`",
+            case.id, case.id
+        )));
+    }
+    if confirm {
+        let risk = book.situations.iter().find(|s| s.when.risk == Some(true)).ok_or_else(|| {
+            ActError::Invalid("situations.yaml has no situation for risk (`when: { risk: true }`)".into())
+        })?;
+        return Ok(risk.id.clone());
+    }
+    let mention = cases::mention_in_tx(tx, case.mention_id).await?;
+    let fallback = || book.situations.last().map(|s| s.id.clone()).unwrap_or_default();
+    let Some(m) = mention.and_then(|m| m.as_mention().ok()) else { return Ok(fallback()) };
+    let mut t = ctx.triage.triage(&m);
+    t.possible_risk = false;
+    t.risk = false;
+    t.site = case.site.clone();
+    Ok(book.pick(&t, &m).id.clone())
+}
+
 /// situation brings its priority, its SLA due times (from when the case opened) and its
 /// channels, whose cards are added to `new_channels`.
 async fn reclassify(

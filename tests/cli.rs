@@ -18,7 +18,7 @@ impl Cli {
         let dir = tempfile::tempdir().unwrap();
         let pb = dir.path().join("playbooks");
         std::fs::create_dir_all(&pb).unwrap();
-        for f in ["team.yaml", "triage.yaml", "situations.yaml", "sample-mentions.jsonl"] {
+        for f in ["team.yaml", "triage.yaml", "triage-corpus.jsonl", "situations.yaml", "sample-mentions.jsonl"] {
             std::fs::copy(repo().join("playbooks").join(f), pb.join(f)).unwrap();
         }
         std::fs::create_dir_all(pb.join("replies")).unwrap();

@@ -591,6 +591,7 @@ async fn register_commands_installs_care_with_its_subcommands() {
             "note",
             "set",
             "snooze",
+            "risk",
             "oncall",
             "cover",
             "draft",

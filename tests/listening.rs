@@ -556,7 +556,7 @@ async fn a_site_spike_alerts_the_leads_once_per_cooldown(b: Backend) {
     let dm = calls
         .iter()
         .find_map(|c| match c {
-            Call::Dm { person, text } if person == "dena" => Some(text.clone()),
+            Call::Dm { person, text } if person == "dena" && text.contains("Northgate") => Some(text.clone()),
             _ => None,
         })
         .expect("the lead gets a DM");

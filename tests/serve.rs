@@ -61,11 +61,13 @@ async fn serve_on(backend: Backend) {
 
     wait_for("ten cards", || screen.text().matches("· new case").count() >= 11).await;
     let text = screen.text();
-    // One card per sample; the clinical-risk one goes to #risk and #px-triage.
+    // One card per sample; the clinical-risk one goes to #risk and #px-triage, and so does
+    // the news item the model is unsure about (possible risk: confirm or dismiss).
     for n in 1..=10 {
         assert!(text.contains(&format!("Case #{n} ·")), "card {n} missing:\n{text}");
     }
-    assert_eq!(text.matches("#risk · new case").count(), 1);
+    assert_eq!(text.matches("#risk · new case").count(), 2);
+    assert_eq!(text.matches("Possible risk (confirm or dismiss)").count(), 2, "{text}");
     assert!(text.contains("Source: forwarded post (confidential)"));
     assert!(!text.contains("forwarded_by") && !text.contains("by sam"), "confidential card names its forwarder");
 

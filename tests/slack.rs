@@ -21,6 +21,7 @@ use std::time::Duration;
 
 const DENA: &str = "U01DENA0001"; // agent + lead
 const SAM: &str = "U01SAM00002"; // agent
+const RUTH: &str = "U01RUTH0007"; // risk management
 const HELEN: &str = "U01HELEN008"; // leadership: reads, does not work cases
 const STRANGER: &str = "U09NOTINTEAM";
 
@@ -864,7 +865,97 @@ async fn the_app_home_shows_my_cases_and_the_queue_most_urgent_first(b: Backend)
     assert!(home.contains("Your open cases (1)") && home.contains("Unclaimed queue (1)"), "{home}");
 }
 
+/// A mention triage is unsure about reaches the risk channel as "possible risk"; one click
+/// confirms it (a clinical-risk case) or dismisses it back to the queue it would have
+/// joined; each verdict is recorded, and an agent may confirm but not dismiss.
+async fn a_possible_risk_is_confirmed_or_dismissed_with_one_click(b: Backend) {
+    let r = start(b).await;
+    let text = "There was a mistake with my results at Riverside and I am still confused about what happened next.";
+    const OTHER: &str = "Eastbrook made some mistake with the x ray for my son, the clinic will not say what.";
+    let ids: Vec<i64> =
+        ingest(&r.ctx, &[mention("google", "pr-1", text, Some(2.0)), mention("google", "pr-2", OTHER, Some(2.0))])
+            .await
+            .unwrap()
+            .iter()
+            .map(|o| o.case_id())
+            .collect();
+    let (dismissed, confirmed) = (ids[0], ids[1]);
+    let case = r.ctx.store.case(dismissed).await.unwrap().unwrap();
+    assert_eq!((case.situation.as_str(), case.channel.as_str(), case.risk), ("possible-risk", "risk", false));
+    let calls = r
+        .fake
+        .wait_for("the possible-risk card in #risk", |c| {
+            c.iter().any(|c| {
+                c.method == "chat.postMessage"
+                    && c.body["channel"] == "C01RISKMGMT"
+                    && c.body["text"].as_str().unwrap_or("").contains(&format!("Case #{dismissed} "))
+            })
+        })
+        .await;
+    let card = calls
+        .iter()
+        .find(|c| {
+            c.body["channel"] == "C01RISKMGMT"
+                && c.body["text"].as_str().unwrap_or("").contains(&format!("Case #{dismissed} "))
+        })
+        .unwrap();
+    assert_eq!(buttons(&card.body["blocks"])[..2], ["Confirm risk", "Dismiss risk"]);
+    let shown = card.body["blocks"].to_string();
+    assert!(shown.contains("Possible clinical harm (to confirm)") && shown.contains("results … mistake"), "{shown}");
+    let (_, ts) = card_ref(&r, dismissed).await;
+
+    // An agent may not dismiss a possible risk; nothing changes.
+    assert_eq!(click(&r, SAM, "dismiss_risk", dismissed, &ts).await.0, 200);
+    r.fake
+        .wait_for("the refusal", |c| {
+            c.iter()
+                .any(|c| c.method == "response_url" && c.body["text"].as_str().unwrap_or("").contains("risk or lead"))
+        })
+        .await;
+    assert_eq!(r.ctx.store.case(dismissed).await.unwrap().unwrap().situation, "possible-risk");
+
+    // Risk management dismisses it: back to the queue a negative review joins.
+    assert_eq!(click(&r, RUTH, "dismiss_risk", dismissed, &ts).await.0, 200);
+    let mut after = r.ctx.store.case(dismissed).await.unwrap().unwrap();
+    for _ in 0..200 {
+        if after.situation != "possible-risk" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        after = r.ctx.store.case(dismissed).await.unwrap().unwrap();
+    }
+    let usual = r.ctx.playbooks.situations.get("negative-review").unwrap();
+    assert_eq!(
+        (after.situation.as_str(), after.channel.as_str(), after.priority),
+        ("negative-review", "px-triage", usual.priority)
+    );
+    assert!(!after.risk);
+    let event = r.ctx.store.events(dismissed).await.unwrap().last().unwrap().clone();
+    assert_eq!(
+        (event.action.as_str(), event.actor.as_str(), event.detail["to"].as_str()),
+        ("dismiss_risk", "ruth", Some("negative-review"))
+    );
+    let card = carebot::present::card_for(&r.ctx, dismissed).await.unwrap();
+    assert!(!card.buttons.iter().any(|b| b.label().contains("risk")), "{:?}", card.buttons);
+    assert_eq!(
+        card.latest_step.as_deref(),
+        Some("possible risk dismissed by Ruth Adeyemi: back to Negative review or complaint")
+    );
+
+    // An agent confirms the other from /care: it becomes a clinical-risk case.
+    let said = command(&r, SAM, &format!("risk {confirmed} confirm")).await;
+    assert!(said["text"].as_str().unwrap().contains("possible risk confirmed by Sam Whitfield"), "{said}");
+    let after = r.ctx.store.case(confirmed).await.unwrap().unwrap();
+    assert_eq!((after.situation.as_str(), after.channel.as_str(), after.risk), ("clinical-risk", "risk", true));
+    let again = command(&r, RUTH, &format!("risk {confirmed} dismiss")).await;
+    assert!(again["text"].as_str().unwrap().contains("not marked possible risk"), "{again}");
+    let junk = command(&r, RUTH, &format!("risk {confirmed} maybe")).await;
+    assert!(junk["text"].as_str().unwrap().contains("confirm or dismiss"), "{junk}");
+    assert_eq!(r.ctx.store.events(confirmed).await.unwrap().len(), 2, "refusals record nothing");
+}
+
 on_both_backends!(
+    a_possible_risk_is_confirmed_or_dismissed_with_one_click,
     the_app_home_shows_my_cases_and_the_queue_most_urgent_first,
     a_lead_fixes_the_triage_and_the_clocks_and_channel_follow,
     escalation_nudges_link_the_card_and_can_be_acted_on,

@@ -78,7 +78,7 @@ async fn storm_lines_are_posted_only_where_the_situation_asks(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let books = dir.path().join("playbooks");
     std::fs::create_dir_all(books.join("replies")).unwrap();
-    for f in ["team.yaml", "triage.yaml", "situations.yaml"] {
+    for f in ["team.yaml", "triage.yaml", "triage-corpus.jsonl", "situations.yaml"] {
         let mut text = std::fs::read_to_string(repo().join("playbooks").join(f)).unwrap();
         if f == "situations.yaml" {
             text = text.replace("    remind_before: 30m\n", "    remind_before: 30m\n    storm_lines: true\n");

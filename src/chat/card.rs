@@ -30,10 +30,16 @@ pub enum Button {
     Snooze,
     /// A lead corrects the site or situation.
     FixTriage,
+    /// A "possible risk" case: risk management confirms it …
+    ConfirmRisk,
+    /// … or dismisses it back to the ordinary queue.
+    DismissRisk,
 }
 
 impl Button {
-    pub const ALL: [Button; 13] = [
+    pub const ALL: [Button; 15] = [
+        Button::ConfirmRisk,
+        Button::DismissRisk,
         Button::Claim,
         Button::Release,
         Button::DraftReply,
@@ -63,6 +69,8 @@ impl Button {
             Button::RequestChanges => "Request changes",
             Button::Snooze => "Snooze",
             Button::FixTriage => "Fix triage",
+            Button::ConfirmRisk => "Confirm risk",
+            Button::DismissRisk => "Dismiss risk",
         }
     }
     /// The action id carried by the button (`claim`, `draft_reply`, …).
@@ -81,6 +89,8 @@ impl Button {
             Button::RequestChanges => "request_changes",
             Button::Snooze => "snooze",
             Button::FixTriage => "fix_triage",
+            Button::ConfirmRisk => "confirm_risk",
+            Button::DismissRisk => "dismiss_risk",
         }
     }
 }
@@ -198,6 +208,14 @@ pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
             let to = s("person").map(|p| playbooks.team.person(&p).map(|x| x.name.clone()).unwrap_or(p));
             format!("{} reminded: {} due soon", to.unwrap_or_default(), s("clock").unwrap_or_default())
         }
+        "confirm_risk" => format!(
+            "possible risk confirmed by {who}: now {}",
+            s("to").map(|t| playbooks.situations.get(&t).map(|x| x.label.clone()).unwrap_or(t)).unwrap_or_default()
+        ),
+        "dismiss_risk" => format!(
+            "possible risk dismissed by {who}: back to {}",
+            s("to").map(|t| playbooks.situations.get(&t).map(|x| x.label.clone()).unwrap_or(t)).unwrap_or_default()
+        ),
         "reclassify" => {
             let field = s("field").unwrap_or_default();
             let to = s("to");
@@ -272,6 +290,9 @@ impl Card {
             .map(|r| Tag {
                 label: match r.kind.as_str() {
                     "risk" => format!("⚠ {}", rule_label(&r.kind, &r.rule)),
+                    "possible_risk" if r.rule == "model" => "⚠? Possible risk (model)".to_string(),
+                    "possible_risk" => format!("⚠? {}", rule_label("risk", &r.rule)),
+                    "model" => format!("{} (model)", rule_label("category", &r.rule)),
                     "urgency" => format!("⏱ {}", rule_label(&r.kind, &r.rule)),
                     _ => rule_label(&r.kind, &r.rule),
                 },
@@ -317,11 +338,17 @@ impl Card {
             tags,
             sla,
             latest_step: last.map(|e| describe_event(e, playbooks)),
-            buttons: match &pending_reply {
-                Some(_) => {
-                    [Button::ApproveReply, Button::RequestChanges].into_iter().chain(buttons_for(case.state)).collect()
+            buttons: {
+                let mut b = Vec::new();
+                let possible = situation.is_some_and(|s| s.when.possible_risk == Some(true));
+                if possible && case.state != CaseState::Resolved {
+                    b.extend([Button::ConfirmRisk, Button::DismissRisk]);
                 }
-                None => buttons_for(case.state),
+                if pending_reply.is_some() {
+                    b.extend([Button::ApproveReply, Button::RequestChanges]);
+                }
+                b.extend(buttons_for(case.state));
+                b
             },
             pending_reply,
             confidential: case.confidential,

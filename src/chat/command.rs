@@ -93,6 +93,8 @@ pub enum ArgKind {
     Target,
     /// What triage field to correct: site, category or situation.
     Field,
+    /// A possible risk's verdict: confirm or dismiss.
+    Verdict,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -222,6 +224,12 @@ pub const COMMANDS: &[Spec] = &[
         help: "pause a case's nudges (due times do not move)",
         args: &[CASE, arg("for", ArgKind::Word, true, "15m, 1h, 4h or tomorrow (9:00)")],
     },
+    Spec {
+        name: "risk",
+        aliases: &[],
+        help: "confirm or dismiss a case marked possible risk",
+        args: &[CASE, arg("verdict", ArgKind::Verdict, true, "confirm or dismiss")],
+    },
     Spec { name: "oncall", aliases: &["on-call"], help: "who is on call now", args: &[] },
     Spec {
         name: "cover",
@@ -348,6 +356,10 @@ pub fn typed(spec: &Spec, a: &ArgSpec, raw: &str) -> Result<Value, String> {
             raw.parse::<EscalationTarget>()?;
             Value::Text(raw)
         }
+        ArgKind::Verdict => match raw.to_ascii_lowercase().as_str() {
+            "confirm" | "dismiss" => Value::Text(raw.to_ascii_lowercase()),
+            _ => return Err(format!("`{}` takes confirm or dismiss, not {raw:?}", spec.name)),
+        },
         ArgKind::Field => {
             raw.parse::<TriageField>()?;
             Value::Text(raw.to_string())
@@ -404,6 +416,15 @@ impl Command {
                     .ok_or_else(|| missing("how long, e.g. `snooze 42 1h` or `snooze 42 tomorrow`"))?,
             },
             "release" => Command::Act { case_id: args.case(spec)?, action: Action::Release },
+            "risk" => Command::Act {
+                case_id: args.case(spec)?,
+                action: Action::JudgeRisk {
+                    confirm: args
+                        .text("verdict")
+                        .ok_or_else(|| missing("confirm or dismiss, e.g. `risk 42 confirm`"))?
+                        == "confirm",
+                },
+            },
             "reassign" => Command::Reassign {
                 case_id: args.case(spec)?,
                 to: args.text("person").ok_or_else(|| missing("a person, e.g. `reassign 42 @sam`"))?,

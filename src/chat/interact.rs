@@ -341,6 +341,8 @@ pub async fn press(ctx: &Ctx, person: &Person, p: Press) -> Pressed {
         Button::Claim => Action::Claim,
         Button::Release => Action::Release,
         Button::Reopen => Action::Reopen { note: None },
+        Button::ConfirmRisk => Action::JudgeRisk { confirm: true },
+        Button::DismissRisk => Action::JudgeRisk { confirm: false },
         Button::ApproveReply => {
             return match approve_shown(ctx, person, p.case_id, p.request).await {
                 Ok(done) => Pressed::Done(done),

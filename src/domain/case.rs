@@ -271,6 +271,12 @@ pub enum Action {
         field: TriageField,
         value: Option<String>,
     },
+    /// Risk management (or a lead) decides a "possible risk" case: confirmed, it becomes a
+    /// clinical/legal-risk case; dismissed, it returns to the queue it would have joined.
+    /// Anyone working cases may confirm; dismissing needs the risk or lead role.
+    JudgeRisk {
+        confirm: bool,
+    },
     /// Pause the case's escalation steps and nudges until `until` (ms since the epoch).
     /// SLA due times do not move.
     Snooze {
@@ -314,6 +320,8 @@ impl Action {
             Action::Note { .. } => "add a note to it",
             Action::Snooze { .. } => "snooze it",
             Action::Reclassify { .. } => "change its triage",
+            Action::JudgeRisk { confirm: true } => "confirm its risk",
+            Action::JudgeRisk { confirm: false } => "dismiss its possible risk",
         }
     }
 
@@ -334,6 +342,8 @@ impl Action {
             Action::Note { .. } => "adding a note",
             Action::Snooze { .. } => "snoozing",
             Action::Reclassify { .. } => "changing the triage",
+            Action::JudgeRisk { confirm: true } => "confirming a possible risk",
+            Action::JudgeRisk { confirm: false } => "dismissing a possible risk",
         }
     }
 
@@ -349,6 +359,8 @@ impl Action {
             Action::RequestChanges { .. } => "request_changes",
             Action::Snooze { .. } => "snooze",
             Action::Reclassify { .. } => "reclassify",
+            Action::JudgeRisk { confirm: true } => "confirm_risk",
+            Action::JudgeRisk { confirm: false } => "dismiss_risk",
             Action::TakeOffline { .. } => "offline",
             Action::Escalate { .. } => "escalate",
             Action::Resolve { .. } => "resolve",
@@ -507,6 +519,13 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
             Resolved => return Err(illegal(cur.state, verb, "; reopen it first")),
             _ if !is_lead => return Err(Refusal::NotPermitted { action: "changing the triage", needs: "lead" }),
             _ => detail = serde_json::json!({ "field": field, "to": value }),
+        },
+        Action::JudgeRisk { confirm } => match cur.state {
+            Resolved => return Err(illegal(cur.state, verb, "; reopen it first")),
+            _ if !confirm && !is_lead && !roles.has(Role::Risk) => {
+                return Err(Refusal::NotPermitted { action: "dismissing a possible risk", needs: "risk or lead" })
+            }
+            _ => detail = serde_json::json!({ "confirm": confirm }),
         },
         Action::Snooze { until } => match cur.state {
             Resolved => return Err(illegal(cur.state, verb, "; a resolved case has nothing to nudge")),

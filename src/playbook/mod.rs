@@ -1,9 +1,12 @@
 //! Playbooks: the files a PX lead edits (team & sites, triage rules, situations), parsed and
 //! validated once at load. Every problem is reported with file, line and what to fix.
 
+pub mod corpus;
+pub mod model;
 pub mod replies;
 pub mod situations;
 pub mod team;
+pub mod text;
 pub mod triage;
 pub mod triage_rules;
 

@@ -62,6 +62,7 @@ struct RawSituation {
 #[serde(deny_unknown_fields)]
 struct RawWhen {
     risk: Option<bool>,
+    possible_risk: Option<bool>,
     urgent: Option<bool>,
     spam: Option<bool>,
     positive: Option<bool>,
@@ -191,6 +192,8 @@ impl EscalationStep {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct When {
     pub risk: Option<bool>,
+    /// No risk rule matched but the model (or a weaker rule) says it may be risk.
+    pub possible_risk: Option<bool>,
     pub urgent: Option<bool>,
     pub spam: Option<bool>,
     pub positive: Option<bool>,
@@ -206,6 +209,7 @@ impl When {
     pub fn matches(&self, t: &TriageResult, m: &Mention) -> bool {
         let flag = |want: Option<bool>, have: bool| want.is_none_or(|w| w == have);
         flag(self.risk, t.risk)
+            && flag(self.possible_risk, t.possible_risk)
             && flag(self.urgent, t.urgent)
             && flag(self.spam, t.spam)
             && flag(self.positive, t.positive)
@@ -370,6 +374,7 @@ pub(crate) fn load(path: &Path, team: &Team, rules: &TriageBook) -> Result<Situa
                 }
                 When {
                     risk: v.risk,
+                    possible_risk: v.possible_risk,
                     urgent: v.urgent,
                     spam: v.spam,
                     positive: v.positive,

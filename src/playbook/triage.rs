@@ -2,12 +2,16 @@
 //! mention, with the rules that matched so a card can say why. Compiled once from the
 //! playbooks; `triage` itself is pure and allocation-light.
 
+use super::model::Model;
 use super::team::Team;
-use super::triage_rules::{RuleKind, TriageBook};
+use super::text::{tokens, Speller, Token};
+use super::triage_rules::{ModelSettings, RuleKind, TriageBook};
 use crate::domain::Mention;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::{Regex, RegexSet};
 use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -55,6 +59,9 @@ pub struct TriageResult {
     pub sentiment_score: f64,
     pub sentiment: Sentiment,
     pub risk: bool,
+    /// No risk rule matched, but the model thinks it may be risk: it goes to the risk
+    /// channel to be confirmed or dismissed.
+    pub possible_risk: bool,
     pub urgent: bool,
     pub spam: bool,
     pub positive: bool,
@@ -65,12 +72,30 @@ struct RuleRef {
     kind: RuleKind,
     id: String,
     praise: bool,
+    /// A risk rule whose matches make a case "possible risk", not risk.
+    possible: bool,
+}
+
+/// Below this many words the model adds no category or flag (a possible risk excepted):
+/// "Love this place" is too little to learn from.
+const MODEL_MIN_WORDS: usize = 6;
+
+/// Who a phrase belongs to: a rule on its own, or one list of a rule's combo.
+#[derive(Debug, Clone, Copy)]
+enum Owner {
+    Phrase(usize),
+    Combo { combo: usize, list: usize },
 }
 
 pub struct Triage {
     rules: Vec<RuleRef>,
+    /// Normalised phrases (deduplicated), matched on the normalised words of a mention.
     phrases: AhoCorasick,
-    phrase_rule: Vec<usize>,
+    phrase_owners: Vec<Vec<Owner>>,
+    phrase_starts_negated: Vec<bool>,
+    combos: Vec<(usize, super::triage_rules::Combo)>,
+    speller: Speller,
+    negators: Vec<String>,
     patterns: RegexSet,
     pattern_rule: Vec<usize>,
     pattern_each: Vec<Regex>,
@@ -79,6 +104,7 @@ pub struct Triage {
     site_ids: Vec<String>,
     site_listings: Vec<(usize, String)>,
     vader: vader_sentiment::SentimentIntensityAnalyzer<'static>,
+    model: Option<(Arc<Model>, ModelSettings)>,
     book: TriageBook,
 }
 
@@ -100,32 +126,101 @@ fn on_word_boundary(text: &[u8], start: usize, end: usize) -> bool {
 }
 
 fn any_of(rules: &[RuleRef], hit: &[bool], kind: RuleKind) -> bool {
-    rules.iter().zip(hit).any(|(r, h)| *h && r.kind == kind)
+    rules.iter().zip(hit).any(|(r, h)| *h && r.kind == kind && !r.possible)
+}
+
+fn any_possible(rules: &[RuleRef], hit: &[bool]) -> bool {
+    rules.iter().zip(hit).any(|(r, h)| *h && r.kind == RuleKind::Risk && r.possible)
+}
+
+/// A mention's words, spelling-corrected against the playbook's vocabulary, joined by single
+/// spaces, with where each word starts and ends in that string.
+struct Words {
+    toks: Vec<Token>,
+    joined: String,
+    starts: Vec<usize>,
+    ends: Vec<usize>,
+}
+
+impl Words {
+    fn new(text: &str, speller: &Speller) -> Words {
+        let mut toks = tokens(text);
+        for t in &mut toks {
+            if let Some(fixed) = speller.correct(&t.norm) {
+                t.norm = fixed.to_string();
+            }
+        }
+        let mut joined = String::with_capacity(text.len());
+        let (mut starts, mut ends) = (Vec::with_capacity(toks.len()), Vec::with_capacity(toks.len()));
+        for t in &toks {
+            if !joined.is_empty() {
+                joined.push(' ');
+            }
+            starts.push(joined.len());
+            joined.push_str(&t.norm);
+            ends.push(joined.len());
+        }
+        Words { toks, joined, starts, ends }
+    }
+
+    /// The words a match in `joined` covers, if it starts and ends on word edges.
+    fn span(&self, start: usize, end: usize) -> Option<(usize, usize)> {
+        let a = self.starts.binary_search(&start).ok()?;
+        let b = self.ends.binary_search(&end).ok()?;
+        Some((a, b))
+    }
+
+    /// The original text of words a..=b.
+    fn original<'t>(&self, text: &'t str, a: usize, b: usize) -> &'t str {
+        &text[self.toks[a].start..self.toks[b].end]
+    }
 }
 
 impl Triage {
-    /// Compiles the rules. Patterns were checked at playbook load; failure here is a bug.
+    /// Compiles the rules and trains the model. Patterns were checked at playbook load;
+    /// failure here is a bug.
     pub fn compile(book: &TriageBook, team: &Team) -> anyhow::Result<Triage> {
         let mut rules = Vec::new();
-        let mut phrase_list = Vec::new();
-        let mut phrase_rule = Vec::new();
+        let mut phrase_index: HashMap<String, usize> = HashMap::new();
+        let mut phrase_list: Vec<String> = Vec::new();
+        let mut phrase_owners: Vec<Vec<Owner>> = Vec::new();
+        let mut add = |phrase: &str, owner: Owner| {
+            if phrase.is_empty() {
+                return;
+            }
+            let i = *phrase_index.entry(phrase.to_string()).or_insert_with(|| {
+                phrase_list.push(phrase.to_string());
+                phrase_owners.push(Vec::new());
+                phrase_list.len() - 1
+            });
+            phrase_owners[i].push(owner);
+        };
+        let mut combos = Vec::new();
         let mut pattern_list = Vec::new();
         let mut pattern_rule = Vec::new();
         for (i, r) in book.rules.iter().enumerate() {
-            rules.push(RuleRef { kind: r.kind, id: r.id.clone(), praise: r.praise });
+            rules.push(RuleRef { kind: r.kind, id: r.id.clone(), praise: r.praise, possible: r.possible });
             for p in &r.phrases {
-                phrase_list.push(p.clone());
-                phrase_rule.push(i);
+                add(p, Owner::Phrase(i));
+            }
+            for c in &r.combos {
+                for (li, list) in c.all.iter().enumerate() {
+                    for p in list {
+                        add(p, Owner::Combo { combo: combos.len(), list: li });
+                    }
+                }
+                combos.push((i, c.clone()));
             }
             for p in &r.patterns {
                 pattern_list.push(format!("(?i){p}"));
                 pattern_rule.push(i);
             }
         }
-        let phrases = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .build(&phrase_list)?;
+        let negators = book.negators.clone();
+        let phrase_starts_negated =
+            phrase_list.iter().map(|p| negators.iter().any(|n| p == n || p.starts_with(&format!("{n} ")))).collect();
+        let speller = Speller::new(phrase_list.iter().flat_map(|p| p.split(' ')));
+        let phrases = AhoCorasickBuilder::new().match_kind(MatchKind::Standard).build(&phrase_list)?;
         let patterns = RegexSet::new(&pattern_list)?;
         let pattern_each = pattern_list.iter().map(|p| Regex::new(p)).collect::<Result<_, _>>()?;
 
@@ -143,10 +238,19 @@ impl Triage {
         }
         let site_words =
             AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(&words)?;
+        let model = book.model.as_ref().map(|m| {
+            let mut labels: Vec<String> = ["risk", "urgent", "spam", "positive"].map(String::from).to_vec();
+            labels.extend(book.rules.iter().filter(|r| r.kind == RuleKind::Category).map(|r| r.id.clone()));
+            (Model::train_cached(&m.corpus, &labels), m.clone())
+        });
         Ok(Triage {
             rules,
             phrases,
-            phrase_rule,
+            phrase_owners,
+            phrase_starts_negated,
+            combos,
+            speller,
+            negators,
             patterns,
             pattern_rule,
             pattern_each,
@@ -155,8 +259,14 @@ impl Triage {
             site_ids: team.sites.iter().map(|s| s.id.clone()).collect(),
             site_listings,
             vader: vader_sentiment::SentimentIntensityAnalyzer::new(),
+            model,
             book: book.clone(),
         })
+    }
+
+    /// How many labelled mentions the model learnt from (0: rules only).
+    pub fn model_trained_on(&self) -> usize {
+        self.model.as_ref().map_or(0, |(m, _)| m.trained_on)
     }
 
     fn detect_site(&self, m: &Mention) -> Option<(String, String)> {
@@ -187,9 +297,27 @@ impl Triage {
         (*n > 0).then(|| (self.site_ids[best].clone(), first_word[best].clone().unwrap_or_default()))
     }
 
+    /// A negating word ("no", "not", "never", "didn't") among the three words before word
+    /// `a`, in the same clause: "no infection", "not going to sue".
+    fn negated(&self, w: &Words, a: usize) -> bool {
+        let mut k = a;
+        for _ in 0..3 {
+            if k == 0 || w.toks[k].after_break {
+                return false;
+            }
+            k -= 1;
+            let word = w.toks[k].norm.as_str();
+            let next = w.toks.get(k + 1).map(|t| t.norm.as_str());
+            // "no one", "nobody" and "no more" blame people; they do not negate.
+            if self.negators.iter().any(|n| n == word) && !(word == "no" && matches!(next, Some("one" | "more"))) {
+                return true;
+            }
+        }
+        false
+    }
+
     pub fn triage(&self, m: &Mention) -> TriageResult {
         let text = m.text.as_str();
-        let bytes = text.as_bytes();
         let mut hit = vec![false; self.rules.len()];
         let mut reasons = Vec::new();
         let mut note = |rule: usize, matched: &str, hit: &mut Vec<bool>| {
@@ -198,6 +326,7 @@ impl Triage {
                 let r = &self.rules[rule];
                 let kind = match r.kind {
                     RuleKind::Category => "category",
+                    RuleKind::Risk if r.possible => "possible_risk",
                     RuleKind::Risk => "risk",
                     RuleKind::Urgency => "urgency",
                     RuleKind::Spam => "spam",
@@ -205,9 +334,48 @@ impl Triage {
                 reasons.push(Reason { kind: kind.into(), rule: r.id.clone(), matched: matched.to_string() });
             }
         };
-        for h in self.phrases.find_overlapping_iter(text) {
-            if on_word_boundary(bytes, h.start(), h.end()) {
-                note(self.phrase_rule[h.pattern().as_usize()], &text[h.start()..h.end()], &mut hit);
+        let words = Words::new(text, &self.speller);
+        // Where each combo list matched: (combo, list) → word positions and their text.
+        let mut combo_hits: HashMap<(usize, usize), Vec<(usize, usize)>> = HashMap::new();
+        for h in self.phrases.find_overlapping_iter(&words.joined) {
+            let Some((a, b)) = words.span(h.start(), h.end()) else { continue };
+            let p = h.pattern().as_usize();
+            let negated = !self.phrase_starts_negated[p] && self.negated(&words, a);
+            for owner in &self.phrase_owners[p] {
+                match *owner {
+                    Owner::Phrase(rule) => {
+                        let r = &self.rules[rule];
+                        let negatable = r.kind != RuleKind::Category || r.praise;
+                        if !(negated && negatable) {
+                            note(rule, words.original(text, a, b), &mut hit);
+                        }
+                    }
+                    Owner::Combo { combo, list, .. } if !negated => {
+                        combo_hits.entry((combo, list)).or_default().push((a, b));
+                    }
+                    Owner::Combo { .. } => {}
+                }
+            }
+        }
+        for (ci, (rule, combo)) in self.combos.iter().enumerate() {
+            if hit[*rule] {
+                continue;
+            }
+            let Some(firsts) = combo_hits.get(&(ci, 0)) else { continue };
+            'first: for &(a0, b0) in firsts {
+                let mut parts = vec![(a0, b0)];
+                for li in 1..combo.all.len() {
+                    let near = combo_hits.get(&(ci, li)).and_then(|occ| {
+                        occ.iter().find(|(a, b)| a.abs_diff(a0) <= combo.within || b.abs_diff(b0) <= combo.within)
+                    });
+                    match near {
+                        Some(x) => parts.push(*x),
+                        None => continue 'first,
+                    }
+                }
+                let shown: Vec<&str> = parts.iter().map(|(a, b)| words.original(text, *a, *b)).collect();
+                note(*rule, &shown.join(" … "), &mut hit);
+                break;
             }
         }
         for i in self.patterns.matches(text).iter() {
@@ -218,6 +386,53 @@ impl Triage {
             }
         }
 
+        // The model adds what the rules missed, and says why.
+        let mut possible_risk = any_possible(&self.rules, &hit);
+        let mut late = Vec::new();
+        if let Some((model, set)) = &self.model {
+            let verdicts = model.predict(text, m.rating);
+            let said = |v: &super::model::Verdict| {
+                let mut s = format!("model {:.2}", v.probability);
+                if !v.because.is_empty() {
+                    s.push_str(": ");
+                    s.push_str(&v.because.join(", "));
+                }
+                s
+            };
+            let risk_now = any_of(&self.rules, &hit, RuleKind::Risk);
+            let short = words.toks.len() < MODEL_MIN_WORDS;
+            let risk_probability = verdicts.get("risk").filter(|v| f64::from(v.probability) >= set.possible_risk);
+            if let Some(v) = risk_probability.filter(|_| !risk_now && !possible_risk) {
+                possible_risk = true;
+                late.push(Reason { kind: "possible_risk".into(), rule: "model".into(), matched: said(v) });
+            }
+            for (i, r) in self.rules.iter().enumerate() {
+                let threshold = match r.kind {
+                    RuleKind::Category => set.category,
+                    RuleKind::Urgency => set.urgent,
+                    RuleKind::Spam => set.spam,
+                    RuleKind::Risk => continue,
+                };
+                let label = match r.kind {
+                    RuleKind::Category => r.id.as_str(),
+                    RuleKind::Urgency => "urgent",
+                    _ => "spam",
+                };
+                // A few words say too little for the model: rules decide short mentions.
+                if hit[i] || short || (r.kind != RuleKind::Category && any_of(&self.rules, &hit, r.kind)) {
+                    continue;
+                }
+                if let Some(v) = verdicts.get(label).filter(|v| f64::from(v.probability) >= threshold) {
+                    // One reason per family for flags: the first rule of that kind carries it.
+                    note(i, &said(v), &mut hit);
+                }
+            }
+            if let Some(v) = verdicts.get("positive").filter(|v| !short && f64::from(v.probability) >= set.positive) {
+                late.push(Reason { kind: "model".into(), rule: "positive".into(), matched: said(v) });
+            }
+        }
+        reasons.extend(late);
+
         let score = self.vader.polarity_scores(text).get("compound").copied().unwrap_or(0.0);
         let complaint = self.rules.iter().zip(&hit).any(|(r, h)| *h && r.kind == RuleKind::Category && !r.praise);
         let sentiment = match m.rating {
@@ -226,7 +441,7 @@ impl Triage {
             _ if score <= self.book.negative_below => Sentiment::Negative,
             _ if score >= self.book.positive_above => Sentiment::Positive,
             // A matched complaint in flat wording ("on hold for 40 minutes") is still a complaint.
-            _ if complaint || any_of(&self.rules, &hit, RuleKind::Risk) => Sentiment::Negative,
+            _ if complaint || any_of(&self.rules, &hit, RuleKind::Risk) || possible_risk => Sentiment::Negative,
             _ => Sentiment::Neutral,
         };
 
@@ -240,12 +455,25 @@ impl Triage {
             .collect();
         let praise = self.rules.iter().zip(&hit).any(|(r, h)| *h && r.praise);
         let risk = any(RuleKind::Risk);
+        if risk {
+            // Confirmed risk says it all; a weaker sign would only repeat it.
+            possible_risk = false;
+            reasons.retain(|r| r.kind != "possible_risk");
+        }
         let urgent = any(RuleKind::Urgency);
-        let spam = any(RuleKind::Spam) && !risk && !urgent;
+        let spam = any(RuleKind::Spam) && !risk && !urgent && !possible_risk;
+        let model_positive = reasons.iter().any(|r| r.kind == "model" && r.rule == "positive");
         let good_signal = praise
+            || model_positive
             || m.rating.is_some_and(|r| r >= self.book.positive_min_rating)
             || score >= self.book.positive_min_sentiment;
-        let positive = good_signal && !complaint && !risk && !urgent && !spam && sentiment != Sentiment::Negative;
+        let positive = good_signal
+            && !complaint
+            && !risk
+            && !possible_risk
+            && !urgent
+            && !spam
+            && sentiment != Sentiment::Negative;
 
         let site = self.detect_site(m);
         if let Some((id, word)) = &site {
@@ -257,6 +485,7 @@ impl Triage {
             sentiment_score: score,
             sentiment,
             risk,
+            possible_risk,
             urgent,
             spam,
             positive,

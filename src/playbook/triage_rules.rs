@@ -25,6 +25,50 @@ struct RawBook {
     urgency: Vec<RawRule>,
     #[serde(default)]
     spam: Vec<RawRule>,
+    #[serde(default)]
+    negators: Vec<String>,
+    #[serde(default)]
+    model: Option<RawModel>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    corpus: Spanned<String>,
+    possible_risk: Spanned<f64>,
+    category: Spanned<f64>,
+    urgent: Spanned<f64>,
+    spam: Spanned<f64>,
+    positive: Spanned<f64>,
+}
+
+/// The statistical layer's settings: the labelled corpus it learns from (a file beside
+/// triage.yaml) and the probability at which each of its verdicts counts.
+#[derive(Debug, Clone)]
+pub struct ModelSettings {
+    pub corpus: Vec<super::corpus::Labelled>,
+    pub corpus_file: String,
+    /// No risk rule matched but the model says at least this: "possible risk".
+    pub possible_risk: f64,
+    pub category: f64,
+    pub urgent: f64,
+    pub spam: f64,
+    pub positive: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCombo {
+    within: usize,
+    all: Vec<Vec<Spanned<String>>>,
+}
+
+/// A term from each list, all within `within` words of each other ("sent home" … "ruptured").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Combo {
+    pub within: usize,
+    /// Normalised phrases, one list per term that must be present.
+    pub all: Vec<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -113,6 +157,11 @@ struct RawRule {
     /// Categories only: this category is praise, not a complaint.
     #[serde(default)]
     praise: bool,
+    #[serde(default)]
+    combos: Vec<RawCombo>,
+    /// Risk only: matches make a case "possible risk" (confirm or dismiss), not risk.
+    #[serde(default)]
+    possible: bool,
 }
 
 /// Which family a rule belongs to.
@@ -135,6 +184,10 @@ pub struct Rule {
     /// Case-insensitive regular expressions (already checked to compile).
     pub patterns: Vec<String>,
     pub praise: bool,
+    /// Terms that count only together.
+    pub combos: Vec<Combo>,
+    /// Risk only: a match makes the case "possible risk".
+    pub possible: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -148,6 +201,11 @@ pub struct TriageBook {
     /// `None`: no spike alerts.
     pub spike: Option<Spike>,
     pub rules: Vec<Rule>,
+    /// Words that, just before a risk, urgency, spam or praise phrase, cancel it ("no
+    /// infection", "not suing"), normalised.
+    pub negators: Vec<String>,
+    /// `None`: rules only.
+    pub model: Option<ModelSettings>,
 }
 
 impl TriageBook {
@@ -210,8 +268,22 @@ pub(crate) fn load(path: &Path) -> Result<TriageBook, Problems> {
             } else if !seen.insert(r.id.value.as_str()) {
                 rep.at(line, format!("duplicate {kind:?} rule id {:?}", r.id.value).to_lowercase());
             }
-            if r.phrases.is_empty() && r.patterns.is_empty() {
-                rep.at(line, format!("rule {} has neither phrases nor patterns", r.id.value));
+            if r.phrases.is_empty() && r.patterns.is_empty() && r.combos.is_empty() {
+                rep.at(line, format!("rule {} has neither phrases, patterns nor combos", r.id.value));
+            }
+            for c in &r.combos {
+                if c.all.len() < 2 || c.all.iter().any(|l| l.is_empty()) {
+                    rep.at(
+                        line,
+                        format!("rule {}: a combo needs at least two non-empty lists under `all`", r.id.value),
+                    );
+                }
+                if c.within == 0 {
+                    rep.at(line, format!("rule {}: a combo's `within` must be at least 1 word", r.id.value));
+                }
+            }
+            if r.possible && kind != RuleKind::Risk {
+                rep.at(line, format!("rule {}: `possible` applies to risk rules only", r.id.value));
             }
             if r.praise && kind != RuleKind::Category {
                 rep.at(line, format!("rule {}: `praise` applies to categories only", r.id.value));
@@ -234,12 +306,63 @@ pub(crate) fn load(path: &Path) -> Result<TriageBook, Problems> {
                 kind,
                 id: r.id.value.clone(),
                 label: r.label.clone().unwrap_or_else(|| r.id.value.replace('_', " ")),
-                phrases: r.phrases.iter().map(|p| p.value.trim().to_lowercase()).collect(),
+                phrases: r.phrases.iter().map(|p| super::text::normalise_phrase(&p.value)).collect(),
                 patterns: r.patterns.iter().map(|p| p.value.clone()).collect(),
                 praise: r.praise,
+                possible: r.possible,
+                combos: r
+                    .combos
+                    .iter()
+                    .map(|c| Combo {
+                        within: c.within,
+                        all: c
+                            .all
+                            .iter()
+                            .map(|l| l.iter().map(|p| super::text::normalise_phrase(&p.value)).collect())
+                            .collect(),
+                    })
+                    .collect(),
             });
         }
     }
+    let model = raw.model.as_ref().and_then(|m| {
+        for (name, v) in [
+            ("possible_risk", &m.possible_risk),
+            ("category", &m.category),
+            ("urgent", &m.urgent),
+            ("spam", &m.spam),
+            ("positive", &m.positive),
+        ] {
+            if !(v.value > 0.0 && v.value < 1.0) {
+                rep.at(v.referenced.line(), format!("model.{name} is a probability between 0 and 1 (exclusive)"));
+            }
+        }
+        let file = path.parent().unwrap_or(Path::new(".")).join(&m.corpus.value);
+        match super::corpus::load(&file) {
+            Ok(corpus) if corpus.is_empty() => {
+                rep.at(
+                    m.corpus.referenced.line(),
+                    format!("model.corpus: {} has no labelled mentions", m.corpus.value),
+                );
+                None
+            }
+            Ok(corpus) => Some(ModelSettings {
+                corpus,
+                corpus_file: m.corpus.value.clone(),
+                possible_risk: m.possible_risk.value,
+                category: m.category.value,
+                urgent: m.urgent.value,
+                spam: m.spam.value,
+                positive: m.positive.value,
+            }),
+            Err(p) => {
+                for problem in p.0.into_iter().take(5) {
+                    rep.at(m.corpus.referenced.line(), format!("model.corpus: {problem}"));
+                }
+                None
+            }
+        }
+    });
     if rep.problems.is_empty() {
         Ok(TriageBook {
             negative_below: raw.sentiment.negative_below,
@@ -249,6 +372,8 @@ pub(crate) fn load(path: &Path) -> Result<TriageBook, Problems> {
             storm,
             spike,
             rules,
+            negators: raw.negators.iter().map(|n| super::text::normalise_phrase(n)).collect(),
+            model,
         })
     } else {
         Err(Problems(rep.problems))

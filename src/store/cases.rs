@@ -27,6 +27,22 @@ pub struct MentionRow {
     pub revision: i64,
 }
 
+impl MentionRow {
+    /// The stored mention as triage reads it (refused once retention purged its text).
+    pub fn as_mention(&self) -> Result<crate::domain::Mention, crate::domain::MentionError> {
+        crate::domain::RawMention {
+            source: Some(self.source.clone()),
+            external_id: Some(self.external_id.clone()),
+            url: self.url.clone(),
+            text: self.text.clone(),
+            rating: self.rating,
+            location_hint: self.location_hint.clone(),
+            ..Default::default()
+        }
+        .parse(None, crate::clock::from_ms(self.received_at))
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CaseRow {
     pub id: i64,
@@ -433,6 +449,13 @@ pub async fn set_situation(tx: &mut Tx<'_>, id: i64, c: &SituationChange) -> any
     .await
     .context("correcting a case's situation")?;
     Ok(())
+}
+
+/// A mention read inside a case's transaction.
+pub async fn mention_in_tx(tx: &mut Tx<'_>, id: i64) -> anyhow::Result<Option<MentionRow>> {
+    let sql = format!("SELECT {MENTION_COLS} FROM mentions WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await.context("reading a mention")?;
+    row.as_ref().map(mention_from_row).transpose()
 }
 
 /// Pauses a case's escalation steps and nudges until `until` (ms).

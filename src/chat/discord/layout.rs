@@ -95,7 +95,7 @@ pub fn buttons(card: &Card) -> Vec<CreateActionRow> {
         .map(|b| {
             let style = match b {
                 Button::Claim => ButtonStyle::Primary,
-                Button::Escalate => ButtonStyle::Danger,
+                Button::Escalate | Button::ConfirmRisk => ButtonStyle::Danger,
                 Button::Resolve | Button::ApproveReply => ButtonStyle::Success,
                 _ => ButtonStyle::Secondary,
             };
@@ -213,6 +213,11 @@ fn option(a: &ArgSpec) -> CreateCommandOption {
     if a.kind == ArgKind::Via {
         for via in ["dm", "phone", "email"] {
             o = o.add_string_choice(via, via);
+        }
+    }
+    if a.kind == ArgKind::Verdict {
+        for v in ["confirm", "dismiss"] {
+            o = o.add_string_choice(v, v);
         }
     }
     if a.kind == ArgKind::Field {

@@ -42,7 +42,7 @@ fn button(card: &Card, b: Button) -> SlackActionBlockElement {
         .with_value(card.press(b).encode());
     match b {
         Button::Claim => el = el.with_style(SlackBlockButtonStyle::Primary),
-        Button::Escalate => el = el.with_style(SlackBlockButtonStyle::Danger),
+        Button::Escalate | Button::ConfirmRisk => el = el.with_style(SlackBlockButtonStyle::Danger),
         Button::ApproveReply => el = el.with_style(SlackBlockButtonStyle::Primary),
         _ => {}
     }

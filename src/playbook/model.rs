@@ -1,0 +1,234 @@
+//! The statistical layer of triage: one logistic regression per label (risk, on-site now,
+//! spam, shout-out, each category) over hashed word, word-pair and character n-gram
+//! features, trained when the playbooks load from the labelled corpus that ships with them
+//! (`triage-corpus.jsonl`). No network, no randomness: the same corpus gives the same
+//! weights. Its verdicts are shown on the card with the words that weighed most.
+
+use super::corpus::Labelled;
+use super::text::{tokens, Token};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
+const DIM_BITS: u32 = 16;
+const DIM: usize = 1 << DIM_BITS;
+const EPOCHS: usize = 12;
+const L2: f32 = 1e-5;
+const RATE: f32 = 0.5;
+
+/// One feature of a mention: its hashed slot, its value, and the word(s) behind it when it
+/// is a word feature (for explanations).
+struct Feature {
+    slot: usize,
+    value: f32,
+    word: Option<String>,
+}
+
+fn fnv(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.as_bytes().iter().chain(b"\x1f") {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+fn slot(parts: &[&str]) -> usize {
+    (fnv(parts) >> (64 - DIM_BITS)) as usize
+}
+
+fn features(text: &str, rating: Option<f64>) -> Vec<Feature> {
+    let toks: Vec<Token> = tokens(text);
+    let mut out = Vec::with_capacity(toks.len() * 8);
+    let mut word = |kind: &str, w: String| out.push(Feature { slot: slot(&[kind, &w]), value: 1.0, word: Some(w) });
+    for (i, t) in toks.iter().enumerate() {
+        if t.norm.chars().count() > 1 {
+            word("w", t.norm.clone());
+        }
+        if let Some(next) = toks.get(i + 1).filter(|n| !n.after_break) {
+            word("b", format!("{} {}", t.norm, next.norm));
+        }
+    }
+    for t in &toks {
+        let padded: Vec<char> = format!(" {} ", t.norm).chars().collect();
+        for n in 3..=5 {
+            for g in padded.windows(n) {
+                let g: String = g.iter().collect();
+                out.push(Feature { slot: slot(&["c", &g]), value: 1.0, word: None });
+            }
+        }
+    }
+    let r = rating.map(|r| format!("{}", r.round() as i64)).unwrap_or_else(|| "none".into());
+    out.push(Feature { slot: slot(&["r", &r]), value: 1.0, word: None });
+    let norm = 1.0 / (out.len().max(1) as f32).sqrt();
+    for f in &mut out {
+        f.value *= norm;
+    }
+    out
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// The trained weights: `DIM` slots × labels, plus a bias per label.
+pub struct Model {
+    labels: Vec<String>,
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+    /// How many labelled mentions it learnt from.
+    pub trained_on: usize,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("labels", &self.labels).field("trained_on", &self.trained_on).finish()
+    }
+}
+
+/// A label's probability for one mention, with the words that pushed it up most.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub probability: f32,
+    pub because: Vec<String>,
+}
+
+/// What a labelled mention says about one label.
+pub fn has_label(l: &Labelled, label: &str) -> bool {
+    match label {
+        "risk" => l.expect.risk,
+        "urgent" => l.expect.urgent,
+        "spam" => l.expect.spam,
+        "positive" => l.expect.positive,
+        c => l.expect.categories.iter().any(|x| x == c),
+    }
+}
+
+impl Model {
+    /// Trains one model per label. Labels nobody in the corpus carries are skipped.
+    pub fn train(corpus: &[Labelled], labels: &[String]) -> Model {
+        let labels: Vec<String> = labels.iter().filter(|l| corpus.iter().any(|c| has_label(c, l))).cloned().collect();
+        let n = labels.len();
+        let mut weights = vec![0f32; DIM * n];
+        let mut bias = vec![0f32; n];
+        let mut grad_sq = vec![1e-6f32; DIM * n];
+        let mut bias_sq = vec![1e-6f32; n];
+        let feats: Vec<Vec<Feature>> = corpus.iter().map(|c| features(&c.text, c.rating)).collect();
+        // Rare labels weigh more, so a recall-first label (risk) is not drowned by the rest.
+        let pos_weight: Vec<f32> = labels
+            .iter()
+            .map(|l| {
+                let pos = corpus.iter().filter(|c| has_label(c, l)).count().max(1) as f32;
+                ((corpus.len() as f32 - pos) / pos).sqrt().clamp(1.0, 4.0)
+            })
+            .collect();
+        // A fixed visiting order (a linear congruential shuffle) keeps training deterministic.
+        let mut order: Vec<usize> = (0..corpus.len()).collect();
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..EPOCHS {
+            for i in (1..order.len()).rev() {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                order.swap(i, (seed >> 33) as usize % (i + 1));
+            }
+            for &i in &order {
+                for (li, label) in labels.iter().enumerate() {
+                    let y = if has_label(&corpus[i], label) { 1.0 } else { 0.0 };
+                    let z = bias[li] + feats[i].iter().map(|f| weights[f.slot * n + li] * f.value).sum::<f32>();
+                    let err = sigmoid(z) - y;
+                    let err = if y > 0.5 { err * pos_weight[li] } else { err };
+                    for f in &feats[i] {
+                        let k = f.slot * n + li;
+                        let g = err * f.value + L2 * weights[k];
+                        grad_sq[k] += g * g;
+                        weights[k] -= RATE * g / grad_sq[k].sqrt();
+                    }
+                    bias_sq[li] += err * err;
+                    bias[li] -= RATE * err / bias_sq[li].sqrt();
+                }
+            }
+        }
+        Model { labels, weights, bias, trained_on: corpus.len() }
+    }
+
+    /// The same corpus trains the same model; a process (a test binary, `check` then
+    /// `serve`) trains each distinct corpus once.
+    pub fn train_cached(corpus: &[Labelled], labels: &[String]) -> Arc<Model> {
+        static CACHE: LazyLock<Mutex<HashMap<u64, Arc<Model>>>> = LazyLock::new(Default::default);
+        let key = {
+            let mut parts: Vec<String> = labels.to_vec();
+            for c in corpus {
+                parts.push(serde_json::to_string(c).unwrap_or_default());
+            }
+            fnv(&parts.iter().map(String::as_str).collect::<Vec<_>>())
+        };
+        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        cache.entry(key).or_insert_with(|| Arc::new(Model::train(corpus, labels))).clone()
+    }
+
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// Every label's verdict for one mention.
+    pub fn predict(&self, text: &str, rating: Option<f64>) -> HashMap<String, Verdict> {
+        let feats = features(text, rating);
+        let n = self.labels.len();
+        self.labels
+            .iter()
+            .enumerate()
+            .map(|(li, label)| {
+                let z = self.bias[li] + feats.iter().map(|f| self.weights[f.slot * n + li] * f.value).sum::<f32>();
+                let mut words: Vec<(f32, &str)> = feats
+                    .iter()
+                    .filter_map(|f| f.word.as_deref().map(|w| (self.weights[f.slot * n + li], w)))
+                    .filter(|(w, _)| *w > 0.0)
+                    .collect();
+                words.sort_by(|a, b| b.0.total_cmp(&a.0));
+                let mut because: Vec<String> = Vec::new();
+                for (_, w) in words {
+                    if because.len() == 3 {
+                        break;
+                    }
+                    if !because.iter().any(|b| b.contains(w) || w.contains(b.as_str())) {
+                        because.push(w.to_string());
+                    }
+                }
+                (label.clone(), Verdict { probability: sigmoid(z), because })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::playbook::corpus::Expect;
+
+    fn labelled(text: &str, risk: bool) -> Labelled {
+        Labelled {
+            text: text.into(),
+            rating: None,
+            url: None,
+            source: None,
+            expect: Expect { risk, ..Default::default() },
+        }
+    }
+
+    #[test]
+    fn the_model_learns_a_label_from_examples_and_names_the_words_behind_it() {
+        let mut corpus = Vec::new();
+        for i in 0..20 {
+            corpus.push(labelled(&format!("my father's appendix ruptured after they sent him home {i}"), true));
+            corpus.push(labelled(&format!("the parking garage was full again today {i}"), false));
+        }
+        let model = Model::train(&corpus, &["risk".to_string(), "spam".to_string()]);
+        assert_eq!(model.labels(), ["risk"], "a label nobody carries is not trained");
+        let risky = &model.predict("her appendix ruptured at home", None)["risk"];
+        let calm = &model.predict("the garage was full", None)["risk"];
+        assert!(risky.probability > 0.7 && calm.probability < 0.3, "{risky:?} {calm:?}");
+        assert!(risky.because.iter().any(|w| w.contains("ruptured") || w.contains("appendix")), "{risky:?}");
+        let again = Model::train(&corpus, &["risk".to_string()]);
+        assert_eq!(again.predict("appendix", None)["risk"], model.predict("appendix", None)["risk"]);
+    }
+}
