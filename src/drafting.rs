@@ -32,6 +32,49 @@ pub fn human(span: crate::domain::Span) -> String {
     }
 }
 
+/// The facts the compliance check needs, without the database: the site's (or the
+/// organisation's) public phone, who may be named, the platform and its limit, and whether
+/// the reply thanks someone for praise. `carebot lint` uses it alone; cases add the
+/// replies posted in the last day.
+pub fn context_for(
+    playbooks: &crate::playbook::Playbooks,
+    site: Option<&str>,
+    agent: Option<&Person>,
+    platform: Option<&str>,
+    praise: bool,
+) -> ReplyContext {
+    let team = &playbooks.team;
+    let site = site.and_then(|s| team.site(s));
+    let mut allowed = Vec::new();
+    if let Some(agent) = agent {
+        allowed.extend([agent.first_name().to_string(), agent.name.clone()]);
+    }
+    if let Some(owner) = site.and_then(|s| team.person(&s.owner)) {
+        allowed.push(owner.name.clone());
+    }
+    ReplyContext {
+        max_chars: platform.and_then(compliance::platform_limit),
+        public_phone: match site {
+            Some(s) => s.contacts.phone.clone().filter(|_| s.contacts.phone_public),
+            None => {
+                team.organisation.as_ref().and_then(|o| o.contacts.phone.clone().filter(|_| o.contacts.phone_public))
+            }
+        },
+        other_public_phones: team
+            .organisation
+            .as_ref()
+            .and_then(|o| o.contacts.phone.clone().filter(|_| o.contacts.phone_public))
+            .into_iter()
+            .collect(),
+        allowed_names: allowed,
+        staff_names: team.people.iter().map(|p| p.name.clone()).collect(),
+        recent_replies: Vec::new(),
+        vocabulary: playbooks.reply_check.vocabulary.clone(),
+        praise,
+        platform: platform.map(str::to_string),
+    }
+}
+
 /// The facts the compliance check needs for this case, signed by `agent`.
 pub async fn reply_context(
     ctx: &Ctx,
@@ -39,25 +82,12 @@ pub async fn reply_context(
     agent: &Person,
     max_chars: Option<usize>,
 ) -> anyhow::Result<ReplyContext> {
-    let team = &ctx.playbooks.team;
-    let site = case.site.as_deref().and_then(|s| team.site(s));
-    let mut allowed = vec![agent.first_name().to_string(), agent.name.clone()];
-    if let Some(owner) = site.and_then(|s| team.person(&s.owner)) {
-        allowed.push(owner.name.clone());
-    }
-    let day_ago = ctx.now_ms() - 24 * 3_600_000;
-    Ok(ReplyContext {
-        max_chars,
-        public_phone: match site {
-            Some(s) => s.contacts.phone.clone().filter(|_| s.contacts.phone_public),
-            None => {
-                team.organisation.as_ref().and_then(|o| o.contacts.phone.clone().filter(|_| o.contacts.phone_public))
-            }
-        },
-        allowed_names: allowed,
-        staff_names: team.people.iter().map(|p| p.name.clone()).collect(),
-        recent_replies: ctx.store.public_replies_since(day_ago).await?,
-    })
+    let platform = ctx.store.mention(case.mention_id).await?.map(|m| m.source);
+    let praise = ctx.playbooks.situations.get(&case.situation).is_some_and(|s| s.when.positive == Some(true));
+    let mut cx = context_for(&ctx.playbooks, case.site.as_deref(), Some(agent), platform.as_deref(), praise);
+    cx.max_chars = max_chars;
+    cx.recent_replies = ctx.store.public_replies_since(ctx.now_ms() - 24 * 3_600_000).await?;
+    Ok(cx)
 }
 
 /// Checks a final reply text for a case (platform limit from the mention's source).

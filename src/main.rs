@@ -131,6 +131,25 @@ enum Command {
     Jobs,
     /// Health of the polled sources: last success, lag, last error.
     Sources,
+    /// Check a public reply text alone: the same check drafts and replies get.
+    Lint {
+        text: String,
+        /// Check as for this case (its site, platform and whether it thanks praise).
+        #[arg(long)]
+        case: Option<i64>,
+        /// The site the reply speaks for (its public phone is allowed).
+        #[arg(long, conflicts_with = "case")]
+        site: Option<String>,
+        /// Where it will be posted (google, yelp, x, facebook, …): length limit and DMs.
+        #[arg(long, conflicts_with = "case")]
+        platform: Option<String>,
+        /// It thanks someone for praise (needs no offline route).
+        #[arg(long, conflicts_with = "case")]
+        praise: bool,
+        /// Who signs it (with --case; a person id from team.yaml).
+        #[arg(long = "as", env = "CAREBOT_USER")]
+        person: Option<String>,
+    },
     /// Triage tools: measure the playbook's triage on labelled mentions.
     Triage {
         #[command(subcommand)]
@@ -420,6 +439,28 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             let app = App::build(settings).await?;
             println!("carebot listening on http://{}", app.addr());
             app.run_until_stopped().await?;
+        }
+        Command::Lint { text, case: Some(id), person, .. } => {
+            let ctx = cli_ctx(settings).await?;
+            let case = ctx.store.case(id).await?.ok_or_else(|| anyhow::anyhow!("there is no case {id}"))?;
+            let team = &ctx.playbooks.team;
+            let agent = match person.as_deref() {
+                Some(p) => team.person(p).ok_or_else(|| anyhow::anyhow!("there is no {p:?} in team.yaml"))?,
+                None => anyhow::bail!("--case needs --as PERSON (who signs the reply)"),
+            };
+            let findings = carebot::drafting::check_reply(&ctx, &case, agent, &text).await?;
+            println!("{}", ops::lint_report(&findings));
+            if carebot::domain::compliance::blocks(&findings) {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Lint { text, case: None, site, platform, praise, .. } => {
+            let playbooks = carebot::playbook::Playbooks::load(&settings.playbooks.dir)?;
+            let (report, blocked) = ops::lint(&playbooks, &text, site.as_deref(), platform.as_deref(), praise)?;
+            println!("{report}");
+            if blocked {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Triage { action: TriageCmd::Eval { file, folds, misses } } => {
             print!("{}", ops::triage_eval(&settings.playbooks.dir, &file, folds, misses)?);

@@ -268,3 +268,34 @@ pub fn triage_eval(playbooks_dir: &Path, file: &Path, folds: usize, misses: bool
     out.push_str(&ev.render(misses));
     Ok(out)
 }
+
+/// `carebot lint "TEXT"`: the public-reply check on a text alone (as if for `site` on
+/// `platform`, optionally a thank-you to praise). Returns the report and whether it blocks.
+pub fn lint(
+    playbooks: &Playbooks,
+    text: &str,
+    site: Option<&str>,
+    platform: Option<&str>,
+    praise: bool,
+) -> anyhow::Result<(String, bool)> {
+    if let Some(s) = site.filter(|s| playbooks.team.site(s).is_none()) {
+        let known: Vec<&str> = playbooks.team.sites.iter().map(|s| s.id.as_str()).collect();
+        anyhow::bail!("there is no site {s:?}; one of {}", known.join(", "));
+    }
+    let cx = crate::drafting::context_for(playbooks, site, None, platform, praise);
+    let findings = crate::domain::compliance::check(text, &cx);
+    Ok((lint_report(&findings), crate::domain::compliance::blocks(&findings)))
+}
+
+/// Findings one per line, then the verdict.
+pub fn lint_report(findings: &[crate::domain::compliance::Finding]) -> String {
+    let mut out: Vec<String> = findings.iter().map(|f| f.to_string()).collect();
+    out.push(if crate::domain::compliance::blocks(findings) {
+        "blocked: fix the BLOCK findings (or a lead overrides with --override)".into()
+    } else if findings.is_empty() {
+        "ok: nothing found".into()
+    } else {
+        "ok: no blocking findings (read the warnings)".into()
+    });
+    out.join("\n")
+}

@@ -39,6 +39,10 @@ fn every_shipped_template_renders_clean_for_every_site_and_platform() {
                     allowed_names: vec!["Dena".into()],
                     staff_names: pb.team.people.iter().map(|p| p.name.clone()).collect(),
                     recent_replies: vec![],
+                    other_public_phones: vec![],
+                    vocabulary: pb.reply_check.vocabulary.clone(),
+                    praise: false,
+                    platform: Some(platform.to_string()),
                 };
                 let findings = compliance::check(&text, &cx);
                 assert!(findings.is_empty(), "{} on {platform} for {}: {findings:?}", t.id, site.id);

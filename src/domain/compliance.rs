@@ -36,6 +36,8 @@ pub enum Rule {
     NoOfflineRoute,
     /// The same text was already posted publicly in the last 24 hours.
     Canned,
+    /// A phrase the PX lead listed as never to be posted (reply-check.yaml).
+    BlockedPhrase,
 }
 
 impl Rule {
@@ -49,6 +51,7 @@ impl Rule {
             Rule::TooLong => "too_long",
             Rule::NoOfflineRoute => "no_offline_route",
             Rule::Canned => "canned",
+            Rule::BlockedPhrase => "blocked_phrase",
         }
     }
 }
@@ -85,12 +88,61 @@ pub struct ReplyContext {
     pub max_chars: Option<usize>,
     /// The site's phone, only if it may be posted publicly.
     pub public_phone: Option<String>,
+    /// Other numbers that may be posted (the organisation's public line).
+    pub other_public_phones: Vec<String>,
     /// Names that may appear (the site's designated point people, the signing agent).
     pub allowed_names: Vec<String>,
     /// Names of staff that must not appear publicly (from the team file).
     pub staff_names: Vec<String>,
     /// Public replies posted in the last 24 hours.
     pub recent_replies: Vec<String>,
+    /// The PX lead's word lists (reply-check.yaml); empty: the built-in lists only.
+    pub vocabulary: std::sync::Arc<Vocabulary>,
+    /// A thank-you to praise: it needs no offline route.
+    pub praise: bool,
+    /// Where the reply will be posted (the mention's source): decides whether a
+    /// direct-message invitation is an offline route.
+    pub platform: Option<String>,
+}
+
+/// Word lists a PX lead keeps (reply-check.yaml), compiled: each list is one
+/// case-insensitive, whole-word alternation.
+#[derive(Debug, Clone, Default)]
+pub struct Vocabulary {
+    /// (pattern, what it is: "a medication", …, rule).
+    terms: Vec<(Regex, String, Rule)>,
+    dm_invitation: Option<Regex>,
+    dm_platforms: Vec<String>,
+}
+
+fn alternation(words: &[String]) -> Option<Regex> {
+    let alts: Vec<String> =
+        words.iter().filter(|w| !w.trim().is_empty()).map(|w| regex::escape(w.trim()).replace(' ', r"\s+")).collect();
+    (!alts.is_empty()).then(|| ci(&format!(r"(?:^|\b)(?:{})(?:\b|$)", alts.join("|"))))
+}
+
+impl Vocabulary {
+    /// `lists`: (what the words are, e.g. "a medication", the words); `blocked`: phrases
+    /// never to post; `dm_invitations` count as an offline route on `dm_platforms`.
+    pub fn new(
+        lists: &[(&str, &[String])],
+        blocked: &[String],
+        dm_invitations: &[String],
+        dm_platforms: &[String],
+    ) -> Vocabulary {
+        let mut terms: Vec<(Regex, String, Rule)> = lists
+            .iter()
+            .filter_map(|(what, words)| alternation(words).map(|re| (re, what.to_string(), Rule::Phi)))
+            .collect();
+        if let Some(re) = alternation(blocked) {
+            terms.push((re, "a phrase on the team's blocked list".into(), Rule::BlockedPhrase));
+        }
+        Vocabulary {
+            terms,
+            dm_invitation: alternation(dm_invitations),
+            dm_platforms: dm_platforms.iter().map(|p| p.to_lowercase()).collect(),
+        }
+    }
 }
 
 /// Public character limits by platform (source name); `None` where none applies.
@@ -117,6 +169,16 @@ static RELATIONSHIP: LazyLock<Vec<Regex>> = LazyLock::new(|| {
         r"\b(?:you are|you're|you were|as)\s+(?:our|a)\s+(?:patient|client)\b",
         r"\byou were\s+(?:seen|treated|admitted|discharged|examined|triaged)\b",
         r"\bduring your\s+(?:time|visit|stay|care|admission|treatment|appointment)\b",
+        r"\byour\s+(?:mom|mother|dad|father|son|daughter|husband|wife|child|baby|kid|partner|grandma|grandpa|grandmother|grandfather)'?s\s+(?:time|stay|care|visit|treatment|appointment|surgery|procedure|doctor|nurse)\b",
+        r"\byour\s+(?:new\s+baby|follow-?up|check-?up|next\s+appointment|delivery)\b",
+        r"\b(?:stitched|patched|fixed)\s+(?:you|him|her|them)\s+up\b",
+        r"\b(?:get|got|getting)\s+(?:you|him|her|them)\s+(?:stitched|patched|fixed)\s+up\b",
+        r"\b(?:caring|cared)\s+for\s+(?:you|him|her|your)\b",
+        r"\b(?:loyal|longtime|long-time|valued)\s+(?:\w+\s+)?patient\b",
+        r"\btrusting us with\s+(?:your|his|her)\b",
+        r"\bseeing you (?:at|for|again at) your\b",
+        r"\bsu\s+(?:visita|estancia|cita|tratamiento|cirug[ií]a|doctor|m[eé]dico)\b",
+        r"\b(?:haberle|haberla|haberlo)\s+atendid[oa]\b",
         r"\bwe (?:treated|saw|admitted|discharged) you\b",
     ]
     .iter()
@@ -147,11 +209,18 @@ static PHI: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         ),
         (
             ci(
-                r"\b(?:mrn|medical record|record|account|acct|patient id|claim|case|invoice|member id)\s*(?:number|no\.?|#|id)?\s*[:#]?\s*[a-z]{0,3}\d[\w-]{3,}\b",
+                r"\b(?:mrn|medical record|record|account|acct|patient id|claim|case|invoice|member id)\s*(?:number|no\.?|#|id)?\s*[:#]?\s*[a-z]{0,3}-?\d[\w-]{3,}\b",
             ),
             "a record or account number",
         ),
         (ci(r"\b(?:date of birth|dob|birth ?date|born on)\b"), "a date of birth"),
+        (ci(r"\bon the \d{1,2}(?:st|nd|rd|th)\b"), "a date"),
+        (
+            ci(
+                r"\b(?:on|over)\s+(?:new year'?s(?:\s+eve|\s+day)?|christmas(?:\s+eve|\s+day)?|thanksgiving|labor day|memorial day|easter|halloween)\b",
+            ),
+            "a date",
+        ),
     ]
 });
 
@@ -168,6 +237,10 @@ static DEFENSIVE: LazyLock<Vec<Regex>> = LazyLock::new(|| {
         r"\b(?:our|the) (?:staff|team|nurses?|doctors?) (?:did nothing wrong|followed (?:all )?(?:protocol|procedures?|policy))\b",
         r"\bas (?:you were|we) (?:already )?(?:told|explained)\b",
         r"\bper (?:our|hospital|clinic) policy\b",
+        r"\bsigui[oó] el protocolo\b",
+        r"\bwait times are posted\b",
+        r"\b(?:were|was|are|is)\s+(?:just\s+)?following\s+(?:the\s+|our\s+|all\s+)?(?:guidelines|protocols?|procedures?|policy|standard of care)\b",
+        r"\bfollowed\s+(?:the\s+|our\s+|all\s+)?(?:guidelines|standard of care)\b",
         r"\byou claim\b",
         r"\ballegedly\b",
         r"\bmisunderst(?:ood|anding) on your part\b",
@@ -179,7 +252,8 @@ static DEFENSIVE: LazyLock<Vec<Regex>> = LazyLock::new(|| {
 
 /// A clinical title followed by a capitalised name: "Dr. Patel", "Nurse Alicia".
 static CLINICIAN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(?:[Dd]r\.?|[Dd]octor|[Nn]urse|RN|NP|PA-C)\s+([A-Z][a-z]+)").expect("pattern compiles")
+    Regex::new(r"\b(?:[Dd]ra?\.?|[Dd]octor|[Dd]octora|[Nn]urse|RN|NP|PA-C|PA,|[Cc]harge nurse,|[Nn]urse practitioner,|[Ss]urgeon,|[Mm]idwife,|[Pp]hysician assistant,)\s+([A-Z][a-z]+)")
+        .expect("pattern compiles")
 });
 
 static PHONE: LazyLock<Regex> =
@@ -248,6 +322,21 @@ pub fn check(text: &str, cx: &ReplyContext) -> Vec<Finding> {
             );
         }
     }
+    // The built-in lists already named these words.
+    let builtin: Vec<(usize, usize)> =
+        PHI.iter().flat_map(|(re, _)| re.find_iter(text).map(|m| (m.start(), m.end()))).collect();
+    for (re, what, rule) in &cx.vocabulary.terms {
+        for m in re.find_iter(text) {
+            if overlaps(&phones, m.start(), m.end()) || overlaps(&builtin, m.start(), m.end()) {
+                continue;
+            }
+            let suggestion = match rule {
+                Rule::BlockedPhrase => "the team never posts this; acknowledge and move offline".to_string(),
+                _ => format!("remove {what}: nothing about anyone's health or care in public"),
+            };
+            push(*rule, Severity::Block, m.start(), m.end(), suggestion);
+        }
+    }
     for re in DEFENSIVE.iter() {
         for m in re.find_iter(text) {
             push(
@@ -290,9 +379,10 @@ pub fn check(text: &str, cx: &ReplyContext) -> Vec<Finding> {
             }
         }
     }
-    let public = cx.public_phone.as_deref().map(digits);
+    let publics: Vec<String> = cx.public_phone.iter().chain(&cx.other_public_phones).map(|p| digits(p)).collect();
+    let is_public = |s: usize, e: usize| publics.iter().any(|p| *p == digits(&text[s..e]));
     for (s, e) in &phones {
-        if public.as_deref() != Some(digits(&text[*s..*e]).as_str()) {
+        if !is_public(*s, *e) {
             push(
                 Rule::PrivatePhone,
                 Severity::Block,
@@ -315,8 +405,10 @@ pub fn check(text: &str, cx: &ReplyContext) -> Vec<Finding> {
     if let Some(max) = cx.max_chars.filter(|m| len > *m) {
         out.push(whole(Rule::TooLong, Severity::Block, format!("{len} characters; this platform allows {max}")));
     }
-    let public_route = phones.iter().any(|(s, e)| public.as_deref() == Some(digits(&text[*s..*e]).as_str()));
-    if !EMAIL.is_match(text) && !public_route {
+    let public_route = phones.iter().any(|(s, e)| is_public(*s, *e));
+    let dm_route = cx.platform.as_deref().is_some_and(|p| cx.vocabulary.dm_platforms.iter().any(|d| d == p))
+        && cx.vocabulary.dm_invitation.as_ref().is_some_and(|re| re.is_match(text));
+    if !EMAIL.is_match(text) && !public_route && !dm_route && !cx.praise {
         let hint = "give the site's patient-relations email (or public phone) to take this offline";
         out.push(whole(Rule::NoOfflineRoute, Severity::Block, hint.into()));
     }
@@ -349,6 +441,7 @@ mod tests {
             allowed_names: vec!["Marcus Bell".into(), "Dena".into()],
             staff_names: vec!["Sam Whitfield".into(), "Priya Raman".into(), "Marcus Bell".into()],
             recent_replies: vec!["We're sorry to hear this. Please email care@lakeshore.example so we can help.".into()],
+            ..Default::default()
         }
     }
 
@@ -480,6 +573,33 @@ mod tests {
         let mut no_public = cx();
         no_public.public_phone = None;
         assert!(check("Please call (555) 010-2200.", &no_public).iter().any(|f| f.rule == PrivatePhone));
+    }
+
+    #[test]
+    fn praise_needs_no_route_and_a_dm_invitation_is_one_only_where_dms_exist() {
+        let vocab = std::sync::Arc::new(Vocabulary::new(
+            &[("a medication", &["amoxicillin".to_string(), "tylenol".to_string()])],
+            &["wrong medication".to_string()],
+            &["direct message".to_string(), "dm us".to_string()],
+            &["x".to_string(), "facebook".to_string()],
+        ));
+        let on = |platform: &str, praise: bool| ReplyContext {
+            vocabulary: vocab.clone(),
+            platform: Some(platform.into()),
+            praise,
+            ..cx()
+        };
+        assert!(check("Thank you so much for the kind words!", &on("google", true)).is_empty());
+        let dm = "We're sorry to hear this. Please send us a direct message so our team can follow up.";
+        assert!(check(dm, &on("x", false)).is_empty());
+        assert!(check(dm, &on("google", false)).iter().any(|f| f.rule == NoOfflineRoute), "Google has no DMs");
+        let med = check("Sorry about the Tylenol mix-up. DM us.", &on("x", false));
+        assert_eq!(med.iter().map(|f| (f.rule, f.excerpt.as_str())).collect::<Vec<_>>(), [(Phi, "Tylenol")]);
+        let blocked = check("So sorry about the wrong medication. DM us.", &on("x", false));
+        assert!(blocked.iter().any(|f| f.rule == BlockedPhrase && f.excerpt == "wrong medication"), "{blocked:?}");
+        assert!(check("Our ER doctors were following guidelines. DM us.", &on("x", false))
+            .iter()
+            .any(|f| f.rule == Defensive));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod corpus;
 pub mod model;
 pub mod replies;
+pub mod reply_check;
 pub mod situations;
 pub mod team;
 pub mod text;
@@ -100,6 +101,7 @@ pub struct Playbooks {
     pub triage_rules: TriageBook,
     pub situations: SituationBook,
     pub replies: ReplyBook,
+    pub reply_check: reply_check::ReplyCheckBook,
 }
 
 impl Playbooks {
@@ -129,9 +131,12 @@ impl Playbooks {
             (Some(t), Some(r), Some(s)) => replies::load(dir, t, r, s).map_err(|p| problems.extend(p.0)).ok(),
             _ => None,
         };
-        match (team, rules, situations, replies) {
-            (Some(team), Some(triage_rules), Some(situations), Some(replies)) if problems.is_empty() => {
-                Ok(Playbooks { dir: dir.to_path_buf(), team, triage_rules, situations, replies })
+        let reply_check = reply_check::load(dir).map_err(|p| problems.extend(p.0)).ok();
+        match (team, rules, situations, replies, reply_check) {
+            (Some(team), Some(triage_rules), Some(situations), Some(replies), Some(reply_check))
+                if problems.is_empty() =>
+            {
+                Ok(Playbooks { dir: dir.to_path_buf(), team, triage_rules, situations, replies, reply_check })
             }
             _ => Err(Problems(problems)),
         }
