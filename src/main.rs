@@ -396,6 +396,15 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve) {
+        // `carebot cases | head` should end quietly when `head` stops reading, as other
+        // command-line tools do, not panic on a closed pipe. `serve` keeps Rust's default.
+        #[cfg(unix)]
+        // SAFETY: called once at start, before any thread is spawned.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -441,13 +450,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             app.run_until_stopped().await?;
         }
         Command::Lint { text, case: Some(id), person, .. } => {
+            let Some(person) = person else { anyhow::bail!("--case needs --as PERSON (who signs the reply)") };
             let ctx = cli_ctx(settings).await?;
             let case = ctx.store.case(id).await?.ok_or_else(|| anyhow::anyhow!("there is no case {id}"))?;
             let team = &ctx.playbooks.team;
-            let agent = match person.as_deref() {
-                Some(p) => team.person(p).ok_or_else(|| anyhow::anyhow!("there is no {p:?} in team.yaml"))?,
-                None => anyhow::bail!("--case needs --as PERSON (who signs the reply)"),
-            };
+            let agent = team.person(&person).ok_or_else(|| anyhow::anyhow!("there is no {person:?} in team.yaml"))?;
             let findings = carebot::drafting::check_reply(&ctx, &case, agent, &text).await?;
             println!("{}", ops::lint_report(&findings));
             if carebot::domain::compliance::blocks(&findings) {

@@ -278,6 +278,9 @@ pub fn lint(
     platform: Option<&str>,
     praise: bool,
 ) -> anyhow::Result<(String, bool)> {
+    if let Some(p) = platform.filter(|p| !crate::domain::compliance::PLATFORMS.contains(p)) {
+        anyhow::bail!("there is no platform {p:?}; one of {}", crate::domain::compliance::PLATFORMS.join(", "));
+    }
     if let Some(s) = site.filter(|s| playbooks.team.site(s).is_none()) {
         let known: Vec<&str> = playbooks.team.sites.iter().map(|s| s.id.as_str()).collect();
         anyhow::bail!("there is no site {s:?}; one of {}", known.join(", "));

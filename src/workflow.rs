@@ -459,6 +459,12 @@ async fn judged_situation(
 ) -> Result<String, ActError> {
     let book = &ctx.playbooks.situations;
     if book.get(&case.situation).is_none_or(|s| s.when.possible_risk != Some(true)) {
+        let events = cases::events_with(&mut **tx, case.id).await?;
+        if let Some(e) = events.iter().rev().find(|e| e.action == "confirm_risk" || e.action == "dismiss_risk") {
+            let who = ctx.playbooks.team.person(&e.actor).map(|p| p.name.clone()).unwrap_or_else(|| e.actor.clone());
+            let what = if e.action == "confirm_risk" { "confirmed" } else { "dismissed" };
+            return Err(ActError::Invalid(format!("case {}'s possible risk was already {what} by {who}", case.id)));
+        }
         return Err(ActError::Invalid(format!(
             "case {} is not marked possible risk; to change its situation, a lead uses `set {} situation …`",
             case.id, case.id

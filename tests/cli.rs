@@ -18,7 +18,14 @@ impl Cli {
         let dir = tempfile::tempdir().unwrap();
         let pb = dir.path().join("playbooks");
         std::fs::create_dir_all(&pb).unwrap();
-        for f in ["team.yaml", "triage.yaml", "triage-corpus.jsonl", "situations.yaml", "sample-mentions.jsonl"] {
+        for f in [
+            "team.yaml",
+            "triage.yaml",
+            "triage-corpus.jsonl",
+            "reply-check.yaml",
+            "situations.yaml",
+            "sample-mentions.jsonl",
+        ] {
             std::fs::copy(repo().join("playbooks").join(f), pb.join(f)).unwrap();
         }
         std::fs::create_dir_all(pb.join("replies")).unwrap();
@@ -381,4 +388,62 @@ fn outbox_lists_what_waits_and_retry_requeues_failed_messages() {
     assert!(err.contains("no failed message with id 999"), "{err}");
     let err = cli.err(&["outbox", "retry"]);
     assert!(err.contains("--id") || err.contains("--failed"), "{err}");
+}
+
+#[test]
+fn lint_checks_a_text_alone_and_names_what_blocks_it() {
+    let cli = Cli::new(None);
+    let ok =
+        cli.ok(&["lint", "Thank you for the kind words! We'll share them. — Dena", "--platform", "google", "--praise"]);
+    assert!(ok.contains("ok: nothing found"), "{ok}");
+    let out = cli.run(&["lint", "Sorry about the Tylenol mix-up. Please send us a direct message.", "--platform", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("BLOCK phi \"Tylenol\"") && said.contains("blocked:"), "{said}");
+    // The same invitation on Google, where nobody can be messaged, is no offline route.
+    let out = cli.run(&["lint", "We're sorry. Please send us a direct message.", "--platform", "google"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no_offline_route"));
+    let err = cli.err(&["lint", "Thanks!", "--platform", "tiktok"]);
+    assert!(err.contains("there is no platform \"tiktok\""), "{err}");
+    let err = cli.err(&["lint", "Thanks!", "--case", "1"]);
+    assert!(err.contains("--case needs --as"), "{err}");
+}
+
+#[test]
+fn triage_eval_measures_a_labelled_file_and_names_bad_lines() {
+    let cli = Cli::new(None);
+    let file = cli.dir.path().join("mine.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            r#"{"text": "They sent my dad home from Riverside and two days later he was in the ICU with sepsis.", "expect": {"site": "riverside", "risk": true}}"#,
+            "\n",
+            r#"{"text": "Parking garage at Northgate is always full, circled for 20 minutes.", "rating": 2, "expect": {"site": "northgate", "categories": ["parking"]}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let out = cli.ok(&["triage", "eval", file.to_str().unwrap(), "--misses"]);
+    assert!(out.contains("2 labelled mentions"), "{out}");
+    assert!(out.contains("risk (with possible risk)    precision 1.00  recall 1.00"), "{out}");
+    assert!(out.contains("parking") && out.contains("Site right: 1.00 (2 of 2)"), "{out}");
+    assert!(out.contains("spam                         n/a"), "{out}");
+    std::fs::write(&file, "{\"text\": \"ok\", \"expect\": {}}\n{\"text\": \"no labels\"}\n").unwrap();
+    let err = cli.err(&["triage", "eval", file.to_str().unwrap()]);
+    assert!(err.contains("mine.jsonl:2: not a labelled mention") && err.contains("expect"), "{err}");
+}
+
+#[test]
+fn piping_a_long_listing_into_head_ends_quietly() {
+    let cli = Cli::new(None);
+    let line = format!(
+        "'{}' --config '{}' triage eval '{}' --misses | head -1",
+        env!("CARGO_BIN_EXE_carebot"),
+        cli.config.display(),
+        cli.playbook("triage-corpus.jsonl").display()
+    );
+    let out = Command::new("sh").arg("-c").arg(&line).env("RUST_LOG", "warn").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !err.contains("panicked"), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
 }

@@ -948,7 +948,10 @@ async fn a_possible_risk_is_confirmed_or_dismissed_with_one_click(b: Backend) {
     let after = r.ctx.store.case(confirmed).await.unwrap().unwrap();
     assert_eq!((after.situation.as_str(), after.channel.as_str(), after.risk), ("clinical-risk", "risk", true));
     let again = command(&r, RUTH, &format!("risk {confirmed} dismiss")).await;
-    assert!(again["text"].as_str().unwrap().contains("not marked possible risk"), "{again}");
+    assert!(
+        again["text"].as_str().unwrap().contains("possible risk was already confirmed by Sam Whitfield"),
+        "{again}"
+    );
     let junk = command(&r, RUTH, &format!("risk {confirmed} maybe")).await;
     assert!(junk["text"].as_str().unwrap().contains("confirm or dismiss"), "{junk}");
     assert_eq!(r.ctx.store.events(confirmed).await.unwrap().len(), 2, "refusals record nothing");

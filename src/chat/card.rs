@@ -283,10 +283,12 @@ impl Card {
                 .map(|r| r.label.clone())
                 .unwrap_or_else(|| id.to_string()),
         };
+        // Once someone confirmed or dismissed it, "possible risk" is history, not a tag.
+        let decided = events.iter().any(|e| e.action == "confirm_risk" || e.action == "dismiss_risk");
         let tags = case
             .reasons
             .iter()
-            .filter(|r| r.kind != "site")
+            .filter(|r| r.kind != "site" && !(decided && r.kind == "possible_risk"))
             .map(|r| Tag {
                 label: match r.kind.as_str() {
                     "risk" => format!("⚠ {}", rule_label(&r.kind, &r.rule)),

@@ -424,6 +424,9 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
     // Who may act at all: leadership reads and notes; everyone else must work cases.
     match action {
         Action::Note { .. } => {}
+        Action::JudgeRisk { confirm: false } if !is_lead && !roles.has(Role::Risk) => {
+            return Err(Refusal::NotPermitted { action: gerund, needs: "risk or lead" })
+        }
         _ if !roles.works_cases() => {
             return Err(Refusal::NotPermitted { action: gerund, needs: "agent, lead or risk" })
         }
@@ -617,6 +620,20 @@ mod tests {
             Action::Reopen { note: None },
             Action::Note { text: "called back".into() },
         ]
+    }
+
+    #[test]
+    fn a_possible_risk_is_confirmed_by_anyone_working_cases_and_dismissed_by_risk_or_a_lead() {
+        let open = status(Open, None);
+        let dismiss = Action::JudgeRisk { confirm: false };
+        assert!(apply(&open, &agent("sam"), &Action::JudgeRisk { confirm: true }).is_ok());
+        assert!(apply(&open, &Actor::new("ruth", [Role::Risk]), &dismiss).is_ok());
+        assert!(apply(&open, &lead("dena"), &dismiss).is_ok());
+        for who in [agent("sam"), Actor::new("helen", [Role::Leadership])] {
+            let refusal = apply(&open, &who, &dismiss).unwrap_err().to_string();
+            assert!(refusal.contains("dismissing a possible risk needs the risk or lead role"), "{refusal}");
+        }
+        assert!(apply(&status(Resolved, Some("sam")), &lead("dena"), &dismiss).is_err());
     }
 
     /// The whole (state × action) table for the case owner acting on their own case

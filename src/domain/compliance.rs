@@ -145,6 +145,10 @@ impl Vocabulary {
     }
 }
 
+/// Platforms a public reply can be written for (the sources carebot knows).
+pub const PLATFORMS: [&str; 9] =
+    ["google", "yelp", "x", "twitter", "facebook", "instagram", "healthgrades", "vitals", "ratemds"];
+
 /// Public character limits by platform (source name); `None` where none applies.
 pub fn platform_limit(source: &str) -> Option<usize> {
     match source {
@@ -170,7 +174,7 @@ static RELATIONSHIP: LazyLock<Vec<Regex>> = LazyLock::new(|| {
         r"\byou were\s+(?:seen|treated|admitted|discharged|examined|triaged)\b",
         r"\bduring your\s+(?:time|visit|stay|care|admission|treatment|appointment)\b",
         r"\byour\s+(?:mom|mother|dad|father|son|daughter|husband|wife|child|baby|kid|partner|grandma|grandpa|grandmother|grandfather)'?s\s+(?:time|stay|care|visit|treatment|appointment|surgery|procedure|doctor|nurse)\b",
-        r"\byour\s+(?:new\s+baby|follow-?up|check-?up|next\s+appointment|delivery)\b",
+        r"\byour\s+(?:new\s+baby|follow-?up|check-?up|next\s+appointment|delivery|recovery|healing|condition|illness|injury|injuries|symptoms|pain)\b",
         r"\b(?:stitched|patched|fixed)\s+(?:you|him|her|them)\s+up\b",
         r"\b(?:get|got|getting)\s+(?:you|him|her|them)\s+(?:stitched|patched|fixed)\s+up\b",
         r"\b(?:caring|cared)\s+for\s+(?:you|him|her|your)\b",

@@ -182,6 +182,16 @@ impl Evaluation {
             for c in l.expect.categories.iter().chain(&r.categories) {
                 ev.categories.entry(c.clone()).or_default();
             }
+            for c in &l.expect.categories {
+                if !r.categories.contains(c) {
+                    miss(&format!("category {c}"), true, false);
+                }
+            }
+            for c in &r.categories {
+                if !l.expect.categories.contains(c) {
+                    miss(&format!("category {c}"), false, true);
+                }
+            }
             judged.push((l.expect.categories.clone(), r.categories.clone()));
             let missing: Vec<&String> = l.expect.categories.iter().filter(|c| !r.categories.contains(c)).collect();
             let extra: Vec<&String> = r.categories.iter().filter(|c| !l.expect.categories.contains(c)).collect();
@@ -253,6 +263,10 @@ impl Evaluation {
     pub fn render(&self, misses: bool) -> String {
         let mut s = String::new();
         let line = |s: &mut String, name: &str, c: &Counts| {
+            if c.tp + c.fp + c.fn_ == 0 {
+                let _ = writeln!(s, "  {name:<28} n/a (none labelled, none triaged)");
+                return;
+            }
             let _ = writeln!(
                 s,
                 "  {name:<28} precision {:.2}  recall {:.2}  F1 {:.2}  ({} labelled, {} caught, {} false alarms)",

@@ -60,6 +60,17 @@ pub(crate) fn load(dir: &Path) -> Result<ReplyCheckBook, Problems> {
             rep.at(0, format!("{name}: every entry needs at least 2 letters"));
         }
     }
+    for p in &raw.dm_platforms {
+        if !crate::domain::compliance::PLATFORMS.contains(&p.to_lowercase().as_str()) {
+            rep.at(
+                0,
+                format!(
+                    "dm_platforms: {p:?} is not a platform; one of {}",
+                    crate::domain::compliance::PLATFORMS.join(", ")
+                ),
+            );
+        }
+    }
     if !rep.problems.is_empty() {
         return Err(Problems(rep.problems));
     }

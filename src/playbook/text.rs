@@ -109,6 +109,13 @@ pub fn distance_within(a: &str, b: &str, max: usize) -> Option<usize> {
     Some(prev[m]).filter(|d| *d <= max)
 }
 
+fn same_letters(a: &str, b: &str) -> bool {
+    let (mut x, mut y): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    x.sort_unstable();
+    y.sort_unstable();
+    x == y
+}
+
 /// How many typing slips a word of this length may carry and still count: none below six
 /// letters (too many real words lie one letter apart), one up to eight, two beyond.
 pub fn slips_allowed(len: usize) -> usize {
@@ -153,7 +160,14 @@ impl Speller {
         let first = word.chars().next()?;
         let mut best: Option<(usize, &str)> = None;
         for cand in self.by_first.get(&first)? {
-            let allowed = max.min(slips_allowed(cand.chars().count()));
+            let clen = cand.chars().count();
+            let allowed = max.min(slips_allowed(clen));
+            // In words under eight letters a changed letter too often makes another real
+            // word ("showed"/"shoved", "wanted"/"waited"): there only a dropped, doubled or
+            // swapped letter counts as a slip.
+            if len < 8 && clen == len && !same_letters(word, cand) {
+                continue;
+            }
             if let Some(d) = distance_within(word, cand, allowed) {
                 if best.is_none_or(|(bd, _)| d < bd) {
                     best = Some((d, cand));
@@ -184,7 +198,10 @@ mod tests {
         assert_eq!(s.correct("recepionist"), Some("receptionist"));
         assert_eq!(s.correct("apointment"), Some("appointment"));
         assert_eq!(s.correct("perscription"), Some("prescription"));
-        assert_eq!(s.correct("docter"), Some("doctor"));
+        assert_eq!(s.correct("docter"), None, "a changed letter in a short word may be another word");
+        assert_eq!(s.correct("wanted"), None, "not \"waited\"");
+        assert_eq!(s.correct("waitde"), Some("waited"), "a swapped pair is a slip");
+        assert_eq!(s.correct("recieved"), None, "not in this vocabulary");
         assert_eq!(s.correct("will"), None, "short words need an exact match");
         assert_eq!(s.correct("doctor"), None, "a known word is left alone");
         assert_eq!(s.correct("xeceptionist"), None, "the first letter must match");

@@ -437,7 +437,9 @@ impl Triage {
         let complaint = self.rules.iter().zip(&hit).any(|(r, h)| *h && r.kind == RuleKind::Category && !r.praise);
         let sentiment = match m.rating {
             Some(r) if r <= 2.0 => Sentiment::Negative,
-            Some(r) if r >= 4.0 && score > self.book.negative_below => Sentiment::Positive,
+            // VADER reads English only: a 4–5 star review without a complaint is positive
+            // whatever the wording ("¡Muchas gracias!").
+            Some(r) if r >= 4.0 && (score > self.book.negative_below || !complaint) => Sentiment::Positive,
             _ if score <= self.book.negative_below => Sentiment::Negative,
             _ if score >= self.book.positive_above => Sentiment::Positive,
             // A matched complaint in flat wording ("on hold for 40 minutes") is still a complaint.
@@ -555,6 +557,18 @@ mod tests {
             t.triage(&mention("Nurses were so kind but we waited 5 hours in the waiting room", Some(3.0), None));
         assert!(!mixed.positive);
         assert!(mixed.categories.contains(&"wait_times".to_string()));
+    }
+
+    #[test]
+    fn five_stars_of_praise_in_spanish_are_a_shout_out() {
+        let (t, _) = triage();
+        let r = t.triage(&mention(
+            "Excelente atención en Eastbrook, la enfermera fue muy amable. ¡Muchas gracias!",
+            Some(5.0),
+            None,
+        ));
+        assert_eq!(r.sentiment, Sentiment::Positive);
+        assert!(r.positive, "{r:?}");
     }
 
     #[test]
