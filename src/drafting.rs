@@ -109,7 +109,17 @@ pub async fn draft(ctx: &Ctx, case_id: i64, agent_id: &str, template: Option<&st
     let case = ctx.store.case(case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
     let mention = ctx.store.mention(case.mention_id).await?.ok_or(ActError::UnknownCase(case_id))?;
     let replies = &ctx.playbooks.replies;
-    let ranked = replies.ranked(&case.situation, &case.categories, &mention.source);
+    let praise_categories = |c: &String| ctx.playbooks.triage_rules.category(c).is_some_and(|r| r.praise);
+    let complaint = case.categories.iter().any(|c| !praise_categories(c));
+    let praise = case.sentiment == crate::playbook::Sentiment::Positive && !complaint && !case.risk
+        || ctx.playbooks.situations.get(&case.situation).is_some_and(|s| s.when.positive == Some(true));
+    let fit = crate::playbook::replies::Fit {
+        situation: &case.situation,
+        categories: &case.categories,
+        praise,
+        platform: &mention.source,
+    };
+    let ranked = replies.ranked(&fit);
     let chosen = match template {
         Some(id) => match replies.get(id).filter(|t| t.fits_platform(&mention.source)) {
             Some(t) => t,

@@ -447,3 +447,35 @@ fn piping_a_long_listing_into_head_ends_quietly() {
     assert!(out.status.success() && !err.contains("panicked"), "{err}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
 }
+
+#[test]
+fn check_refuses_ambiguous_durations_unordered_clocks_unknown_platforms_and_blocked_templates() {
+    let cli = Cli::new(None);
+    replace_in(
+        &cli.playbook("situations.yaml"),
+        "acknowledge: 15m, first_response: 1h",
+        "acknowledge: 15M, first_response: 1h",
+    );
+    replace_in(
+        &cli.playbook("situations.yaml"),
+        "acknowledge: 10m, first_response: 30m",
+        "acknowledge: 1h, first_response: 30m",
+    );
+    let err = cli.err(&["check"]);
+    assert!(err.contains("\"M\" could mean months or minutes"), "{err}");
+    assert!(err.contains("sla.acknowledge (1h) must not be later than sla.first_response (30m)"), "{err}");
+    // Templates are checked against valid situations, so a fresh copy for them.
+    let cli = Cli::new(None);
+    replace_in(&cli.playbook("replies/short-apology-x.md"), "platforms: [x]", "platforms: [x, tiktok]");
+    replace_in(
+        &cli.playbook("replies/negative-review.md"),
+        "fell short of what you should expect",
+        "fell short during your visit",
+    );
+    let err = cli.err(&["check"]);
+    assert!(err.contains("short-apology-x.md") && err.contains("unknown platform \"tiktok\""), "{err}");
+    assert!(
+        err.contains("negative-review.md") && err.contains("its own text is blocked") && err.contains("your visit"),
+        "{err}"
+    );
+}

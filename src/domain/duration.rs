@@ -32,8 +32,39 @@ impl FromStr for Span {
         if s.is_empty() {
             return Err("empty duration; write e.g. \"15m\", \"2h\" or \"3d\"".into());
         }
-        let d = humantime::parse_duration(s)
-            .map_err(|e| format!("bad duration {s:?} ({e}); write e.g. \"15m\", \"2h\" or \"3d\""))?;
+        // Only s, m, h, d and w: "15M" (months to humantime, minutes to a person) and
+        // spelled-out units are refused rather than guessed.
+        let hint = "write e.g. \"15m\", \"2h\", \"3d\" or \"2w\" (units s, m, h, d, w)";
+        let mut total: u64 = 0;
+        let mut parts = 0;
+        let mut rest = s;
+        while !rest.is_empty() {
+            let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            let (num, after) = rest.split_at(digits);
+            let unit_len = after.len() - after.trim_start_matches(|c: char| c.is_alphabetic()).len();
+            let (unit, after) = after.split_at(unit_len);
+            let n: u64 = num.parse().map_err(|_| format!("bad duration {s:?}; {hint}"))?;
+            let secs = match unit {
+                "s" => 1,
+                "m" => 60,
+                "h" => 3_600,
+                "d" => 86_400,
+                "w" => 7 * 86_400,
+                "M" => return Err(format!("bad duration {s:?}: \"M\" could mean months or minutes; {hint}")),
+                "" => return Err(format!("bad duration {s:?}: the number needs a unit; {hint}")),
+                u => return Err(format!("bad duration {s:?}: unknown unit {u:?}; {hint}")),
+            };
+            total = n
+                .checked_mul(secs)
+                .and_then(|x| total.checked_add(x))
+                .ok_or_else(|| format!("duration {s:?} is too long"))?;
+            parts += 1;
+            rest = after.trim_start();
+        }
+        if parts == 0 {
+            return Err(format!("bad duration {s:?}; {hint}"));
+        }
+        let d = std::time::Duration::from_secs(total);
         if d.is_zero() {
             return Err(format!("duration {s:?} must be greater than zero"));
         }
@@ -63,11 +94,14 @@ mod tests {
         assert_eq!("15m".parse::<Span>().unwrap(), Span::from_secs(900));
         assert_eq!("1h 30m".parse::<Span>().unwrap(), Span::from_secs(5400));
         assert_eq!("3d".parse::<Span>().unwrap(), Span::from_secs(3 * 86400));
+        assert_eq!("2w".parse::<Span>().unwrap(), Span::from_secs(14 * 86400));
+        assert_eq!("1h30m".parse::<Span>().unwrap(), Span::from_secs(5400));
+        assert!("15M".parse::<Span>().unwrap_err().contains("months or minutes"));
     }
 
     #[test]
     fn zero_empty_and_unitless_durations_are_refused_with_an_example() {
-        for bad in ["", "0m", "15", "soon"] {
+        for bad in ["", "0m", "15", "soon", "15M", "2 hours", "1.5h", "90min"] {
             let err = bad.parse::<Span>().unwrap_err();
             assert!(err.contains("duration"), "{bad}: {err}");
         }

@@ -127,11 +127,13 @@ impl Playbooks {
                 }
             }
         }
-        let replies = match (&team, &rules, &situations) {
-            (Some(t), Some(r), Some(s)) => replies::load(dir, t, r, s).map_err(|p| problems.extend(p.0)).ok(),
+        let reply_check = reply_check::load(dir).map_err(|p| problems.extend(p.0)).ok();
+        let replies = match (&team, &rules, &situations, &reply_check) {
+            (Some(t), Some(r), Some(s), Some(c)) => {
+                replies::load(dir, t, r, s, &c.vocabulary).map_err(|p| problems.extend(p.0)).ok()
+            }
             _ => None,
         };
-        let reply_check = reply_check::load(dir).map_err(|p| problems.extend(p.0)).ok();
         match (team, rules, situations, replies, reply_check) {
             (Some(team), Some(triage_rules), Some(situations), Some(replies), Some(reply_check))
                 if problems.is_empty() =>

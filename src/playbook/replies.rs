@@ -43,22 +43,46 @@ pub struct ReplyTemplate {
     pub platforms: Vec<String>,
     pub max_length: Option<usize>,
     pub file: PathBuf,
+    /// It thanks someone for praise (one of its categories is a praise category).
+    pub praise: bool,
+}
+
+/// What template selection knows about a case.
+#[derive(Debug, Clone, Copy)]
+pub struct Fit<'a> {
+    pub situation: &'a str,
+    pub categories: &'a [String],
+    /// The case is praise: positive, or carrying a praise category and no complaint.
+    pub praise: bool,
+    pub platform: &'a str,
 }
 
 impl ReplyTemplate {
     pub fn fits_platform(&self, platform: &str) -> bool {
         self.platforms.is_empty() || self.platforms.iter().any(|p| p == platform)
     }
-    /// How well the template fits a case: situation first, then categories, then platform.
-    pub fn score(&self, situation: &str, categories: &[String], platform: &str) -> u32 {
+    /// How well the template fits a case: its situation, its categories (a template made
+    /// for another category is pushed below the neutral ones, never chosen over them),
+    /// whether the case is praise or a complaint, then the platform.
+    pub fn score(&self, f: &Fit) -> i32 {
         let mut s = 0;
-        if self.situations.iter().any(|x| x == situation) {
+        if self.situations.iter().any(|x| x == f.situation) {
             s += 4;
         }
-        if self.categories.iter().any(|c| categories.contains(c)) {
-            s += 2;
+        if !self.categories.is_empty() {
+            if self.categories.iter().any(|c| f.categories.contains(c)) {
+                s += 3;
+            } else {
+                s -= 4;
+            }
         }
-        if !self.platforms.is_empty() && self.fits_platform(platform) {
+        match (self.praise, f.praise) {
+            (true, true) => s += 4,
+            (true, false) => s -= 6,
+            (false, true) => s -= 3, // an apology to someone who said thank you
+            (false, false) => {}
+        }
+        if !self.platforms.is_empty() && self.fits_platform(f.platform) {
             s += 1;
         }
         s
@@ -135,10 +159,10 @@ impl ReplyBook {
     }
 
     /// Templates that fit the platform, best first.
-    pub fn ranked(&self, situation: &str, categories: &[String], platform: &str) -> Vec<&ReplyTemplate> {
+    pub fn ranked(&self, f: &Fit) -> Vec<&ReplyTemplate> {
         let mut v: Vec<(usize, &ReplyTemplate)> =
-            self.templates.iter().enumerate().filter(|(_, t)| t.fits_platform(platform)).collect();
-        v.sort_by_key(|(i, t)| (std::cmp::Reverse(t.score(situation, categories, platform)), *i));
+            self.templates.iter().enumerate().filter(|(_, t)| t.fits_platform(f.platform)).collect();
+        v.sort_by_key(|(i, t)| (std::cmp::Reverse(t.score(f)), *i));
         v.into_iter().map(|(_, t)| t).collect()
     }
 
@@ -170,6 +194,7 @@ pub(crate) fn load(
     team: &Team,
     rules: &TriageBook,
     situations: &SituationBook,
+    vocabulary: &std::sync::Arc<crate::domain::compliance::Vocabulary>,
 ) -> Result<ReplyBook, Problems> {
     let folder = dir.join(REPLIES_DIR);
     let mut env = minijinja::Environment::new();
@@ -226,6 +251,15 @@ pub(crate) fn load(
                 ));
             }
         }
+        for p in &fm.platforms {
+            if !crate::domain::compliance::PLATFORMS.contains(&p.as_str()) {
+                problems.push(problem(
+                    &file,
+                    at(&fm.id),
+                    format!("unknown platform {p:?}; one of {}", crate::domain::compliance::PLATFORMS.join(", ")),
+                ));
+            }
+        }
         for c in &fm.categories {
             if rules.category(&c.value).is_none() {
                 problems.push(problem(&file, at(c), format!("unknown category {:?} (not in triage.yaml)", c.value)));
@@ -248,13 +282,16 @@ pub(crate) fn load(
             platforms: fm.platforms.clone(),
             max_length: fm.max_length,
             file: file.clone(),
+            praise: fm.categories.iter().any(|c| rules.category(&c.value).is_some_and(|r| r.praise)),
         };
         // Render for every site and platform with realistic values; report the first failure.
         let book = ReplyBook { templates: Vec::new(), env: env.clone() };
-        'check: for site in &team.sites {
+        let praise = t.praise;
+        let sites: Vec<Option<&super::team::Site>> = team.sites.iter().map(Some).chain([None]).collect();
+        'check: for site in sites {
             for platform in PLATFORMS.iter().filter(|p| t.fits_platform(p)) {
-                let vars =
-                    ReplyVars::new(Some("@a_long_public_handle"), Some(site), team, "48 hours".into(), "Alexandria");
+                let vars = ReplyVars::new(Some("@a_long_public_handle"), site, team, "48 hours".into(), "Alexandria");
+                let where_ = site.map(|s| s.id.as_str()).unwrap_or("no site");
                 match book.render(&t.id, &vars) {
                     Err(e) => {
                         let line = body_line + e.line().map(|l| l as u64 - 1).unwrap_or(0);
@@ -266,12 +303,52 @@ pub(crate) fn load(
                         break 'check;
                     }
                     Ok(out) => {
+                        // The template's own words must pass the reply check it drafts for.
+                        let org_phone = team
+                            .organisation
+                            .as_ref()
+                            .and_then(|o| o.contacts.phone.clone().filter(|_| o.contacts.phone_public));
+                        let cx = crate::domain::compliance::ReplyContext {
+                            max_chars: None,
+                            public_phone: match site {
+                                Some(s) => s.contacts.phone.clone().filter(|_| s.contacts.phone_public),
+                                None => org_phone.clone(),
+                            },
+                            other_public_phones: org_phone.into_iter().collect(),
+                            allowed_names: site
+                                .and_then(|s| team.person(&s.owner))
+                                .map(|p| p.name.clone())
+                                .into_iter()
+                                .chain(["Alexandria".to_string()])
+                                .collect(),
+                            staff_names: team.people.iter().map(|p| p.name.clone()).collect(),
+                            recent_replies: Vec::new(),
+                            vocabulary: vocabulary.clone(),
+                            praise,
+                            platform: Some(platform.to_string()),
+                        };
+                        let blocking: Vec<String> = crate::domain::compliance::check(&out, &cx)
+                            .into_iter()
+                            .filter(|f| f.severity == crate::domain::compliance::Severity::Block)
+                            .map(|f| f.to_string())
+                            .collect();
+                        if !blocking.is_empty() {
+                            problems.push(problem(
+                                &file,
+                                body_line,
+                                format!(
+                                    "its own text is blocked by the reply check for {where_} on {platform}: {}",
+                                    blocking.join("; ")
+                                ),
+                            ));
+                            break 'check;
+                        }
                         let n = out.chars().count();
                         if let Some(max) = t.limit(platform).filter(|m| n > *m) {
                             problems.push(problem(
                                 &file,
                                 body_line,
-                                format!("renders to {n} characters for {} on {platform}; the limit is {max}", site.id),
+                                format!("renders to {n} characters for {where_} on {platform}; the limit is {max}"),
                             ));
                             break 'check;
                         }
@@ -287,5 +364,34 @@ pub(crate) fn load(
         Ok(ReplyBook { templates, env })
     } else {
         Err(Problems(problems))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Fit;
+    use std::path::Path;
+
+    fn best(situation: &str, categories: &[&str], praise: bool, platform: &str) -> String {
+        let pb = crate::playbook::Playbooks::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks")).unwrap();
+        let categories: Vec<String> = categories.iter().map(|c| c.to_string()).collect();
+        let fit = Fit { situation, categories: &categories, praise, platform };
+        pb.replies.ranked(&fit).first().map(|t| t.id.clone()).unwrap_or_default()
+    }
+
+    #[test]
+    fn templates_fit_the_case_and_fall_back_to_a_neutral_one() {
+        // No category: the neutral apology, never another category's template.
+        assert_eq!(best("negative-review", &[], false, "google"), "negative-review");
+        assert_eq!(best("general", &[], false, "yelp"), "negative-review");
+        assert_eq!(best("negative-review", &["billing"], false, "google"), "billing-complaint");
+        assert_eq!(best("negative-review", &["parking"], false, "google"), "negative-review");
+        // Praise gets the thank-you, even outside the shout-out situation and when the
+        // praise is about the front desk.
+        assert_eq!(best("general", &["front_office", "praise"], true, "google"), "praise-thank-you");
+        assert_eq!(best("shout-out", &["praise"], true, "x"), "praise-thank-you");
+        // A complaint is never answered with a thank-you.
+        assert_ne!(best("general", &["praise", "wait_times"], false, "google"), "praise-thank-you");
+        assert_eq!(best("negative-review", &["wait_times"], false, "x"), "short-apology-x");
     }
 }

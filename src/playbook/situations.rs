@@ -347,6 +347,22 @@ pub(crate) fn load(path: &Path, team: &Team, rules: &TriageBook) -> Result<Situa
                 ),
             }
         }
+        // The clocks run from the same opening: a later step due before an earlier one is a slip.
+        let sla_line = s.sla.values().next().map(|v| v.referenced.line()).unwrap_or(line);
+        let ordered =
+            [("acknowledge", sla.acknowledge), ("first_response", sla.first_response), ("resolve", sla.resolve)];
+        for (i, (a, da)) in ordered.iter().enumerate() {
+            for (b, db) in &ordered[i + 1..] {
+                if let (Some(x), Some(y)) = (da, db) {
+                    if x.as_millis() > y.as_millis() {
+                        rep.at(
+                            sla_line,
+                            format!("situation {}: sla.{a} ({x}) must not be later than sla.{b} ({y})", s.id.value),
+                        );
+                    }
+                }
+            }
+        }
 
         let when = match &s.when {
             None => When::default(),

@@ -434,7 +434,12 @@ impl Triage {
         reasons.extend(late);
 
         let score = self.vader.polarity_scores(text).get("compound").copied().unwrap_or(0.0);
-        let complaint = self.rules.iter().zip(&hit).any(|(r, h)| *h && r.kind == RuleKind::Category && !r.praise);
+        let praise_hit = self.rules.iter().zip(&hit).any(|(r, h)| *h && r.praise);
+        // Four or five stars, praise and warm words: "the receptionist Maria was so kind"
+        // is about the front desk, not a complaint about it.
+        let glowing = praise_hit && m.rating.is_some_and(|r| r >= 4.0) && score >= self.book.positive_above;
+        let complaint =
+            !glowing && self.rules.iter().zip(&hit).any(|(r, h)| *h && r.kind == RuleKind::Category && !r.praise);
         let sentiment = match m.rating {
             Some(r) if r <= 2.0 => Sentiment::Negative,
             // VADER reads English only: a 4–5 star review without a complaint is positive
