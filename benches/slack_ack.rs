@@ -140,7 +140,7 @@ async fn main() {
     for round in owners.chunks(50) {
         let mut tasks = tokio::task::JoinSet::new();
         for c in round {
-            let person = ctx.playbooks.team.person(c.owner.as_deref().expect("claimed")).expect("owner").clone();
+            let person = ctx.playbooks().team.person(c.owner.as_deref().expect("claimed")).expect("owner").clone();
             let user = person.slack.clone().expect("slack id");
             let text = carebot::drafting::draft(&ctx, c.id, &person.id, None).await.expect("draft").text;
             let click = signed(click_body(&fake, &user, "draft_reply", c.id, "1764000000.000001"));

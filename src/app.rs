@@ -113,9 +113,19 @@ impl App {
         self.ctx.clone()
     }
 
-    /// Runs until Ctrl-C or SIGTERM.
+    /// Runs until Ctrl-C or SIGTERM; writes its pid to `carebot.pid` beside the settings'
+    /// data folder so `carebot reload` can find it.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.run_until(shutdown_signal()).await
+        let pidfile = pid_file(&self.ctx.settings);
+        if let Some(dir) = pidfile.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Err(e) = std::fs::write(&pidfile, format!("{}\n", std::process::id())) {
+            tracing::warn!(file = %pidfile.display(), error = %e, "cannot write the pid file; `carebot reload` will not find this process");
+        }
+        let result = self.run_until(shutdown_signal()).await;
+        let _ = std::fs::remove_file(&pidfile);
+        result
     }
 
     /// Runs until `stop` completes; background work is stopped and the server drained.
@@ -127,6 +137,7 @@ impl App {
         tasks.spawn(crate::jobs::outbox::run_worker(ctx.clone(), rx.clone()));
         tasks.spawn(crate::jobs::scheduler::run(ctx.clone(), crate::registry::JOBS, rx.clone()));
         tasks.spawn(crate::sources::files::import_on_start(ctx.clone()));
+        tasks.spawn(reload_on_hangup(ctx.clone(), rx.clone()));
         if let (Some(_), crate::config::SlackMode::Socket, Some(app_token)) =
             (ctx.adapter::<Slack>(), ctx.settings.slack.mode, ctx.settings.secrets.slack_app_token.clone())
         {
@@ -157,6 +168,42 @@ impl App {
         ctx.store.close().await;
         tracing::info!("carebot stopped");
         result
+    }
+}
+
+/// Where `serve` notes its process id: `carebot.pid` in the SQLite file's folder (`data/`
+/// by default), whichever database is in use.
+pub fn pid_file(settings: &crate::config::Settings) -> std::path::PathBuf {
+    let dir = settings.database.sqlite_path.parent().filter(|p| !p.as_os_str().is_empty());
+    dir.unwrap_or(std::path::Path::new(".")).join("carebot.pid")
+}
+
+/// SIGHUP (what `carebot reload` sends) reloads the playbooks: validated first, swapped
+/// whole, or refused with every problem logged while the running set stays.
+async fn reload_on_hangup(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                got = hup.recv() => {
+                    if got.is_none() { return }
+                    match ctx.reload_playbooks() {
+                        Ok(version) => tracing::info!(version, "playbooks reloaded"),
+                        Err(problems) => {
+                            for p in &problems {
+                                tracing::error!(problem = %p, "playbook reload refused; the running playbooks stay");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (ctx, stop.changed().await);
     }
 }
 

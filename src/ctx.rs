@@ -17,8 +17,8 @@ use tokio::sync::Notify;
 pub struct Ctx {
     pub settings: Settings,
     pub store: Store,
-    pub playbooks: Arc<Playbooks>,
-    pub triage: Arc<Triage>,
+    /// The playbooks and the triage compiled from them, swapped together on reload.
+    live: arc_swap::ArcSwap<Live>,
     pub chat: Arc<dyn ChatSurface>,
     pub clock: Arc<dyn Clock>,
     /// Wakes the outbox worker when new messages are queued.
@@ -30,7 +30,80 @@ pub struct Ctx {
     pub webhook_limiter: governor::DefaultKeyedRateLimiter<String>,
 }
 
+/// One validated playbook set, with the triage compiled from it and a version id (a hash of
+/// the files) recorded with every change it makes.
+pub struct Live {
+    pub playbooks: Arc<Playbooks>,
+    pub triage: Arc<Triage>,
+    pub version: String,
+}
+
+impl Live {
+    pub fn new(playbooks: Playbooks, triage: Triage) -> Live {
+        let version = playbook_version(&playbooks.dir);
+        Live { playbooks: Arc::new(playbooks), triage: Arc::new(triage), version }
+    }
+}
+
+/// A short hash of every file in the playbooks folder (names and contents).
+pub fn playbook_version(dir: &std::path::Path) -> String {
+    use sha2::Digest;
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    files.sort();
+    let mut h = sha2::Sha256::new();
+    for f in files {
+        h.update(f.strip_prefix(dir).unwrap_or(&f).to_string_lossy().as_bytes());
+        h.update(std::fs::read(&f).unwrap_or_default());
+    }
+    h.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
 impl Ctx {
+    /// The playbooks live now (a reload swaps them; hold the `Arc` for one piece of work).
+    pub fn playbooks(&self) -> Arc<Playbooks> {
+        self.live.load().playbooks.clone()
+    }
+
+    /// The triage compiled from the live playbooks.
+    pub fn triage(&self) -> Arc<Triage> {
+        self.live.load().triage.clone()
+    }
+
+    /// The live playbooks' version id.
+    pub fn playbook_version(&self) -> String {
+        self.live.load().version.clone()
+    }
+
+    /// Loads and validates the playbooks again and, only if every file is sound, swaps
+    /// them in whole; a broken set is refused with its `file:line` problems and the running
+    /// set stays. Returns the new version id.
+    pub fn reload_playbooks(&self) -> Result<String, Vec<String>> {
+        let playbooks = Playbooks::load(&self.settings.playbooks.dir)
+            .map_err(|p| p.0.iter().map(|x| x.to_string()).collect::<Vec<_>>())?;
+        let unknown = self.settings.unknown_mapped_sites(&playbooks.team);
+        if !unknown.is_empty() {
+            return Err(unknown.iter().map(|(k, s)| format!("{k}: site {s:?} is not in team.yaml")).collect());
+        }
+        let triage = Triage::compile(&playbooks.triage_rules, &playbooks.team).map_err(|e| vec![format!("{e:#}")])?;
+        let live = Live::new(playbooks, triage);
+        let version = live.version.clone();
+        self.live.store(Arc::new(live));
+        Ok(version)
+    }
+
     /// Loads playbooks, connects to and migrates the database.
     pub async fn new(settings: Settings, chat: Arc<dyn ChatSurface>, clock: Arc<dyn Clock>) -> anyhow::Result<Ctx> {
         let playbooks = Playbooks::load(&settings.playbooks.dir)?;
@@ -46,8 +119,7 @@ impl Ctx {
         store.migrate().await?;
         Ok(Ctx {
             store,
-            playbooks: Arc::new(playbooks),
-            triage: Arc::new(triage),
+            live: arc_swap::ArcSwap::from_pointee(Live::new(playbooks, triage)),
             chat,
             clock,
             outbox_wake: Arc::new(Notify::new()),

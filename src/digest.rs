@@ -204,7 +204,7 @@ pub fn day_bounds(tz: chrono_tz::Tz, date: NaiveDate) -> (i64, i64) {
 
 /// Gathers the digest for a local day of the team's time zone.
 pub async fn gather(ctx: &Ctx, date: NaiveDate) -> anyhow::Result<Digest> {
-    let tz = ctx.playbooks.team.timezone;
+    let tz = ctx.playbooks().team.timezone;
     let (start, end) = day_bounds(tz, date);
     let day = ctx.store.cases_opened_between(start, end).await?;
     let unresolved = ctx.store.unresolved_cases().await?;
@@ -427,12 +427,12 @@ pub fn themes(week_ending: NaiveDate, cases: &[ReportCase], praise: &[String]) -
 }
 
 pub async fn gather_weekly(ctx: &Ctx, week_ending: NaiveDate) -> anyhow::Result<WeeklyReport> {
-    let tz = ctx.playbooks.team.timezone;
+    let tz = ctx.playbooks().team.timezone;
     let (start, _) = day_bounds(tz, week_ending - Duration::days(6));
     let (_, end) = day_bounds(tz, week_ending);
     let cases = ctx.store.cases_opened_between(start, end).await?;
     let praise: Vec<String> =
-        ctx.playbooks.triage_rules.rules.iter().filter(|r| r.praise).map(|r| r.id.clone()).collect();
+        ctx.playbooks().triage_rules.rules.iter().filter(|r| r.praise).map(|r| r.id.clone()).collect();
     Ok(themes(week_ending, &cases, &praise))
 }
 

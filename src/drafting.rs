@@ -83,8 +83,8 @@ pub async fn reply_context(
     max_chars: Option<usize>,
 ) -> anyhow::Result<ReplyContext> {
     let platform = ctx.store.mention(case.mention_id).await?.map(|m| m.source);
-    let praise = ctx.playbooks.situations.get(&case.situation).is_some_and(|s| s.when.positive == Some(true));
-    let mut cx = context_for(&ctx.playbooks, case.site.as_deref(), Some(agent), platform.as_deref(), praise);
+    let praise = ctx.playbooks().situations.get(&case.situation).is_some_and(|s| s.when.positive == Some(true));
+    let mut cx = context_for(&ctx.playbooks(), case.site.as_deref(), Some(agent), platform.as_deref(), praise);
     cx.max_chars = max_chars;
     cx.recent_replies = ctx.store.public_replies_since(ctx.now_ms() - 24 * 3_600_000).await?;
     Ok(cx)
@@ -104,15 +104,16 @@ pub async fn check_reply(ctx: &Ctx, case: &CaseRow, agent: &Person, text: &str) 
 /// Drafts a reply for `case_id` as `agent_id`, with `template` or the best fit.
 #[tracing::instrument(skip_all, fields(case_id))]
 pub async fn draft(ctx: &Ctx, case_id: i64, agent_id: &str, template: Option<&str>) -> Result<Draft, ActError> {
-    let team = &ctx.playbooks.team;
+    let pb = ctx.playbooks();
+    let team = &pb.team;
     let agent = team.person(agent_id).ok_or_else(|| ActError::UnknownPerson(agent_id.to_string()))?;
     let case = ctx.store.case(case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
     let mention = ctx.store.mention(case.mention_id).await?.ok_or(ActError::UnknownCase(case_id))?;
-    let replies = &ctx.playbooks.replies;
-    let praise_categories = |c: &String| ctx.playbooks.triage_rules.category(c).is_some_and(|r| r.praise);
+    let replies = &pb.replies;
+    let praise_categories = |c: &String| pb.triage_rules.category(c).is_some_and(|r| r.praise);
     let complaint = case.categories.iter().any(|c| !praise_categories(c));
     let praise = case.sentiment == crate::playbook::Sentiment::Positive && !complaint && !case.risk
-        || ctx.playbooks.situations.get(&case.situation).is_some_and(|s| s.when.positive == Some(true));
+        || pb.situations.get(&case.situation).is_some_and(|s| s.when.positive == Some(true));
     let fit = crate::playbook::replies::Fit {
         situation: &case.situation,
         categories: &case.categories,
@@ -139,7 +140,7 @@ pub async fn draft(ctx: &Ctx, case_id: i64, agent_id: &str, template: Option<&st
             ))
         })?,
     };
-    let situation = ctx.playbooks.situations.get(&case.situation);
+    let situation = pb.situations.get(&case.situation);
     let follow_up = situation
         .and_then(|s| s.sla.follow_up.or(s.sla.first_response))
         .map(human)

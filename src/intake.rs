@@ -86,7 +86,8 @@ async fn ingest_once(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Inge
 /// The storm fingerprint of a mention, if storms are configured and it may join one
 /// (a forwarded private post is never folded into a public storm).
 fn storm_fingerprint(ctx: &Ctx, m: &Mention) -> Option<i64> {
-    let storm = ctx.playbooks.triage_rules.storm.as_ref()?;
+    let pb = ctx.playbooks();
+    let storm = pb.triage_rules.storm.as_ref()?;
     if m.confidential {
         return None;
     }
@@ -107,7 +108,8 @@ async fn storm_case(
     mention_id: i64,
     now: i64,
 ) -> anyhow::Result<Option<i64>> {
-    let (Some(storm), Some(fp)) = (&ctx.playbooks.triage_rules.storm, fp) else { return Ok(None) };
+    let pb = ctx.playbooks();
+    let (Some(storm), Some(fp)) = (&pb.triage_rules.storm, fp) else { return Ok(None) };
     if candidates.is_none() {
         *candidates = Some(cases::storm_candidates(tx, now - storm.window.as_millis(), STORM_CANDIDATES).await?);
     }
@@ -123,12 +125,11 @@ async fn storm_case(
     let every = storm.update_every.as_millis();
     if cases::attach_similar(tx, case_id, mention_id, now, every).await? {
         let case = cases::case_in_tx(tx, case_id).await?;
-        let quiet =
-            case.as_ref().and_then(|c| ctx.playbooks.situations.get(&c.situation)).is_none_or(|s| !s.storm_lines);
+        let quiet = case.as_ref().and_then(|c| pb.situations.get(&c.situation)).is_none_or(|s| !s.storm_lines);
         if !quiet {
             // The count as of now, said as such: the card itself shows the latest count.
             let n = case.map(|c| c.similar_count).unwrap_or_default();
-            let at = crate::clock::from_ms(now).with_timezone(&ctx.playbooks.team.timezone).format("%H:%M");
+            let at = crate::clock::from_ms(now).with_timezone(&pb.team.timezone).format("%H:%M");
             let text = format!("+{n} similar mention(s) as of {at}");
             crate::chat::queue(tx, &ChatOp::ThreadReply { case_id, text, here: false }, now, now).await?;
         }
@@ -146,8 +147,9 @@ async fn open_case(
     fingerprint: Option<i64>,
     now: i64,
 ) -> anyhow::Result<i64> {
-    let t = ctx.triage.triage(m);
-    let situation = ctx.playbooks.situations.pick(&t, m);
+    let pb = ctx.playbooks();
+    let t = ctx.triage().triage(m);
+    let situation = pb.situations.pick(&t, m);
     let due = |s: Option<crate::domain::Span>| s.map(|s| now + s.as_millis());
     let new = NewCase {
         situation: situation.id.clone(),

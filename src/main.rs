@@ -131,6 +131,8 @@ enum Command {
     Jobs,
     /// Health of the polled sources: last success, lag, last error.
     Sources,
+    /// Validate the playbooks and tell the running `serve` to switch to them (SIGHUP).
+    Reload,
     /// Check a public reply text alone: the same check drafts and replies get.
     Lint {
         text: String,
@@ -356,7 +358,7 @@ fn local_date(ctx: &Ctx, date: Option<&str>) -> anyhow::Result<chrono::NaiveDate
     match date {
         Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
             .with_context(|| format!("{d:?} is not a date such as 2026-11-22")),
-        None => Ok(Utc::now().with_timezone(&ctx.playbooks.team.timezone).date_naive() - chrono::Duration::days(1)),
+        None => Ok(Utc::now().with_timezone(&ctx.playbooks().team.timezone).date_naive() - chrono::Duration::days(1)),
     }
 }
 
@@ -453,7 +455,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             let Some(person) = person else { anyhow::bail!("--case needs --as PERSON (who signs the reply)") };
             let ctx = cli_ctx(settings).await?;
             let case = ctx.store.case(id).await?.ok_or_else(|| anyhow::anyhow!("there is no case {id}"))?;
-            let team = &ctx.playbooks.team;
+            let team = &ctx.playbooks().team;
             let agent = team.person(&person).ok_or_else(|| anyhow::anyhow!("there is no {person:?} in team.yaml"))?;
             let findings = carebot::drafting::check_reply(&ctx, &case, agent, &text).await?;
             println!("{}", ops::lint_report(&findings));
@@ -468,6 +470,36 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
             if blocked {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Command::Reload => {
+            let playbooks = match carebot::playbook::Playbooks::load(&settings.playbooks.dir) {
+                Ok(p) => p,
+                Err(problems) => {
+                    eprintln!("{problems}");
+                    anyhow::bail!("the playbooks have problems; the running carebot keeps its current ones");
+                }
+            };
+            carebot::playbook::Triage::compile(&playbooks.triage_rules, &playbooks.team)?;
+            let version = carebot::ctx::playbook_version(&settings.playbooks.dir);
+            let pidfile = carebot::app::pid_file(&settings);
+            let pid: i32 =
+                std::fs::read_to_string(&pidfile).ok().and_then(|s| s.trim().parse().ok()).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no running carebot found ({} is missing); the playbooks are valid (version {version}) \
+                         and take effect when serve starts",
+                        pidfile.display()
+                    )
+                })?;
+            #[cfg(unix)]
+            // SAFETY: kill(2) with a pid read from serve's own pid file.
+            if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
+                anyhow::bail!(
+                    "cannot signal carebot (pid {pid} from {}): {}; is serve still running?",
+                    pidfile.display(),
+                    std::io::Error::last_os_error()
+                );
+            }
+            println!("playbooks valid (version {version}); asked carebot (pid {pid}) to switch to them");
         }
         Command::Triage { action: TriageCmd::Eval { file, folds, misses } } => {
             print!("{}", ops::triage_eval(&settings.playbooks.dir, &file, folds, misses)?);

@@ -148,7 +148,7 @@ pub async fn queue_op(ctx: &Ctx, op: crate::chat::ChatOp) -> anyhow::Result<()> 
 
 /// `carebot jobs`: each job, its schedule, next run and last result.
 pub async fn jobs_table(ctx: &Ctx) -> anyhow::Result<String> {
-    let tz_default = ctx.playbooks.team.timezone;
+    let tz_default = ctx.playbooks().team.timezone;
     let now = ctx.clock.now();
     let mut out = format!("{:<17} {:<22} {:<26} {}\n", "job", "schedule", "next run", "last run");
     for j in crate::registry::JOBS {

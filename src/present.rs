@@ -25,7 +25,7 @@ pub async fn card_for(ctx: &Ctx, case_id: i64) -> Result<Card, DeliveryError> {
         .map_err(internal)?
         .ok_or_else(|| DeliveryError::Permanent(format!("mention of case {case_id} not found")))?;
     let events = ctx.store.events(case_id).await.map_err(internal)?;
-    Ok(Card::build(&case, &mention, &events, &ctx.playbooks))
+    Ok(Card::build(&case, &mention, &events, &ctx.playbooks()))
 }
 
 /// A draft, its compliance findings, whether it needs a lead's approval and the other
@@ -66,14 +66,14 @@ pub async fn case_show(ctx: &Ctx, id: i64, json: bool) -> Result<String, ActErro
         let v = serde_json::json!({ "case": case, "mention": mention, "events": events, "messages": messages });
         return Ok(serde_json::to_string_pretty(&v).map_err(anyhow::Error::from)?);
     }
-    let mut card = crate::chat::Card::build(&case, &mention, &events, &ctx.playbooks);
+    let mut card = crate::chat::Card::build(&case, &mention, &events, &ctx.playbooks());
     // Read here, not clicked: no button labels.
     card.buttons.clear();
     let mut out = card.to_text().trim_end().to_string();
     out.push('\n');
     out.push_str("\nHistory:\n");
     for e in &events {
-        let line = crate::chat::card::describe_event(e, &ctx.playbooks);
+        let line = crate::chat::card::describe_event(e, &ctx.playbooks());
         let note = e.detail.get("note").or_else(|| e.detail.get("text")).and_then(|v| v.as_str());
         let note = note.map(|n| format!(" — {n}")).unwrap_or_default();
         out.push_str(&format!("  {}  {line}{note}\n", fmt_time(Some(e.at))));
@@ -103,9 +103,9 @@ fn changes_state(event: &str) -> bool {
 pub async fn oncall_show(ctx: &Ctx) -> anyhow::Result<String> {
     let now = ctx.clock.now();
     let mut out = String::new();
-    for r in &ctx.playbooks.team.rotations {
+    for r in &ctx.playbooks().team.rotations {
         let who = crate::workflow::on_call(ctx, &r.id, now).await?.unwrap_or_default();
-        let name = ctx.playbooks.team.person(&who).map(|p| p.name.clone()).unwrap_or(who.clone());
+        let name = ctx.playbooks().team.person(&who).map(|p| p.name.clone()).unwrap_or(who.clone());
         let how = match ctx.store.oncall_override(&r.id, now.timestamp_millis()).await? {
             Some(_) => "override",
             None => "rotation",
@@ -123,7 +123,7 @@ pub async fn oncall_set(
     until: chrono::DateTime<chrono::Utc>,
     by: &str,
 ) -> Result<String, ActError> {
-    let team = &ctx.playbooks.team;
+    let team = &ctx.playbooks().team;
     let setter = team.person(by).ok_or_else(|| ActError::UnknownPerson(by.to_string()))?;
     if !setter.roles.contains(&crate::domain::Role::Lead) {
         return Err(ActError::Invalid(format!("{} cannot change the on-call: that needs the lead role", setter.name)));

@@ -26,7 +26,7 @@ pub async fn on_call(ctx: &Ctx, rotation: &str, now: DateTime<Utc>) -> anyhow::R
     if let Some(p) = ctx.store.oncall_override(rotation, now.timestamp_millis()).await? {
         return Ok(Some(p));
     }
-    Ok(ctx.playbooks.team.rotation(rotation).map(|r| r.on_call(now).to_string()))
+    Ok(ctx.playbooks().team.rotation(rotation).map(|r| r.on_call(now).to_string()))
 }
 
 /// People an escalation target reaches for this case at `now`, read inside the case's
@@ -38,7 +38,7 @@ pub async fn resolve_targets(
     target: &EscalationTarget,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<Person>> {
-    let team = &ctx.playbooks.team;
+    let team = &ctx.playbooks().team;
     Ok(match target {
         EscalationTarget::SiteOwner => case
             .site
@@ -62,7 +62,8 @@ pub async fn resolve_targets(
 }
 
 fn validate(ctx: &Ctx, action: &Action) -> Result<(), ActError> {
-    let team = &ctx.playbooks.team;
+    let pb = ctx.playbooks();
+    let team = &pb.team;
     match action {
         Action::Reassign { to } => match team.person(to) {
             None => Err(ActError::UnknownPerson(to.clone())),
@@ -86,10 +87,9 @@ fn validate(ctx: &Ctx, action: &Action) -> Result<(), ActError> {
             Err(ActError::Invalid(format!("there is no site {v:?}; one of {}, or none", known.join(", "))))
         }
         Action::Reclassify { field: TriageField::Category, value } => match value {
-            Some(v) if ctx.playbooks.triage_rules.category(v).is_some() => Ok(()),
+            Some(v) if pb.triage_rules.category(v).is_some() => Ok(()),
             _ => {
-                let known: Vec<&str> = ctx
-                    .playbooks
+                let known: Vec<&str> = pb
                     .triage_rules
                     .rules
                     .iter()
@@ -100,9 +100,9 @@ fn validate(ctx: &Ctx, action: &Action) -> Result<(), ActError> {
             }
         },
         Action::Reclassify { field: TriageField::Situation, value } => match value {
-            Some(v) if ctx.playbooks.situations.get(v).is_some() => Ok(()),
+            Some(v) if pb.situations.get(v).is_some() => Ok(()),
             _ => {
-                let known: Vec<&str> = ctx.playbooks.situations.situations.iter().map(|s| s.id.as_str()).collect();
+                let known: Vec<&str> = pb.situations.situations.iter().map(|s| s.id.as_str()).collect();
                 Err(ActError::Invalid(format!("name a situation: one of {}", known.join(", "))))
             }
         },
@@ -122,7 +122,7 @@ fn validate(ctx: &Ctx, action: &Action) -> Result<(), ActError> {
 /// A refusal as a person reads it: owners by name, not by team-file id.
 fn refused(ctx: &Ctx, case_id: i64, refusal: crate::domain::Refusal) -> ActError {
     use crate::domain::Refusal;
-    let name = |id: String| ctx.playbooks.team.person(&id).map(|p| p.name.clone()).unwrap_or(id);
+    let name = |id: String| ctx.playbooks().team.person(&id).map(|p| p.name.clone()).unwrap_or(id);
     let refusal = match refusal {
         Refusal::AlreadyClaimed { owner } => Refusal::AlreadyClaimed { owner: name(owner) },
         Refusal::NotOwner { owner, action } => Refusal::NotOwner { owner: name(owner), action },
@@ -134,7 +134,8 @@ fn refused(ctx: &Ctx, case_id: i64, refusal: crate::domain::Refusal) -> ActError
 /// Runs `action` on case `case_id` as `actor_id` (a team-file person id).
 #[tracing::instrument(skip_all, fields(case_id, action = action.name()))]
 pub async fn act(ctx: &Ctx, case_id: i64, actor_id: &str, action: Action) -> Result<Acted, ActError> {
-    let person = ctx.playbooks.team.person(actor_id).ok_or_else(|| ActError::UnknownPerson(actor_id.to_string()))?;
+    let pb = ctx.playbooks();
+    let person = pb.team.person(actor_id).ok_or_else(|| ActError::UnknownPerson(actor_id.to_string()))?;
     let actor = person.actor();
     validate(ctx, &action)?;
     if matches!(action, Action::Respond { .. } | Action::RequestApproval { .. }) {
@@ -256,6 +257,7 @@ async fn try_act(
     action: &Action,
     extra: &serde_json::Value,
 ) -> Result<Option<Acted>, ActError> {
+    let pb = ctx.playbooks();
     let now_dt = ctx.clock.now();
     let now = now_dt.timestamp_millis();
     let mut tx = ctx.store.begin().await?;
@@ -313,6 +315,10 @@ async fn try_act(
             d.insert("from".into(), from);
         }
     }
+    // Which playbooks decided it (a reload changes rules; the history says which applied).
+    if let Some(d) = t.detail.as_object_mut() {
+        d.insert("playbooks".into(), serde_json::json!(ctx.playbook_version()));
+    }
     let event_id = cases::append_event(&mut tx, case_id, now, &actor.id, t.event, &t.detail).await?;
     let event = EventRow {
         id: event_id,
@@ -322,9 +328,9 @@ async fn try_act(
         action: t.event.to_string(),
         detail: t.detail.clone(),
     };
-    let summary = describe_event(&event, &ctx.playbooks);
+    let summary = describe_event(&event, &pb);
     let mut ops = vec![ChatOp::UpdateCard { case_id }];
-    let lines = ctx.playbooks.situations.get(&case.situation).map(|s| s.step_lines).unwrap_or_default();
+    let lines = pb.situations.get(&case.situation).map(|s| s.step_lines).unwrap_or_default();
     // Escalating to the channel notifies it (`@here`), whatever the situation's step lines.
     let here = matches!(action, Action::Escalate { to: EscalationTarget::Channel, .. });
     match lines {
@@ -339,7 +345,7 @@ async fn try_act(
         crate::playbook::StepLines::Off => {}
     }
     if let Action::Escalate { to, note } = action {
-        let who = ctx.playbooks.team.person(&actor.id).map(|p| p.name.clone()).unwrap_or_else(|| actor.id.clone());
+        let who = pb.team.person(&actor.id).map(|p| p.name.clone()).unwrap_or_else(|| actor.id.clone());
         let mut text = format!("Case #{case_id} ({}) was escalated to you by {who}.", case.priority);
         if let Some(n) = note {
             text.push_str(&format!(" Note: {n}"));
@@ -358,8 +364,8 @@ async fn try_act(
         ops.push(ChatOp::DirectMessage {
             person: to.clone(),
             text: {
-                let who = ctx.playbooks.team.person(&actor.id).map_or(actor.id.as_str(), |p| p.name.as_str());
-                let label = ctx.playbooks.situations.get(&case.situation).map_or("", |s| s.label.as_str());
+                let who = pb.team.person(&actor.id).map_or(actor.id.as_str(), |p| p.name.as_str());
+                let label = pb.situations.get(&case.situation).map_or("", |s| s.label.as_str());
                 format!("Case #{case_id} ({} · {label}) was assigned to you by {who}.", case.priority)
             },
             case_id: Some(case_id),
@@ -387,7 +393,7 @@ fn approval_messages(
     requester: Option<&str>,
     event: &EventRow,
 ) -> Vec<ChatOp> {
-    let team = &ctx.playbooks.team;
+    let team = &ctx.playbooks().team;
     let who = team.person(actor).map(|p| p.name.clone()).unwrap_or_else(|| actor.to_string());
     let id = case.id;
     let dm = |person: &str, text: String| ChatOp::DirectMessage {
@@ -457,11 +463,11 @@ async fn judged_situation(
     case: &CaseRow,
     confirm: bool,
 ) -> Result<String, ActError> {
-    let book = &ctx.playbooks.situations;
+    let book = &ctx.playbooks().situations;
     if book.get(&case.situation).is_none_or(|s| s.when.possible_risk != Some(true)) {
         let events = cases::events_with(&mut **tx, case.id).await?;
         if let Some(e) = events.iter().rev().find(|e| e.action == "confirm_risk" || e.action == "dismiss_risk") {
-            let who = ctx.playbooks.team.person(&e.actor).map(|p| p.name.clone()).unwrap_or_else(|| e.actor.clone());
+            let who = ctx.playbooks().team.person(&e.actor).map(|p| p.name.clone()).unwrap_or_else(|| e.actor.clone());
             let what = if e.action == "confirm_risk" { "confirmed" } else { "dismissed" };
             return Err(ActError::Invalid(format!("case {}'s possible risk was already {what} by {who}", case.id)));
         }
@@ -479,7 +485,7 @@ async fn judged_situation(
     let mention = cases::mention_in_tx(tx, case.mention_id).await?;
     let fallback = || book.situations.last().map(|s| s.id.clone()).unwrap_or_default();
     let Some(m) = mention.and_then(|m| m.as_mention().ok()) else { return Ok(fallback()) };
-    let mut t = ctx.triage.triage(&m);
+    let mut t = ctx.triage().triage(&m);
     t.possible_risk = false;
     t.risk = false;
     t.site = case.site.clone();
@@ -496,6 +502,7 @@ async fn reclassify(
     value: Option<&str>,
     new_channels: &mut Vec<String>,
 ) -> anyhow::Result<serde_json::Value> {
+    let pb = ctx.playbooks();
     Ok(match field {
         TriageField::Site => {
             cases::set_site_and_categories(tx, case.id, value, &case.categories, &case.reasons).await?;
@@ -515,7 +522,7 @@ async fn reclassify(
         }
         TriageField::Situation => {
             let s = value
-                .and_then(|v| ctx.playbooks.situations.get(v))
+                .and_then(|v| pb.situations.get(v))
                 .ok_or_else(|| anyhow::anyhow!("situation {value:?} vanished from the playbook"))?;
             let due = |span: Option<crate::domain::Span>| span.map(|d| case.opened_at + d.as_millis());
             let change = cases::SituationChange {

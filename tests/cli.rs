@@ -479,3 +479,71 @@ fn check_refuses_ambiguous_durations_unordered_clocks_unknown_platforms_and_bloc
         "{err}"
     );
 }
+
+#[test]
+fn reload_switches_a_running_serve_to_fixed_playbooks_and_refuses_broken_ones() {
+    use std::io::BufRead;
+    let cli = Cli::new(None);
+    let text = std::fs::read_to_string(&cli.config).unwrap();
+    std::fs::write(&cli.config, format!("{text}\n[http]\nlisten = \"127.0.0.1:0\"\n")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_carebot"))
+        .arg("--config")
+        .arg(&cli.config)
+        .arg("serve")
+        .current_dir(cli.dir.path())
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let base = first.trim_start_matches("carebot listening on ").to_string();
+    let ready = |base: &str| {
+        let mut s = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+        use std::io::{Read, Write};
+        write!(s, "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    // The pid file appears once serve has started.
+    for _ in 0..100 {
+        if cli.dir.path().join("carebot.pid").exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let before = ready(&base);
+    assert!(before.contains("ready; playbooks "), "{before}");
+
+    // A broken playbook is refused by reload and the running set stays.
+    let triage = cli.playbook("triage.yaml");
+    replace_in(&triage, "negative_below: -0.05", "negative_below: [");
+    let err = cli.err(&["reload"]);
+    assert!(err.contains("triage.yaml") && err.contains("keeps its current ones"), "{err}");
+    assert_eq!(ready(&base).lines().last(), before.lines().last());
+
+    // Fixed (and changed), it is taken up without a restart.
+    replace_in(&triage, "negative_below: [", "negative_below: -0.1");
+    let said = cli.ok(&["reload"]);
+    assert!(said.contains("asked carebot (pid"), "{said}");
+    let mut after = String::new();
+    for _ in 0..100 {
+        after = ready(&base);
+        if after.lines().last() != before.lines().last() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_ne!(after.lines().last(), before.lines().last(), "the version did not change: {after}");
+    let version = said.split("(version ").nth(1).unwrap().split(')').next().unwrap();
+    assert!(after.contains(&format!("playbooks {version}")), "{after} vs {said}");
+
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success() || status.code().is_some(), "{status:?}");
+    assert!(!cli.dir.path().join("carebot.pid").exists(), "the pid file is removed at stop");
+}

@@ -373,7 +373,7 @@ async fn strangers_are_refused_privately_and_concurrent_claims_have_one_winner(b
     assert!(loser["data"]["content"]
         .as_str()
         .unwrap()
-        .contains(&format!("already claimed by {}", r.ctx.playbooks.team.person(&winner).unwrap().name)));
+        .contains(&format!("already claimed by {}", r.ctx.playbooks().team.person(&winner).unwrap().name)));
 }
 
 async fn a_rate_limited_post_is_delivered_once_after_retry_after(b: Backend) {

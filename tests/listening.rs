@@ -506,9 +506,9 @@ async fn google_reviews_use_oauth_paginate_and_mark_recovery_after_a_reply(b: Ba
     assert_eq!(m.rating, Some(4.0));
     assert!(case.recovery_at.is_some(), "rating rose after our reply");
     let events = s.ctx.store.events(case.id).await.unwrap();
-    let card = Card::build(&case, &m, &events, &s.ctx.playbooks);
+    let card = Card::build(&case, &m, &events, &s.ctx.playbooks());
     assert!(card.to_text().contains("Recovery candidate"), "{}", card.to_text());
-    let date = (t0() + Duration::hours(4)).with_timezone(&s.ctx.playbooks.team.timezone).date_naive();
+    let date = (t0() + Duration::hours(4)).with_timezone(&s.ctx.playbooks().team.timezone).date_naive();
     let digest = carebot::digest::gather(&s.ctx, date).await.unwrap();
     assert!(digest.recoveries.iter().any(|r| r.case_id == case.id && r.after_reply && r.from == 1.0 && r.to == 4.0));
     assert!(digest.to_text().contains(&format!("#{}: 1★ → 4★ — recovery candidate", case.id)), "{}", digest.to_text());

@@ -59,7 +59,7 @@ async fn serve_on(backend: Backend) {
         let _ = stop_rx.await;
     }));
 
-    wait_for("ten cards", || screen.text().matches("· new case").count() >= 11).await;
+    wait_for("ten cards and two extra copies for #risk", || screen.text().matches("· new case").count() >= 12).await;
     let text = screen.text();
     // One card per sample; the clinical-risk one goes to #risk and #px-triage, and so does
     // the news item the model is unsure about (possible risk: confirm or dismiss).

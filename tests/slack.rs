@@ -276,7 +276,7 @@ async fn concurrent_claim_clicks_have_one_winner_and_the_loser_is_told_who(b: Ba
         refusal.body["text"]
             .as_str()
             .unwrap()
-            .contains(&format!("already claimed by {}", r.ctx.playbooks.team.person(&winner).unwrap().name)),
+            .contains(&format!("already claimed by {}", r.ctx.playbooks().team.person(&winner).unwrap().name)),
         "{}",
         refusal.body
     );
@@ -763,7 +763,8 @@ async fn a_lead_fixes_the_triage_and_the_clocks_and_channel_follow(b: Backend) {
     let done = said(command(&r, DENA, &format!("set {case_id} situation clinical-risk")).await);
     assert!(done.contains("situation set to"), "{done}");
     let after = r.ctx.store.case(case_id).await.unwrap().unwrap();
-    let risk = r.ctx.playbooks.situations.get("clinical-risk").unwrap();
+    let pb = r.ctx.playbooks();
+    let risk = pb.situations.get("clinical-risk").unwrap();
     assert_eq!(
         (after.situation.as_str(), after.priority, after.channel.as_str()),
         ("clinical-risk", risk.priority, "risk")
@@ -924,7 +925,8 @@ async fn a_possible_risk_is_confirmed_or_dismissed_with_one_click(b: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         after = r.ctx.store.case(dismissed).await.unwrap().unwrap();
     }
-    let usual = r.ctx.playbooks.situations.get("negative-review").unwrap();
+    let pb = r.ctx.playbooks();
+    let usual = pb.situations.get("negative-review").unwrap();
     assert_eq!(
         (after.situation.as_str(), after.channel.as_str(), after.priority),
         ("negative-review", "px-triage", usual.priority)

@@ -19,13 +19,14 @@ pub enum Who<'a> {
 }
 
 /// The team-file person behind a chat user, or the refusal to show them.
-pub fn person<'c>(ctx: &'c Ctx, who: Who<'_>) -> Result<&'c Person, String> {
-    let team = &ctx.playbooks.team;
+pub fn person(ctx: &Ctx, who: Who<'_>) -> Result<Person, String> {
+    let pb = ctx.playbooks();
+    let team = &pb.team;
     let found = match who {
         Who::Slack(id) => team.person_by_slack(id),
         Who::Discord(id) => team.person_by_discord(id),
     };
-    found.ok_or_else(|| {
+    found.cloned().ok_or_else(|| {
         "You are not in carebot's team file, so you cannot work cases. Ask a PX lead to add you \
          (playbooks/team.yaml)."
             .to_string()
@@ -171,7 +172,7 @@ pub async fn reply_form(ctx: &Ctx, person: &Person, case_id: i64, template: Opti
     use crate::store::cases::{approved_reply, event_text};
     let d = crate::drafting::draft(ctx, case_id, &person.id, template).await?;
     let events = ctx.store.events(case_id).await?;
-    let team = &ctx.playbooks.team;
+    let team = &ctx.playbooks().team;
     let name = |id: &str| team.person(id).map_or(id.to_string(), |p| p.name.clone());
     let is_lead = person.roles.contains(&crate::domain::Role::Lead);
     let approved = approved_reply(&events).and_then(event_text).filter(|_| template.is_none());
@@ -235,7 +236,7 @@ pub async fn reply_form(ctx: &Ctx, person: &Person, case_id: i64, template: Opti
 
 async fn form(ctx: &Ctx, person: &Person, kind: FormKind, case_id: i64) -> Result<Form, ActError> {
     let case = ctx.store.case(case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
-    let team = &ctx.playbooks.team;
+    let team = &ctx.playbooks().team;
     Ok(match kind {
         FormKind::Escalate => {
             let mut choices = Vec::new();
@@ -284,7 +285,7 @@ async fn form(ctx: &Ctx, person: &Person, kind: FormKind, case_id: i64) -> Resul
                 team.sites.iter().map(|s| choice(format!("site:{}", s.id), format!("Site: {}", s.name))).collect();
             choices.push(choice("site:none", "Site: none (organisation-wide)"));
             choices.extend(
-                ctx.playbooks
+                ctx.playbooks()
                     .situations
                     .situations
                     .iter()
@@ -446,7 +447,7 @@ pub async fn snooze_until(ctx: &Ctx, case_id: i64, span: &str) -> Result<i64, St
     if span == "tomorrow" {
         let case = ctx.store.case(case_id).await.map_err(|e| explain(&e.into(), "snooze", Some(case_id)))?;
         let case = case.ok_or_else(|| ActError::UnknownCase(case_id).to_string())?;
-        let team = &ctx.playbooks.team;
+        let team = &ctx.playbooks().team;
         let tz = case.site.as_deref().and_then(|s| team.site(s)).map_or(team.timezone, |s| s.timezone);
         let day = now.with_timezone(&tz).date_naive() + chrono::Days::new(1);
         let nine = day.and_hms_opt(9, 0, 0).and_then(|t| t.and_local_timezone(tz).earliest());
@@ -464,7 +465,7 @@ fn cover_until(ctx: &Ctx, until: &str) -> Result<chrono::DateTime<chrono::Utc>, 
     let now = ctx.clock.now();
     let until = until.trim();
     if until.eq_ignore_ascii_case("tomorrow") {
-        let tz = ctx.playbooks.team.timezone;
+        let tz = ctx.playbooks().team.timezone;
         let day = now.with_timezone(&tz).date_naive() + chrono::Days::new(1);
         let nine = day.and_hms_opt(9, 0, 0).and_then(|t| t.and_local_timezone(tz).earliest());
         return nine.map(|t| t.with_timezone(&chrono::Utc)).ok_or_else(|| "9:00 tomorrow does not exist here".into());
@@ -480,7 +481,7 @@ fn cover_until(ctx: &Ctx, until: &str) -> Result<chrono::DateTime<chrono::Utc>, 
 
 /// The team-file id of a teammate named by id, `@id`, or a Slack or Discord mention.
 pub fn teammate(ctx: &Ctx, named: &str) -> Result<String, ActError> {
-    let team = &ctx.playbooks.team;
+    let team = &ctx.playbooks().team;
     let raw = named.trim();
     let inner = raw.strip_prefix("<@").and_then(|r| r.strip_suffix('>')).map(|r| r.split('|').next().unwrap_or(r));
     let found = match inner {
@@ -505,10 +506,10 @@ pub fn teammate(ctx: &Ctx, named: &str) -> Result<String, ActError> {
 }
 
 fn case_line(ctx: &Ctx, c: &CaseRow) -> String {
-    let team = &ctx.playbooks.team;
+    let pb = ctx.playbooks();
+    let team = &pb.team;
     let site = c.site.as_deref().and_then(|s| team.site(s)).map(|s| s.name.as_str()).unwrap_or("no site");
-    let situation =
-        ctx.playbooks.situations.get(&c.situation).map(|s| s.label.as_str()).unwrap_or(c.situation.as_str());
+    let situation = pb.situations.get(&c.situation).map(|s| s.label.as_str()).unwrap_or(c.situation.as_str());
     let opened = from_ms(c.opened_at).with_timezone(&team.timezone).format("%a %H:%M");
     let owner =
         c.owner.as_deref().map(|o| format!(" · {}", team.person(o).map_or(o, |p| p.name.as_str()))).unwrap_or_default();
@@ -628,7 +629,7 @@ async fn approvals(ctx: &Ctx) -> anyhow::Result<String> {
     if waiting.is_empty() {
         return Ok("No replies are waiting for approval.".into());
     }
-    let team = &ctx.playbooks.team;
+    let team = &ctx.playbooks().team;
     let mut out = String::new();
     for (case, req) in &waiting {
         let who = team.person(&req.actor).map(|p| p.name.clone()).unwrap_or_else(|| req.actor.clone());

@@ -63,7 +63,7 @@ async fn healthz() -> &'static str {
 async fn readyz(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
     // Answers within a second even while the database is down (the pool would wait).
     match ctx.store.ping(std::time::Duration::from_millis(800)).await {
-        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+        Ok(()) => (StatusCode::OK, format!("ready; playbooks {}\n", ctx.playbook_version())),
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "readiness check failed");
             (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n".to_string())

@@ -34,12 +34,13 @@ fn clock_name(step: &EscalationStep) -> &'static str {
 
 /// One sweep as of `at`; returns a summary for the job record.
 pub async fn sweep(ctx: &Ctx, at: DateTime<Utc>) -> anyhow::Result<String> {
+    let pb = ctx.playbooks();
     let at_ms = at.timestamp_millis();
     let open = ctx.store.unresolved_cases().await?;
     let fired = ctx.store.fired_rounds().await?;
     let mut sent = 0;
     for case in &open {
-        let Some(situation) = ctx.playbooks.situations.get(&case.situation) else { continue };
+        let Some(situation) = pb.situations.get(&case.situation) else { continue };
         // Snoozed: nothing fires until the snooze ends; then the latest round does.
         if case.snoozed_until.is_some_and(|u| u > at_ms) {
             continue;
@@ -49,8 +50,8 @@ pub async fn sweep(ctx: &Ctx, at: DateTime<Utc>) -> anyhow::Result<String> {
             if fired.get(&(case.id, i as i64)).is_some_and(|r| *r >= round) {
                 continue;
             }
-            let tz = case.site.as_deref().and_then(|s| ctx.playbooks.team.site(s)).map(|s| s.timezone);
-            let local = at.with_timezone(&tz.unwrap_or(ctx.playbooks.team.timezone)).time();
+            let tz = case.site.as_deref().and_then(|s| pb.team.site(s)).map(|s| s.timezone);
+            let local = at.with_timezone(&tz.unwrap_or(pb.team.timezone)).time();
             if !step.inside_hours(local) {
                 continue;
             }
@@ -73,7 +74,7 @@ pub async fn sweep(ctx: &Ctx, at: DateTime<Utc>) -> anyhow::Result<String> {
     }
     let mut reminded = 0;
     for case in &open {
-        let Some(lead) = ctx.playbooks.situations.get(&case.situation).and_then(|s| s.remind_before) else { continue };
+        let Some(lead) = pb.situations.get(&case.situation).and_then(|s| s.remind_before) else { continue };
         if case.owner.is_none() || case.snoozed_until.is_some_and(|u| u > at_ms) {
             continue;
         }
@@ -129,9 +130,9 @@ async fn remind(ctx: &Ctx, case_id: i64, step: i64, clock: &str, at: DateTime<Ut
     if !escalation::claim_fire(&mut tx, case_id, step, 0, now).await? {
         return Ok(false);
     }
-    let team = &ctx.playbooks.team;
+    let team = &ctx.playbooks().team;
     let tz = case.site.as_deref().and_then(|s| team.site(s)).map_or(team.timezone, |s| s.timezone);
-    let label = ctx.playbooks.situations.get(&case.situation).map(|s| s.label.clone()).unwrap_or_default();
+    let label = ctx.playbooks().situations.get(&case.situation).map(|s| s.label.clone()).unwrap_or_default();
     let minutes = ((due - now) / 60_000).max(1);
     let text = format!(
         "Reminder: case #{case_id} ({} · {label}) — {clock} due at {} ({minutes} min from now).",
@@ -156,6 +157,7 @@ async fn fire(
     round: i64,
     at: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
+    let pb = ctx.playbooks();
     let now = at.timestamp_millis();
     let mut tx = ctx.store.begin().await?;
     // Re-read inside the transaction: the case may have moved on since the sweep began.
@@ -177,8 +179,8 @@ async fn fire(
     }
     let mut people = Vec::new();
     let mut ops = Vec::new();
-    let label = ctx.playbooks.situations.get(&case.situation).map(|s| s.label.clone()).unwrap_or_default();
-    let site = case.site.as_deref().and_then(|s| ctx.playbooks.team.site(s)).map(|s| s.name.clone());
+    let label = pb.situations.get(&case.situation).map(|s| s.label.clone()).unwrap_or_default();
+    let site = case.site.as_deref().and_then(|s| pb.team.site(s)).map(|s| s.name.clone());
     let what = format!(
         "Case #{case_id} ({} · {label}{}) is past its {} time",
         case.priority,

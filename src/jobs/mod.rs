@@ -24,7 +24,7 @@ pub struct Job {
 
 /// Queues the digest (or weekly report) for the local day before `at`; delivered by the outbox.
 pub async fn queue_report(ctx: &Ctx, at: DateTime<Utc>, weekly: bool) -> anyhow::Result<String> {
-    let date = at.with_timezone(&ctx.playbooks.team.timezone).date_naive() - chrono::Duration::days(1);
+    let date = at.with_timezone(&ctx.playbooks().team.timezone).date_naive() - chrono::Duration::days(1);
     let op = if weekly {
         crate::chat::ChatOp::WeeklyReport { week_ending: date }
     } else {

@@ -33,11 +33,11 @@ const SEND_LIMIT: Duration = Duration::from_millis((LEASE_MS - 5_000) as u64);
 /// `catch_up`: a card sent again by `carebot outbox retry` also gets, in its thread, the
 /// steps taken while it could not be posted (their own lines found no card then).
 async fn deliver(ctx: &Ctx, op: &ChatOp, catch_up: bool) -> Result<(), DeliveryError> {
+    let pb = ctx.playbooks();
     let surface = ctx.chat.name();
     let internal = |e: anyhow::Error| DeliveryError::Transient(format!("{e:#}"));
     let channel = |name: &str| {
-        ctx.playbooks
-            .situations
+        pb.situations
             .channels
             .get(name)
             .cloned()
@@ -60,7 +60,7 @@ async fn deliver(ctx: &Ctx, op: &ChatOp, catch_up: bool) -> Result<(), DeliveryE
                 let steps: Vec<String> = events
                     .iter()
                     .filter(|e| e.action != "opened")
-                    .map(|e| format!("• {}", crate::chat::card::describe_event(e, &ctx.playbooks)))
+                    .map(|e| format!("• {}", crate::chat::card::describe_event(e, &pb)))
                     .collect();
                 if !steps.is_empty() {
                     let text = format!("Steps taken before this card could be posted:\n{}", steps.join("\n"));
@@ -91,8 +91,7 @@ async fn deliver(ctx: &Ctx, op: &ChatOp, catch_up: bool) -> Result<(), DeliveryE
             }
         }
         ChatOp::DirectMessage { person, text, case_id, nudge, approve } => {
-            let p = ctx
-                .playbooks
+            let p = pb
                 .team
                 .person(person)
                 .ok_or_else(|| DeliveryError::Permanent(format!("person {person:?} is not in the team file")))?;

@@ -31,7 +31,7 @@ async fn plan(ctx: &Ctx, registry: &'static [super::Job]) -> Vec<Scheduled> {
         let (Some(job), Some(parsed)) = (registry.iter().find(|j| j.name == name.as_str()), cfg.parsed.clone()) else {
             continue;
         };
-        let tz = parsed.timezone.unwrap_or(ctx.playbooks.team.timezone);
+        let tz = parsed.timezone.unwrap_or(ctx.playbooks().team.timezone);
         let mut s = Scheduled { job, schedule: parsed.schedule, tz, next: None };
         let last = ctx.store.last_job_run(name).await.ok().flatten();
         let from = last.map(|r| crate::clock::from_ms(r.scheduled_at)).unwrap_or(now);

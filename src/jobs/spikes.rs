@@ -48,9 +48,9 @@ pub fn rates(ctx: &Ctx, spike: &Spike, rows: &[spikes::SpikeRow], now: i64) -> V
         .into_iter()
         .map(|(scope, (window, baseline))| {
             let label = match scope.split_once(':') {
-                Some(("site", id)) => ctx.playbooks.team.site(id).map(|s| s.name.clone()).unwrap_or(id.to_string()),
+                Some(("site", id)) => ctx.playbooks().team.site(id).map(|s| s.name.clone()).unwrap_or(id.to_string()),
                 Some((_, id)) => {
-                    ctx.playbooks.triage_rules.category(id).map(|r| r.label.clone()).unwrap_or(id.to_string())
+                    ctx.playbooks().triage_rules.category(id).map(|r| r.label.clone()).unwrap_or(id.to_string())
                 }
                 None => scope.clone(),
             };
@@ -60,7 +60,8 @@ pub fn rates(ctx: &Ctx, spike: &Spike, rows: &[spikes::SpikeRow], now: i64) -> V
 }
 
 pub async fn check(ctx: &Ctx, at: DateTime<Utc>) -> anyhow::Result<String> {
-    let Some(spike) = ctx.playbooks.triage_rules.spike.clone() else {
+    let pb = ctx.playbooks();
+    let Some(spike) = pb.triage_rules.spike.clone() else {
         return Ok("spike alerts are off (no `spike:` in triage.yaml)".into());
     };
     let now = at.timestamp_millis();
@@ -87,7 +88,7 @@ pub async fn check(ctx: &Ctx, at: DateTime<Utc>) -> anyhow::Result<String> {
         });
         let mut tx = ctx.store.begin().await?;
         spikes::record_spike(&mut tx, &rate.scope, now, &detail).await?;
-        let leads = ctx.playbooks.team.with_role(crate::domain::Role::Lead);
+        let leads = pb.team.with_role(crate::domain::Role::Lead);
         let mut ops: Vec<ChatOp> = leads
             .map(|p| ChatOp::DirectMessage {
                 person: p.id.clone(),

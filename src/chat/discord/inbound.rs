@@ -79,7 +79,7 @@ async fn answer(ctx: &Ctx, interaction: Interaction) -> Value {
             let text = match interact::person(ctx, Who::Discord(&user)) {
                 Err(refusal) => refusal,
                 Ok(p) => match command_of(&c.data.options) {
-                    Ok(cmd) => interact::run(ctx, p, cmd, name).await,
+                    Ok(cmd) => interact::run(ctx, &p, cmd, name).await,
                     Err(why) => format!("{why}\n\n{}", usage(name)),
                 },
             };
@@ -99,7 +99,7 @@ async fn answer(ctx: &Ctx, interaction: Interaction) -> Value {
                 let (Ok(case_id), Some(template)) = (case.parse::<i64>(), values.first()) else {
                     return private("That menu has expired.");
                 };
-                return match interact::reply_form(ctx, person, case_id, Some(template)).await {
+                return match interact::reply_form(ctx, &person, case_id, Some(template)).await {
                     Ok(form) => json!({ "type": 7, "data": layout::reply_preview(&form) }),
                     Err(e) => private(&crate::errors::explain(&e, "discord", "switch template", Some(case_id))),
                 };
@@ -108,7 +108,7 @@ async fn answer(ctx: &Ctx, interaction: Interaction) -> Value {
                 let (case, template) = rest.split_once(':').unwrap_or((rest, ""));
                 let Ok(case_id) = case.parse::<i64>() else { return private("That button has expired.") };
                 let template = Some(template).filter(|t| !t.is_empty());
-                return match interact::reply_form(ctx, person, case_id, template).await {
+                return match interact::reply_form(ctx, &person, case_id, template).await {
                     Ok(form) => layout::modal(&form),
                     Err(e) => private(&crate::errors::explain(&e, "discord", "edit reply", Some(case_id))),
                 };
@@ -120,13 +120,13 @@ async fn answer(ctx: &Ctx, interaction: Interaction) -> Value {
                 };
                 let Some(choice) = values.first() else { return private("Please pick one of the options.") };
                 let answer = Answer { choice: Some(choice.clone()), ..Answer::default() };
-                return match interact::submit(ctx, person, kind, case_id, answer).await {
+                return match interact::submit(ctx, &person, kind, case_id, answer).await {
                     Ok(done) => json!({ "type": 7, "data": { "content": done, "components": [] } }),
                     Err(why) => private(&why),
                 };
             }
             let Ok(press) = c.data.custom_id.parse::<Press>() else { return private("That button is not carebot's.") };
-            match interact::press(ctx, person, press).await {
+            match interact::press(ctx, &person, press).await {
                 Pressed::Done(done) => {
                     let clicked = c.message.id.to_string();
                     let messages = ctx.store.case_messages(press.case_id).await.unwrap_or_default();
@@ -174,7 +174,7 @@ async fn answer(ctx: &Ctx, interaction: Interaction) -> Value {
             let override_block =
                 input(layout::OVERRIDE_INPUT).is_some_and(|v| v.trim().eq_ignore_ascii_case("override"));
             let answer = Answer { choice: None, text: text.clone(), override_block };
-            match interact::submit(ctx, person, kind, case_id, answer).await {
+            match interact::submit(ctx, &person, kind, case_id, answer).await {
                 Ok(done) => private(&done),
                 // The modal is gone: give the person their text back with the reason.
                 // Up to 4,000 characters fit an embed (a message holds 2,000).

@@ -27,7 +27,7 @@ pub async fn command(ctx: &Ctx, slack: &Slack, ev: &SlackCommandEvent) -> SlackC
     let reply = match interact::person(ctx, Who::Slack(&ev.user_id.0)) {
         Err(refusal) => refusal,
         Ok(person) => match ev.text.as_deref().unwrap_or_default().parse::<Command>() {
-            Ok(cmd) => interact::run(ctx, person, cmd, name).await,
+            Ok(cmd) => interact::run(ctx, &person, cmd, name).await,
             Err(why) => format!("{why}\n\n{}", usage(name)),
         },
     };
@@ -80,7 +80,7 @@ async fn block_actions(ctx: &Ctx, slack: &Arc<Slack>, a: SlackInteractionBlockAc
     // A button in a DM (a nudge): the card is elsewhere, so say what happened.
     let in_dm = matches!(&a.container, SlackInteractionActionContainer::Message(m)
         if m.channel_id.as_ref().is_some_and(|c| c.0.starts_with('D')));
-    let pressed = interact::press(ctx, person, press).await;
+    let pressed = interact::press(ctx, &person, press).await;
     if on_home {
         // The home tab shows the queue as it is now; a refusal goes by DM (no response_url).
         if let Pressed::Private(text) = &pressed {
@@ -135,7 +135,7 @@ async fn switch_template(
         return;
     };
     let Ok(person) = interact::person(ctx, Who::Slack(user)) else { return };
-    let form = match interact::reply_form(ctx, person, case_id, Some(&template)).await {
+    let form = match interact::reply_form(ctx, &person, case_id, Some(&template)).await {
         Ok(f) => f,
         Err(e) => {
             crate::errors::explain(&e, "slack", "switch template", Some(case_id));
@@ -157,7 +157,7 @@ async fn switch_template(
 /// Draws a person's App Home tab (`views.publish`) after the acknowledgement.
 async fn publish_home(ctx: &Ctx, slack: &Arc<Slack>, user: &str) {
     let Ok(person) = interact::person(ctx, Who::Slack(user)) else { return };
-    let sections = match interact::home(ctx, person).await {
+    let sections = match interact::home(ctx, &person).await {
         Ok(s) => s,
         Err(e) => {
             crate::errors::explain(&e, "slack", "app home", None);
@@ -207,7 +207,7 @@ async fn view_submission(
             .and_then(|s| s.selected_options.as_ref())
             .is_some_and(|o| o.iter().any(|o| o.value == "override")),
     };
-    let done = interact::submit(ctx, person, kind, case_id, answer).await.map_err(|why| (block, why))?;
+    let done = interact::submit(ctx, &person, kind, case_id, answer).await.map_err(|why| (block, why))?;
     // The modal closes; say what happened (e.g. "sent for approval") in a DM-like ephemeral way.
     if kind == FormKind::Reply {
         let slack = slack.clone();
