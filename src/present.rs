@@ -86,10 +86,11 @@ pub async fn case_act(ctx: &Ctx, id: i64, who: &str, action: crate::domain::Acti
     let done = act(ctx, id, who, action).await?;
     // "(now …)" only where the step changed the state and does not already say so.
     let state = done.case.state.as_str();
+    let note = done.findings_note();
     if done.summary.contains(state) || !done.event.detail.is_object() || !changes_state(&done.event.action) {
-        return Ok(format!("Case {id}: {}", done.summary));
+        return Ok(format!("Case {id}: {}{note}", done.summary));
     }
-    Ok(format!("Case {id}: {} (now {state})", done.summary))
+    Ok(format!("Case {id}: {} (now {state}){note}", done.summary))
 }
 
 fn changes_state(event: &str) -> bool {

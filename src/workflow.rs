@@ -21,6 +21,25 @@ pub struct Acted {
     pub summary: String,
 }
 
+impl Acted {
+    /// The reply check's findings that went with a reply marked responded or approved
+    /// (warnings such as a canned reply included), for the person who did it; "" when none.
+    pub fn findings_note(&self) -> String {
+        let list: Vec<&str> = self
+            .event
+            .detail
+            .get("findings_text")
+            .and_then(|f| f.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        if list.is_empty() {
+            String::new()
+        } else {
+            format!("\nReply check findings recorded with it:\n- {}", list.join("\n- "))
+        }
+    }
+}
+
 /// Who is on call in `rotation` at `now`: a current override, else the weekly rotation.
 pub async fn on_call(ctx: &Ctx, rotation: &str, now: DateTime<Utc>) -> anyhow::Result<Option<String>> {
     if let Some(p) = ctx.store.oncall_override(rotation, now.timestamp_millis()).await? {
@@ -208,6 +227,7 @@ async fn gate_reply(
     }
     if !findings.is_empty() {
         extra.insert("findings".into(), findings.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>().into());
+        extra.insert("findings_text".into(), findings.iter().map(|f| f.to_string()).collect::<Vec<_>>().into());
     }
     if !blocking.is_empty() {
         extra.insert("override_by".into(), person.id.clone().into());
@@ -247,7 +267,7 @@ async fn gate_request(ctx: &Ctx, case_id: i64, person: &Person, text: &str) -> R
         return Err(ActError::ReplyBlocked { case_id, findings: blocking });
     }
     let shown: Vec<String> = findings.iter().map(|f| f.to_string()).collect();
-    Ok(serde_json::json!({ "findings": shown }))
+    Ok(serde_json::json!({ "findings": shown, "findings_text": shown }))
 }
 
 async fn try_act(

@@ -547,3 +547,14 @@ fn reload_switches_a_running_serve_to_fixed_playbooks_and_refuses_broken_ones() 
     assert!(status.success() || status.code().is_some(), "{status:?}");
     assert!(!cli.dir.path().join("carebot.pid").exists(), "the pid file is removed at stop");
 }
+
+#[test]
+fn marking_responded_shows_the_findings_recorded_with_the_reply_including_a_canned_warning() {
+    let cli = Cli::new(None);
+    cli.ok(&["ingest", "playbooks/sample-mentions.jsonl"]);
+    let text = "We're sorry to hear this. Please email patientexperience@lakeshore-health.example and our team will follow up.";
+    let first = cli.ok(&["case", "respond", "4", "--as", "sam", "--text", text]);
+    assert!(!first.contains("findings recorded"), "{first}");
+    let second = cli.ok(&["case", "respond", "6", "--as", "sam", "--text", text]);
+    assert!(second.contains("Reply check findings recorded with it:") && second.contains("warn canned"), "{second}");
+}

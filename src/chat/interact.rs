@@ -377,7 +377,7 @@ pub async fn press(ctx: &Ctx, person: &Person, p: Press) -> Pressed {
         }
     };
     match act(ctx, p.case_id, &person.id, action).await {
-        Ok(done) => Pressed::Done(format!("Case {}: {}", p.case_id, done.summary)),
+        Ok(done) => Pressed::Done(format!("Case {}: {}{}", p.case_id, done.summary, done.findings_note())),
         Err(e) => Pressed::Private(explain(&e, p.button.id(), Some(p.case_id))),
     }
 }
@@ -395,7 +395,7 @@ pub struct Answer {
 fn replied(case_id: i64, r: crate::drafting::Replied) -> String {
     match r {
         crate::drafting::Replied::Responded(done) => {
-            format!("Case {case_id}: {} (now {})", done.summary, done.case.state)
+            format!("Case {case_id}: {} (now {}){}", done.summary, done.case.state, done.findings_note())
         }
         crate::drafting::Replied::SentForApproval => format!(
             "Case {case_id}: your reply went to the leads for approval. You will get a DM when one decides; \
@@ -435,7 +435,7 @@ pub async fn submit(ctx: &Ctx, person: &Person, kind: FormKind, case_id: i64, a:
     };
     act(ctx, case_id, &person.id, action)
         .await
-        .map(|d| format!("Case {case_id}: {}", d.summary))
+        .map(|d| format!("Case {case_id}: {}{}", d.summary, d.findings_note()))
         .map_err(|e| explain(&e, kind.id(), Some(case_id)))
 }
 
