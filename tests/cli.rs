@@ -461,8 +461,10 @@ fn check_refuses_ambiguous_durations_unordered_clocks_unknown_platforms_and_bloc
         "acknowledge: 10m, first_response: 30m",
         "acknowledge: 1h, first_response: 30m",
     );
+    replace_in(&cli.playbook("reply-check.yaml"), "dm_platforms: [x,", "dm_platforms: [gogle, x,");
     let err = cli.err(&["check"]);
     assert!(err.contains("\"M\" could mean months or minutes"), "{err}");
+    assert!(err.contains("reply-check.yaml") && err.contains("\"gogle\" is not a platform"), "{err}");
     assert!(err.contains("sla.acknowledge (1h) must not be later than sla.first_response (30m)"), "{err}");
     // Templates are checked against valid situations, so a fresh copy for them.
     let cli = Cli::new(None);
