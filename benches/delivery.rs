@@ -100,14 +100,14 @@ async fn main() {
     let fake = FakeSlack::start().await;
     let mut s = Settings::default();
     s.playbooks.dir = pb.path().to_path_buf();
-    s.http.listen = "127.0.0.1:0".into();
+    s.http.listen = ([127, 0, 0, 1], 0).into();
     s.secrets.database_url = Some(db.url.clone());
     s.sources.files.enabled = false;
     s.chat.surface = SurfaceKind::Slack;
-    s.slack.api_url = fake.api_url();
+    s.slack.api_url = fake.api_url().as_str().into();
     s.secrets.slack_bot_token = Some(BOT_TOKEN.into());
     s.secrets.slack_signing_secret = Some(SIGNING_SECRET.into());
-    let (per_second, burst) = (s.slack.messages_per_second, s.slack.burst);
+    let (per_second, burst) = (s.slack.messages_per_second.get(), s.slack.burst.get());
     let surfaces = chat_surfaces(&s).expect("slack surface");
     let mut ctx = Ctx::new(s, surfaces.chat.clone(), Arc::new(SystemClock)).await.expect("context");
     surfaces.attach(&mut ctx);

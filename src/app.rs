@@ -99,8 +99,8 @@ impl App {
 
     /// Binds the listener for a prepared context (tests pass their own surface and clock).
     pub async fn from_ctx(ctx: Ctx) -> anyhow::Result<App> {
-        let listen = ctx.settings.http.listen.clone();
-        let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding {listen}"))?;
+        let listen = ctx.settings.http.listen;
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
         let addr = listener.local_addr()?;
         Ok(App { ctx: Arc::new(ctx), listener, addr })
     }

@@ -6,6 +6,7 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -58,7 +59,7 @@ impl Default for DatabaseSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSettings {
-    pub listen: String,
+    pub listen: std::net::SocketAddr,
     pub body_limit_bytes: usize,
     /// A client must send a request's headers within this time.
     pub header_read_timeout: crate::domain::Span,
@@ -69,7 +70,7 @@ pub struct HttpSettings {
     /// Open connections at most; 0 = derived from the open-file limit (limit − 128).
     pub max_connections: usize,
     /// Requests per second each webhook source may send (bursts of 4× allowed); 429 above.
-    pub webhook_requests_per_second: u32,
+    pub webhook_requests_per_second: NonZeroU32,
     /// On SIGTERM, in-flight requests get this long to finish.
     pub shutdown_grace: crate::domain::Span,
 }
@@ -77,13 +78,13 @@ pub struct HttpSettings {
 impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
-            listen: "127.0.0.1:8080".into(),
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
             body_limit_bytes: 1024 * 1024,
             header_read_timeout: crate::domain::Span::from_secs(10),
             body_read_timeout: crate::domain::Span::from_secs(30),
             idle_timeout: crate::domain::Span::from_secs(60),
             max_connections: 0,
-            webhook_requests_per_second: 50,
+            webhook_requests_per_second: NonZeroU32::new(50).expect("non-zero"),
             shutdown_grace: crate::domain::Span::from_secs(5),
         }
     }
@@ -120,13 +121,13 @@ pub enum SlackMode {
 pub struct SlackSettings {
     pub mode: SlackMode,
     /// Web API base URL; point it at a local server for tests or staging.
-    pub api_url: String,
+    pub api_url: HttpUrl,
     /// The slash command as configured in the Slack app (shown in help texts).
     pub command: String,
     /// Sustained messages per second per channel (Slack allows about one).
-    pub messages_per_second: u32,
+    pub messages_per_second: NonZeroU32,
     /// Messages a channel may receive at once before pacing starts.
-    pub burst: u32,
+    pub burst: NonZeroU32,
 }
 
 impl Default for SlackSettings {
@@ -135,8 +136,8 @@ impl Default for SlackSettings {
             mode: SlackMode::Http,
             api_url: "https://slack.com/api".into(),
             command: "/care".into(),
-            messages_per_second: 1,
-            burst: 4,
+            messages_per_second: NonZeroU32::MIN,
+            burst: NonZeroU32::new(4).expect("non-zero"),
         }
     }
 }
@@ -145,7 +146,7 @@ impl Default for SlackSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct DiscordSettings {
     /// REST base URL (`/api/v10` is appended); point it at a local server for tests.
-    pub api_url: String,
+    pub api_url: HttpUrl,
 }
 
 impl Default for DiscordSettings {
@@ -230,11 +231,11 @@ impl Default for FacebookSettings {
 pub struct XSettings {
     /// The search query (handles and names); empty: X is not polled.
     pub query: String,
-    pub api_url: String,
+    pub api_url: HttpUrl,
     /// Minimum time between two searches.
     pub every: crate::domain::Span,
     /// Pages (100 posts each) fetched per poll; the rest is fetched at the next poll.
-    pub max_pages: u32,
+    pub max_pages: NonZeroU32,
 }
 
 impl Default for XSettings {
@@ -243,7 +244,7 @@ impl Default for XSettings {
             query: String::new(),
             api_url: "https://api.x.com".into(),
             every: crate::domain::Span::from_secs(120),
-            max_pages: 10,
+            max_pages: NonZeroU32::new(10).expect("non-zero"),
         }
     }
 }
@@ -253,8 +254,8 @@ impl Default for XSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GoogleBusinessSettings {
-    pub api_url: String,
-    pub token_url: String,
+    pub api_url: HttpUrl,
+    pub token_url: HttpUrl,
     pub every: crate::domain::Span,
     pub locations: Vec<LocationSettings>,
 }
@@ -287,7 +288,7 @@ pub struct LocationSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct YelpSettings {
-    pub api_url: String,
+    pub api_url: HttpUrl,
     pub every: crate::domain::Span,
     pub businesses: Vec<LocationSettings>,
 }
@@ -307,7 +308,7 @@ impl Default for YelpSettings {
 pub struct FeedSettings {
     /// Unique name; also the key of the feed's cursor and health.
     pub name: String,
-    pub url: String,
+    pub url: HttpUrl,
     /// Source recorded on its mentions, e.g. google_alerts, talkwalker, reddit, news.
     #[serde(default = "default_feed_source")]
     pub source: String,
@@ -379,40 +380,110 @@ impl Default for DigestSettings {
 #[serde(deny_unknown_fields)]
 pub struct JobSettings {
     /// Six or seven fields, seconds first: "0 */5 * * * *" is every five minutes.
-    pub cron: String,
+    pub cron: CronSchedule,
+    /// `None`: the team's time zone.
     #[serde(default)]
-    pub timezone: Option<String>,
+    pub timezone: Option<TimeZone>,
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// `cron` and `timezone` parsed once, when the settings are loaded (checked there,
-    /// with their line); nothing parses them again.
-    #[serde(skip)]
-    pub parsed: Option<JobSchedule>,
 }
 
 impl JobSettings {
-    /// A checked, parsed schedule (for settings built in code rather than loaded).
+    /// A checked schedule (for settings built in code rather than loaded).
     pub fn new(cron: &str, timezone: Option<&str>) -> Result<JobSettings, String> {
-        let schedule = parse_cron(cron)?;
-        let tz = match timezone {
-            Some(t) => Some(t.parse::<chrono_tz::Tz>().map_err(|_| format!("unknown time zone {t:?}"))?),
-            None => None,
-        };
         Ok(JobSettings {
-            cron: cron.to_string(),
-            timezone: timezone.map(str::to_string),
+            cron: CronSchedule::try_from(cron.to_string())?,
+            timezone: timezone.map(|t| TimeZone::try_from(t.to_string())).transpose()?,
             enabled: true,
-            parsed: Some(JobSchedule { schedule, timezone: tz }),
         })
+    }
+
+    /// The zone this job's cron is read in.
+    pub fn zone(&self, team: chrono_tz::Tz) -> chrono_tz::Tz {
+        self.timezone.as_ref().map_or(team, |t| t.0)
     }
 }
 
-/// A job's schedule, parsed.
+/// A cron expression, parsed when the settings are read (six or seven fields, seconds first).
 #[derive(Debug, Clone)]
-pub struct JobSchedule {
+pub struct CronSchedule {
+    pub expr: String,
     pub schedule: cron::Schedule,
-    /// `None`: the team's time zone.
-    pub timezone: Option<chrono_tz::Tz>,
+}
+
+impl TryFrom<String> for CronSchedule {
+    type Error = String;
+    fn try_from(expr: String) -> Result<Self, String> {
+        let schedule = parse_cron(&expr)?;
+        Ok(CronSchedule { expr, schedule })
+    }
+}
+
+impl<'de> Deserialize<'de> for CronSchedule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CronSchedule::try_from(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An IANA time zone name, parsed when the settings are read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeZone(pub chrono_tz::Tz);
+
+impl TryFrom<String> for TimeZone {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        name.parse::<chrono_tz::Tz>()
+            .map(TimeZone)
+            .map_err(|_| format!("unknown time zone {name:?}; use an IANA name such as America/Chicago"))
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeZone {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        TimeZone::try_from(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An http(s) URL with a host, checked when the settings are read. Kept as written, minus
+/// any trailing slash, so paths can be appended with `format!("{url}/…")`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl(String);
+
+impl HttpUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for HttpUrl {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let web =
+            url::Url::parse(&text).ok().filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+        match web {
+            Some(_) => Ok(HttpUrl(text.trim_end_matches('/').to_string())),
+            None => Err(format!("{text:?} must start with http:// or https:// and name a host")),
+        }
+    }
+}
+
+impl From<&str> for HttpUrl {
+    /// For the shipped defaults and tests; a bad literal is a programming error.
+    fn from(text: &str) -> Self {
+        HttpUrl::try_from(text.to_string()).unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        HttpUrl::try_from(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
 }
 
 fn yes() -> bool {
@@ -584,6 +655,7 @@ impl Settings {
         // bad key is reported, taken out of the file's values, and the rest read again.
         let mut file: Option<figment::value::Dict> = Figment::from(Toml::string(&text)).extract().ok();
         let mut reported: Vec<ConfigProblem> = Vec::new();
+        let mut taken_out: Vec<Vec<String>> = Vec::new();
         let mut settings: Settings = loop {
             let base = match &file {
                 Some(d) => Figment::from(figment::providers::Serialized::defaults(d.clone())),
@@ -594,10 +666,24 @@ impl Settings {
                 Err(errs) => {
                     let mut removed = false;
                     for e in errs {
+                        // A required key taken out after its own problem was reported is
+                        // not missing a second time.
+                        if let figment::error::Kind::MissingField(f) = &e.kind {
+                            let mut path = e.path.clone();
+                            path.push(f.to_string());
+                            if taken_out.contains(&path) {
+                                // Its table goes too, so the rest of the file can be read.
+                                removed |= file.as_mut().is_some_and(|d| remove_key(d, &e.path));
+                                continue;
+                            }
+                        }
                         reported.push(describe(&e));
                         let from_env = e.metadata.as_ref().is_some_and(|m| m.name.contains("environment"));
                         if let (Some(d), false) = (file.as_mut(), from_env) {
-                            removed |= remove_key(d, &e.path);
+                            if remove_key(d, &e.path) {
+                                removed = true;
+                                taken_out.push(e.path.clone());
+                            }
                         }
                     }
                     if !removed || reported.len() > 50 {
@@ -611,23 +697,19 @@ impl Settings {
         let mut problems = reported;
         problems.extend(settings.validate(&text, known_jobs));
         if problems.is_empty() {
-            for job in settings.jobs.values_mut() {
-                job.parsed = parse_cron(&job.cron).ok().map(|schedule| JobSchedule {
-                    schedule,
-                    timezone: job.timezone.as_deref().and_then(|t| t.parse().ok()),
-                });
-            }
             Ok(settings)
         } else {
             Err(ConfigError(problems))
         }
     }
 
-    /// Semantic checks that serde cannot make: cron expressions, time zones, job names.
+    /// Checks across keys that a field's own type cannot make: job names against the
+    /// registry, feed names unique, the connection floor, the slash command's spelling.
+    /// Cron expressions, time zones, URLs, addresses and counts are parsed by their types.
     fn validate(&self, text: &str, known_jobs: &[&str]) -> Vec<ConfigProblem> {
         let mut out = Vec::new();
         let file = self.source_file.clone();
-        for (name, job) in &self.jobs {
+        for name in self.jobs.keys() {
             let at = |k: &str| locate_key(text, &["jobs".into(), name.clone(), k.into()]);
             if !known_jobs.contains(&name.as_str()) {
                 out.push(ConfigProblem {
@@ -635,24 +717,6 @@ impl Settings {
                     line: locate_key(text, &["jobs".into(), name.clone()]).or(at("cron")),
                     message: format!("unknown job {name:?}; known jobs: {}", known_jobs.join(", ")),
                 });
-            }
-            if let Err(e) = parse_cron(&job.cron) {
-                out.push(ConfigProblem {
-                    file: file.clone(),
-                    line: at("cron"),
-                    message: format!("jobs.{name}.cron: {e}"),
-                });
-            }
-            if let Some(tz) = &job.timezone {
-                if tz.parse::<chrono_tz::Tz>().is_err() {
-                    out.push(ConfigProblem {
-                        file: file.clone(),
-                        line: at("timezone"),
-                        message: format!(
-                            "jobs.{name}.timezone: unknown time zone {tz:?}; use an IANA name such as America/Chicago"
-                        ),
-                    });
-                }
             }
         }
         let mut names = std::collections::HashSet::new();
@@ -665,40 +729,6 @@ impl Settings {
                     message: format!("duplicate feed name {:?}", f.name),
                 });
             }
-            if !(f.url.starts_with("http://") || f.url.starts_with("https://")) {
-                out.push(ConfigProblem {
-                    file: file.clone(),
-                    line: at,
-                    message: format!("feed {}: url must start with http:// or https://", f.name),
-                });
-            }
-        }
-        // Every base URL, checked the same way (a real http(s) URL with a host).
-        for (key, url) in [
-            (["sources", "x", "api_url"], &self.sources.x.api_url),
-            (["sources", "google_business", "api_url"], &self.sources.google_business.api_url),
-            (["sources", "google_business", "token_url"], &self.sources.google_business.token_url),
-            (["sources", "yelp", "api_url"], &self.sources.yelp.api_url),
-            (["slack", "api_url", ""], &self.slack.api_url),
-            (["discord", "api_url", ""], &self.discord.api_url),
-        ] {
-            let key: Vec<String> = key.iter().filter(|k| !k.is_empty()).map(|k| k.to_string()).collect();
-            let web =
-                url::Url::parse(url).ok().filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
-            if web.is_none() {
-                out.push(ConfigProblem {
-                    file: file.clone(),
-                    line: locate_key(text, &key),
-                    message: format!("{}: {url:?} must start with http:// or https://", key.join(".")),
-                });
-            }
-        }
-        if self.sources.x.max_pages == 0 {
-            out.push(ConfigProblem {
-                file: file.clone(),
-                line: locate_key(text, &["sources".into(), "x".into(), "max_pages".into()]),
-                message: "sources.x.max_pages must be at least 1".into(),
-            });
         }
         let slack_at = |k: &str| locate_key(text, &["slack".into(), k.into()]);
         if !self.slack.command.starts_with('/') || self.slack.command.len() < 2 {
@@ -708,15 +738,6 @@ impl Settings {
                 message: format!("slack.command: {:?} must be a slash command such as \"/care\"", self.slack.command),
             });
         }
-        for (k, v) in [("messages_per_second", self.slack.messages_per_second), ("burst", self.slack.burst)] {
-            if v == 0 {
-                out.push(ConfigProblem {
-                    file: file.clone(),
-                    line: slack_at(k),
-                    message: format!("slack.{k} must be at least 1"),
-                });
-            }
-        }
         if self.database.max_connections < 2 {
             out.push(ConfigProblem {
                 file: file.clone(),
@@ -724,20 +745,6 @@ impl Settings {
                 message:
                     "database.max_connections must be at least 2 (a case action and the delivery worker each need one)"
                         .into(),
-            });
-        }
-        if self.http.webhook_requests_per_second == 0 {
-            out.push(ConfigProblem {
-                file: file.clone(),
-                line: locate_key(text, &["http".into(), "webhook_requests_per_second".into()]),
-                message: "http.webhook_requests_per_second must be at least 1".into(),
-            });
-        }
-        if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
-            out.push(ConfigProblem {
-                file: file.clone(),
-                line: locate_key(text, &["http".into(), "listen".into()]),
-                message: format!("http.listen: {:?} is not an address such as 127.0.0.1:8080", self.http.listen),
             });
         }
         out
@@ -790,16 +797,35 @@ mod tests {
     }
 
     #[test]
-    fn a_source_url_without_a_scheme_and_zero_pages_are_refused_at_their_lines() {
-        let text = "[sources.x]\nquery = \"q\"\napi_url = \"api.x.com\"\nmax_pages = 0\n";
-        let mut s = Settings::default();
-        s.sources.x.api_url = "api.x.com".into();
-        s.sources.x.max_pages = 0;
-        let problems: Vec<(Option<usize>, String)> =
-            s.validate(text, &[]).into_iter().map(|p| (p.line, p.message)).collect();
-        assert!(problems
-            .contains(&(Some(3), "sources.x.api_url: \"api.x.com\" must start with http:// or https://".into())));
-        assert!(problems.contains(&(Some(4), "sources.x.max_pages must be at least 1".into())), "{problems:?}");
+    fn bad_values_are_refused_once_each_with_key_and_line_by_their_types() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("carebot.toml");
+        let text =
+            "[http]\nlisten = \"localhost\"\n\n[sources.x]\nquery = \"q\"\napi_url = \"api.x.com\"\nmax_pages = 0\n\n\
+                    [jobs.retention]\ncron = \"*/5 * * * *\"\ntimezone = \"Chicago\"\n";
+        std::fs::write(&path, text).unwrap();
+        let ConfigError(problems) = Settings::load(&path, &["retention"]).unwrap_err();
+        let seen: Vec<(Option<usize>, String)> = problems.into_iter().map(|p| (p.line, p.message)).collect();
+        let at = |line: usize, key: &str, says: &str| {
+            assert!(
+                seen.iter().any(|(l, m)| *l == Some(line) && m.starts_with(key) && m.contains(says)),
+                "{key} at line {line} saying {says:?}: {seen:#?}"
+            )
+        };
+        at(2, "http.listen:", "socket address");
+        at(6, "sources.x.api_url:", "must start with http:// or https://");
+        at(7, "sources.x.max_pages:", "nonzero");
+        at(10, "jobs.retention.cron:", "write \"0 */5 * * * *\"");
+        at(11, "jobs.retention.timezone:", "America/Chicago");
+        assert_eq!(seen.len(), 5, "each problem once: {seen:#?}");
+    }
+
+    #[test]
+    fn a_url_keeps_its_path_without_the_trailing_slash() {
+        let u = HttpUrl::try_from("http://127.0.0.1:9/api/".to_string()).unwrap();
+        assert_eq!(format!("{u}/chat.postMessage"), "http://127.0.0.1:9/api/chat.postMessage");
+        assert!(HttpUrl::try_from("ftp://example.org".to_string()).is_err());
+        assert!(HttpUrl::try_from("http://".to_string()).is_err());
     }
 
     #[test]

@@ -145,7 +145,7 @@ impl Ctx {
 }
 
 fn webhook_limiter(http: &crate::config::HttpSettings) -> governor::DefaultKeyedRateLimiter<String> {
-    let rate = std::num::NonZeroU32::new(http.webhook_requests_per_second.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+    let rate = http.webhook_requests_per_second;
     let burst = rate.saturating_mul(std::num::NonZeroU32::new(4).unwrap_or(std::num::NonZeroU32::MIN));
     governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(burst))
 }

@@ -4,7 +4,7 @@
 
 use crate::chat::ChatOp;
 use crate::ctx::Ctx;
-use crate::domain::{fingerprint, Mention};
+use crate::domain::{apply, fingerprint, Action, Actor, Mention, Revision};
 use crate::store::{cases, is_contention, NewCase, Tx};
 use anyhow::Context as _;
 
@@ -188,6 +188,8 @@ async fn open_case(
     Ok(case_id)
 }
 
+/// A known mention that changed: recorded on its case through the state machine and the
+/// case's version check, like every other case change.
 async fn revise(tx: &mut Tx<'_>, m: &Mention, now: i64) -> anyhow::Result<Ingested> {
     let known = cases::mention_by_key(tx, &m.source, &m.external_id)
         .await?
@@ -199,27 +201,30 @@ async fn revise(tx: &mut Tx<'_>, m: &Mention, now: i64) -> anyhow::Result<Ingest
         return Ok(Ingested::Duplicate(case_id));
     }
     cases::revise_mention(tx, known.id, &m.text, m.rating).await?;
-    // A rating that rises after the team replied publicly: worth a thank-you, and a win to report.
-    let responded = cases::case_in_tx(tx, case_id).await?.is_some_and(|c| c.first_response_at.is_some());
-    let rose = matches!((known.rating, m.rating), (Some(o), Some(n)) if n > o);
-    let recovery = responded && rose;
-    let detail = serde_json::json!({
-        "old_rating": known.rating, "new_rating": m.rating, "text_changed": text_changed,
-        "revision": known.revision + 1, "after_reply": responded,
-    });
-    cases::append_event(tx, case_id, now, "carebot", "revised", &detail).await?;
-    if recovery {
-        cases::mark_recovery(tx, case_id, now).await?;
-    }
-    let line = match (known.rating, m.rating) {
-        (Some(o), Some(n)) if recovery => {
-            format!("Review revised: rating {o} → {n} after our reply — recovery candidate")
+    // The version check can lose to a person acting on the case at this moment: read again.
+    for _ in 0..5 {
+        let case = cases::case_in_tx(tx, case_id).await?.context("mention's case vanished")?;
+        let revision = Revision {
+            old_rating: known.rating,
+            new_rating: m.rating,
+            text_changed,
+            revision: known.revision + 1,
+            after_reply: case.first_response_at.is_some(),
+        };
+        let action = Action::Revise(revision.clone());
+        let t = apply(&case.status(), &Actor::system(), &action).map_err(|r| anyhow::anyhow!("case {case_id} {r}"))?;
+        if !cases::update_status(tx, case_id, case.version, &t.next, cases::Stamps::default(), now).await? {
+            continue;
         }
-        (Some(o), Some(n)) if o != n => format!("Review revised: rating {o} → {n}"),
-        _ => "Review text revised".to_string(),
-    };
-    for op in [ChatOp::UpdateCard { case_id }, ChatOp::ThreadReply { case_id, text: line, here: false }] {
-        crate::chat::queue(tx, &op, now, now).await?;
+        cases::append_event(tx, case_id, now, &Actor::system().id, t.event, &t.detail).await?;
+        if revision.recovery() {
+            cases::mark_recovery(tx, case_id, now).await?;
+        }
+        let line = ChatOp::ThreadReply { case_id, text: revision.line(), here: false };
+        for op in [ChatOp::UpdateCard { case_id }, line] {
+            crate::chat::queue(tx, &op, now, now).await?;
+        }
+        return Ok(Ingested::Revised(case_id));
     }
-    Ok(Ingested::Revised(case_id))
+    anyhow::bail!("case {case_id} kept changing while a revision of its post was recorded")
 }

@@ -155,13 +155,11 @@ pub async fn jobs_table(ctx: &Ctx) -> anyhow::Result<String> {
         let (sched, next) = match ctx.settings.jobs.get(j.name).filter(|c| c.enabled) {
             None => ("not scheduled".to_string(), "-".to_string()),
             Some(c) => {
-                let parsed = c.parsed.as_ref();
-                let tz: chrono_tz::Tz = parsed.and_then(|p| p.timezone).unwrap_or(tz_default);
-                let next = parsed
-                    .and_then(|p| p.schedule.after(&now.with_timezone(&tz)).next())
+                let tz = c.zone(tz_default);
+                let next = (c.cron.schedule.after(&now.with_timezone(&tz)).next())
                     .map(|d| d.format("%Y-%m-%d %H:%M:%S %Z").to_string())
                     .unwrap_or_else(|| "-".into());
-                (c.cron.clone(), next)
+                (c.cron.expr.clone(), next)
             }
         };
         let last = match ctx.store.last_job_run(j.name).await? {

@@ -71,6 +71,7 @@ async fn a_changed_rating_is_a_revision_event_on_the_same_case(b: Backend) {
     let e = env(b).await;
     let id =
         ingest(&e.ctx, &[mention("yelp", "y-9", "Billing mess at Northgate", Some(1.0))]).await.unwrap()[0].case_id();
+    let before = e.ctx.store.case(id).await.unwrap().unwrap();
     let revised =
         ingest(&e.ctx, &[mention("yelp", "y-9", "Billing mess at Northgate, but they fixed it fast", Some(4.0))])
             .await
@@ -82,6 +83,12 @@ async fn a_changed_rating_is_a_revision_event_on_the_same_case(b: Backend) {
     assert_eq!((rev.detail["old_rating"].as_f64(), rev.detail["new_rating"].as_f64()), (Some(1.0), Some(4.0)));
     let m = e.ctx.store.mention(e.ctx.store.case(id).await.unwrap().unwrap().mention_id).await.unwrap().unwrap();
     assert_eq!((m.rating, m.revision), (Some(4.0), 1));
+    // Through the case's version check like any change: a card or form drawn before is stale,
+    // and the state is untouched.
+    let after = e.ctx.store.case(id).await.unwrap().unwrap();
+    assert_eq!(after.version, before.version + 1);
+    assert_eq!((after.state, after.owner), (before.state, before.owner));
+    assert_eq!(rev.actor, "carebot");
 }
 
 async fn intake_queues_a_card_for_each_channel_of_the_situation(b: Backend) {

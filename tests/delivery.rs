@@ -33,7 +33,7 @@ struct Running {
 fn slack_settings(db: &TestDb, dir: &std::path::Path, fake: &FakeSlack) -> Settings {
     let mut s = settings(db, &dir.join("inbox"));
     s.chat.surface = SurfaceKind::Slack;
-    s.slack.api_url = fake.api_url();
+    s.slack.api_url = fake.api_url().as_str().into();
     s.secrets.slack_bot_token = Some(BOT_TOKEN.into());
     s.secrets.slack_signing_secret = Some(SIGNING_SECRET.into());
     s
@@ -153,8 +153,8 @@ async fn a_429_storm_delays_but_loses_nothing_and_retry_after_is_waited_from_the
     let db = TestDb::new(Backend::Sqlite).await;
     let dir = tempfile::tempdir().unwrap();
     let mut s = slack_settings(&db, dir.path(), &fake);
-    s.slack.messages_per_second = 50;
-    s.slack.burst = 10;
+    s.slack.messages_per_second = 50.try_into().unwrap();
+    s.slack.burst = 10.try_into().unwrap();
     s.outbox.max_attempts = Some(2); // no longer a limit: rate limits never use up attempts
     let storm = 5;
     fake.script("chat.postMessage", Scripted::RateLimited { retry_after_secs: 3 });
@@ -249,8 +249,8 @@ async fn two_replicas_together_keep_the_per_channel_rate() {
     let db = TestDb::new(Backend::Postgres).await;
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let tune = |mut s: Settings| {
-        s.slack.messages_per_second = 4; // one every 250 ms …
-        s.slack.burst = 1; // … and no bursts
+        s.slack.messages_per_second = 4.try_into().unwrap(); // one every 250 ms …
+        s.slack.burst = 1.try_into().unwrap(); // … and no bursts
         s
     };
     let a = start(tune(slack_settings(&db, dirs.0.path(), &fake))).await;

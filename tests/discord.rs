@@ -39,7 +39,7 @@ async fn start(b: Backend) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let mut s = settings(&db, &dir.path().join("inbox"));
     s.chat.surface = SurfaceKind::Discord;
-    s.discord.api_url = fake.base.clone();
+    s.discord.api_url = fake.base.as_str().into();
     s.secrets.discord_bot_token = Some(BOT_TOKEN.into());
     s.secrets.discord_public_key = Some(public_key_hex());
     s.secrets.discord_application_id = Some(APP_ID.into());

@@ -225,8 +225,8 @@ async fn x_search_pages_back_to_since_id_waits_out_rate_limits_and_survives_rest
     let api = FakeApi::start().await;
     let mut s = setup(b, |s| {
         s.sources.x.query = "(\"Riverside Medical\" OR @RiversideMC) -is:retweet".into();
-        s.sources.x.api_url = api.url.clone();
-        s.sources.x.max_pages = 2;
+        s.sources.x.api_url = api.url.as_str().into();
+        s.sources.x.max_pages = 2.try_into().unwrap();
         s.secrets.x_bearer_token = Some("AAAA-bearer".into());
     })
     .await;
@@ -372,7 +372,7 @@ fn yelp_reviews(ids: std::ops::Range<usize>, total: usize, rating_of: impl Fn(us
 async fn yelp_reviews_page_until_known_revise_ratings_and_keep_the_cursor_on_errors(b: Backend) {
     let api = FakeApi::start().await;
     let mut s = setup(b, |s| {
-        s.sources.yelp.api_url = api.url.clone();
+        s.sources.yelp.api_url = api.url.as_str().into();
         s.sources.yelp.businesses.push(place(BIZ, "northgate"));
         s.secrets.yelp_api_key = Some("yelp-key-9".into());
     })
@@ -445,8 +445,8 @@ async fn google_reviews_use_oauth_paginate_and_mark_recovery_after_a_reply(b: Ba
     let api = FakeApi::start().await;
     let s = setup(b, |s| {
         let g = &mut s.sources.google_business;
-        g.api_url = api.url.clone();
-        g.token_url = format!("{}{TOKEN}", api.url);
+        g.api_url = api.url.as_str().into();
+        g.token_url = format!("{}{TOKEN}", api.url).as_str().into();
         g.locations.push(place(LOC, "eastbrook"));
         s.secrets.google_client_id = Some(format!("client-{}", api.url)); // one token cache entry per test
         s.secrets.google_client_secret = Some("g-secret".into());

@@ -70,7 +70,7 @@ async fn a_postgres_outage_is_answered_at_once_and_work_resumes_when_it_returns(
     s.secrets.database_url = Some(proxy.url_through(&db.url));
     webhook_settings(&mut s);
     s.chat.surface = SurfaceKind::Slack;
-    s.slack.api_url = fake.api_url();
+    s.slack.api_url = fake.api_url().as_str().into();
     s.secrets.slack_bot_token = Some(BOT_TOKEN.into());
     s.secrets.slack_signing_secret = Some(SIGNING_SECRET.into());
     let surfaces = chat_surfaces(&s).unwrap();
@@ -228,7 +228,7 @@ async fn a_sender_over_its_rate_gets_429_with_retry_after(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let mut s = settings(&db, &dir.path().join("inbox"));
     webhook_settings(&mut s);
-    s.http.webhook_requests_per_second = 1;
+    s.http.webhook_requests_per_second = 1.try_into().unwrap();
     let ctx =
         Ctx::new(s, Arc::new(Recorder::default()), Arc::new(FixedClock::new(t0())) as Arc<dyn Clock>).await.unwrap();
     let r = run(ctx).await;

@@ -89,7 +89,7 @@ async fn feeds_are_polled_conditionally_resume_after_restart_and_lose_nothing_on
     let mut s = settings(&db, &dir.path().join("inbox"));
     s.sources.feeds.push(FeedSettings {
         name: "alerts-riverside".into(),
-        url: format!("http://{addr}/alerts/feeds/1/2"),
+        url: format!("http://{addr}/alerts/feeds/1/2").as_str().into(),
         source: "google_alerts".into(),
         every: "5m".parse().unwrap(),
     });

@@ -40,9 +40,9 @@ async fn start_with(b: Backend, tweak: impl FnOnce(&mut carebot::Settings)) -> R
     let dir = tempfile::tempdir().unwrap();
     let mut s = settings(&db, &dir.path().join("inbox"));
     s.chat.surface = SurfaceKind::Slack;
-    s.slack.api_url = fake.api_url();
-    s.slack.burst = 100;
-    s.slack.messages_per_second = 100;
+    s.slack.api_url = fake.api_url().as_str().into();
+    s.slack.burst = 100.try_into().unwrap();
+    s.slack.messages_per_second = 100.try_into().unwrap();
     s.secrets.slack_bot_token = Some(BOT_TOKEN.into());
     s.secrets.slack_signing_secret = Some(SIGNING_SECRET.into());
     s.secrets.slack_app_token = Some(APP_TOKEN.into());
@@ -995,8 +995,8 @@ async fn url_verification_is_answered_and_unsigned_events_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_to_one_channel_are_paced() {
     let r = start_with(Backend::Sqlite, |s| {
-        s.slack.messages_per_second = 2;
-        s.slack.burst = 1;
+        s.slack.messages_per_second = 2.try_into().unwrap();
+        s.slack.burst = 1.try_into().unwrap();
     })
     .await;
     for i in 0..3 {

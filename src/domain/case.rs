@@ -300,6 +300,40 @@ pub enum Action {
     Note {
         text: String,
     },
+    /// The public post behind the case changed on its platform (new text or rating).
+    /// Recorded by carebot itself at intake; a rating that rose after the team replied
+    /// makes the case a recovery candidate. The state does not change.
+    Revise(Revision),
+}
+
+/// What a platform reported changed about a mention already on a case.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Revision {
+    pub old_rating: Option<f64>,
+    pub new_rating: Option<f64>,
+    pub text_changed: bool,
+    /// The mention's revision number after this change (1 for the first revision).
+    pub revision: i64,
+    /// The team had already replied publicly when the change arrived.
+    pub after_reply: bool,
+}
+
+impl Revision {
+    /// A rating that rose after our public reply: a win to report and thank for.
+    pub fn recovery(&self) -> bool {
+        self.after_reply && matches!((self.old_rating, self.new_rating), (Some(o), Some(n)) if n > o)
+    }
+
+    /// The line for the case's thread.
+    pub fn line(&self) -> String {
+        match (self.old_rating, self.new_rating) {
+            (Some(o), Some(n)) if self.recovery() => {
+                format!("Review revised: rating {o} → {n} after our reply — recovery candidate")
+            }
+            (Some(o), Some(n)) if o != n => format!("Review revised: rating {o} → {n}"),
+            _ => "Review text revised".to_string(),
+        }
+    }
 }
 
 impl Action {
@@ -322,6 +356,7 @@ impl Action {
             Action::Reclassify { .. } => "change its triage",
             Action::JudgeRisk { confirm: true } => "confirm its risk",
             Action::JudgeRisk { confirm: false } => "dismiss its possible risk",
+            Action::Revise(_) => "record a revision of its post",
         }
     }
 
@@ -344,6 +379,7 @@ impl Action {
             Action::Reclassify { .. } => "changing the triage",
             Action::JudgeRisk { confirm: true } => "confirming a possible risk",
             Action::JudgeRisk { confirm: false } => "dismissing a possible risk",
+            Action::Revise(_) => "recording a revision",
         }
     }
 
@@ -366,6 +402,7 @@ impl Action {
             Action::Resolve { .. } => "resolve",
             Action::Reopen { .. } => "reopen",
             Action::Note { .. } => "note",
+            Action::Revise(_) => "revised",
         }
     }
 }
@@ -424,6 +461,11 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
     // Who may act at all: leadership reads and notes; everyone else must work cases.
     match action {
         Action::Note { .. } => {}
+        // Only carebot records what a platform changed; no person can.
+        Action::Revise(_) if actor.id != Actor::system().id => {
+            return Err(Refusal::NotPermitted { action: gerund, needs: "carebot (system)" })
+        }
+        Action::Revise(_) => {}
         Action::JudgeRisk { confirm: false } if !is_lead && !roles.has(Role::Risk) => {
             return Err(Refusal::NotPermitted { action: gerund, needs: "risk or lead" })
         }
@@ -584,6 +626,13 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
         },
         Action::Note { text } => {
             detail = serde_json::json!({ "text": text });
+        }
+        // Any state: a resolved case keeps its outcome; the history and the card say what changed.
+        Action::Revise(r) => {
+            detail = serde_json::json!({
+                "old_rating": r.old_rating, "new_rating": r.new_rating, "text_changed": r.text_changed,
+                "revision": r.revision, "after_reply": r.after_reply, "recovery": r.recovery(),
+            });
         }
     }
     Ok(Transition { next, event: name, detail })
@@ -811,5 +860,41 @@ mod tests {
         assert_eq!("@dena".parse(), Ok(EscalationTarget::Person("dena".into())));
         assert!("the boss".parse::<EscalationTarget>().is_err());
         assert_eq!("No-Reply".parse(), Ok(Outcome::NoReply));
+    }
+
+    #[test]
+    fn only_carebot_records_a_revision_and_it_keeps_the_state() {
+        let r = Revision {
+            old_rating: Some(1.0),
+            new_rating: Some(4.0),
+            text_changed: false,
+            revision: 1,
+            after_reply: true,
+        };
+        let resolved = CaseStatus {
+            state: Resolved,
+            owner: Some("sam".into()),
+            outcome: Some(Outcome::Resolved),
+            escalation_level: 0,
+        };
+        let t = apply(&resolved, &Actor::system(), &Action::Revise(r.clone())).unwrap();
+        assert_eq!(t.next, resolved, "a revision never reopens or reassigns");
+        assert_eq!(t.event, "revised");
+        assert_eq!(t.detail["recovery"], true);
+        assert_eq!(r.line(), "Review revised: rating 1 → 4 after our reply — recovery candidate");
+        assert!(matches!(apply(&resolved, &lead("dena"), &Action::Revise(r)), Err(Refusal::NotPermitted { .. })));
+        let before_reply = Revision {
+            old_rating: Some(1.0),
+            new_rating: Some(4.0),
+            text_changed: true,
+            revision: 2,
+            after_reply: false,
+        };
+        assert!(!before_reply.recovery());
+        assert_eq!(before_reply.line(), "Review revised: rating 1 → 4");
+        let fell = Revision { new_rating: Some(1.0), old_rating: Some(3.0), after_reply: true, ..before_reply.clone() };
+        assert!(!fell.recovery());
+        let text = Revision { new_rating: None, old_rating: None, ..before_reply };
+        assert_eq!(text.line(), "Review text revised");
     }
 }

@@ -9,8 +9,8 @@ pub mod mention;
 pub mod role;
 
 pub use case::{
-    apply, Action, CaseState, CaseStatus, EscalationTarget, OfflineVia, Outcome, Priority, Refusal, Transition,
-    TriageField,
+    apply, Action, CaseState, CaseStatus, EscalationTarget, OfflineVia, Outcome, Priority, Refusal, Revision,
+    Transition, TriageField,
 };
 pub use duration::Span;
 pub use mention::{Mention, MentionError, RawMention, Visibility};

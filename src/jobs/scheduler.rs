@@ -28,11 +28,11 @@ async fn plan(ctx: &Ctx, registry: &'static [super::Job]) -> Vec<Scheduled> {
             continue;
         }
         // Names, expressions and zones were validated when the settings were loaded.
-        let (Some(job), Some(parsed)) = (registry.iter().find(|j| j.name == name.as_str()), cfg.parsed.clone()) else {
+        let Some(job) = registry.iter().find(|j| j.name == name.as_str()) else {
             continue;
         };
-        let tz = parsed.timezone.unwrap_or(ctx.playbooks().team.timezone);
-        let mut s = Scheduled { job, schedule: parsed.schedule, tz, next: None };
+        let tz = cfg.zone(ctx.playbooks().team.timezone);
+        let mut s = Scheduled { job, schedule: cfg.cron.schedule.clone(), tz, next: None };
         let last = ctx.store.last_job_run(name).await.ok().flatten();
         let from = last.map(|r| crate::clock::from_ms(r.scheduled_at)).unwrap_or(now);
         s.next = next_after(&s, from);

@@ -82,7 +82,7 @@ async fn access_token(ctx: &Ctx, http: &reqwest::Client) -> anyhow::Result<Strin
     }
     let form =
         [("grant_type", "refresh_token"), ("client_id", id), ("client_secret", secret), ("refresh_token", refresh)];
-    let resp = http.post(token_url).form(&form).send().await.context("calling the Google token endpoint")?;
+    let resp = http.post(token_url.as_str()).form(&form).send().await.context("calling the Google token endpoint")?;
     if !resp.status().is_success() {
         // The body names the OAuth error (e.g. invalid_grant: the refresh token was revoked).
         return Err(http_error("the Google token endpoint", resp).await);
@@ -154,7 +154,7 @@ async fn poll_location(
 ) -> Result<(Cursor, usize), Failure<Cursor>> {
     let gbp = &ctx.settings.sources.google_business;
     let token = access_token(ctx, http).await?;
-    let url = format!("{}/v4/{}/reviews", gbp.api_url.trim_end_matches('/'), loc.id.trim_matches('/'));
+    let url = format!("{}/v4/{}/reviews", gbp.api_url, loc.id.trim_matches('/'));
     let mut newest = cursor.newest_update;
     let (mut opened, mut page_token) = (0, None::<String>);
     for _ in 0..MAX_PAGES {

@@ -94,7 +94,7 @@ async fn fetch(
     at: DateTime<Utc>,
     cursor: Cursor,
 ) -> Result<(Cursor, usize), Failure<Cursor>> {
-    let mut req = http.get(&feed.url);
+    let mut req = http.get(feed.url.as_str());
     if let Some(etag) = &cursor.etag {
         req = req.header(IF_NONE_MATCH, etag);
     }

@@ -95,10 +95,10 @@ async fn sweep(
     cursor: Cursor,
 ) -> Result<(Cursor, usize), Failure<Cursor>> {
     let x = &ctx.settings.sources.x;
-    let url = format!("{}/2/tweets/search/recent", x.api_url.trim_end_matches('/'));
+    let url = format!("{}/2/tweets/search/recent", x.api_url);
     let mut progress = cursor.clone();
     let mut opened = 0;
-    for _ in 0..x.max_pages {
+    for _ in 0..x.max_pages.get() {
         let mut query: Vec<(&str, String)> = vec![
             ("query", x.query.clone()),
             ("max_results", "100".into()),

@@ -81,7 +81,7 @@ async fn poll_business(
 ) -> Result<(Cursor, usize), Failure<Cursor>> {
     let yelp = &ctx.settings.sources.yelp;
     let api_key = ctx.settings.secrets.yelp_api_key.as_deref().context("YELP_API_KEY is not set")?;
-    let url = format!("{}/v3/businesses/{}/reviews", yelp.api_url.trim_end_matches('/'), b.id);
+    let url = format!("{}/v3/businesses/{}/reviews", yelp.api_url, b.id);
     let mut newest = cursor.newest.clone();
     let mut opened = 0;
     for page_no in 0..MAX_PAGES {

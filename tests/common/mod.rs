@@ -83,7 +83,7 @@ impl Drop for TestDb {
 pub fn settings(db: &TestDb, inbox: &Path) -> Settings {
     let mut s = Settings::default();
     s.playbooks.dir = repo().join("playbooks");
-    s.http.listen = "127.0.0.1:0".into();
+    s.http.listen = ([127, 0, 0, 1], 0).into();
     s.secrets.database_url = Some(db.url.clone());
     s.sources.files.dir = inbox.to_path_buf();
     s.outbox.poll_interval_ms = 20;

@@ -106,7 +106,7 @@ impl Discord {
         };
         Ok(Discord {
             http: reqwest::Client::builder().timeout(Duration::from_secs(20)).build()?,
-            api: format!("{}/api/v10", settings.api_url.trim_end_matches('/')),
+            api: format!("{}/api/v10", settings.api_url),
             token: token.to_string(),
             public_key,
             not_before: Mutex::new(HashMap::new()),

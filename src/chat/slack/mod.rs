@@ -111,8 +111,7 @@ impl Slack {
             .enable_http1()
             .enable_http2()
             .build();
-        let connector =
-            SlackClientHyperConnector::with_connector(https).with_slack_api_url(settings.api_url.trim_end_matches('/'));
+        let connector = SlackClientHyperConnector::with_connector(https).with_slack_api_url(settings.api_url.as_str());
         Ok(Slack {
             client: Arc::new(SlackClient::new(connector)),
             token: SlackApiToken::new(bot_token.to_string().into()),
@@ -210,7 +209,7 @@ impl ChatSurface for Slack {
     }
 
     fn pacing(&self) -> Option<Pacing> {
-        Some(Pacing { per_second: self.settings.messages_per_second.max(1), burst: self.settings.burst.max(1) })
+        Some(Pacing { per_second: self.settings.messages_per_second.get(), burst: self.settings.burst.get() })
     }
 
     fn reaches(&self, person: &Person) -> bool {
