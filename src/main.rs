@@ -1,10 +1,12 @@
 //! The `carebot` command line: parse arguments, load settings, call the library, print.
 
+mod case_cli;
+
 use anyhow::Context as _;
 use carebot::app::{chat_surfaces, App, Ctx};
 use carebot::clock::SystemClock;
 use carebot::config::{Settings, DEFAULT_PATH};
-use carebot::domain::{Action, CaseState, EscalationTarget, OfflineVia, Outcome, TriageField};
+use carebot::domain::CaseState;
 use carebot::store::CaseFilter;
 use carebot::{ops, sources};
 use chrono::{DateTime, Utc};
@@ -73,7 +75,7 @@ enum Command {
     /// Show or act on one case.
     Case {
         #[command(subcommand)]
-        action: CaseCmd,
+        action: case_cli::CaseCli,
     },
     /// Draft a public reply for a case from the best-fitting template, with compliance findings.
     Draft {
@@ -178,135 +180,6 @@ enum OutboxCmd {
 }
 
 #[derive(Subcommand)]
-enum CaseCmd {
-    /// The card and the full history.
-    Show {
-        id: i64,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Take ownership of an open case.
-    Claim {
-        id: i64,
-        #[command(flatten)]
-        who: Who,
-    },
-    /// Give a claimed case back to the queue.
-    Release {
-        id: i64,
-        #[command(flatten)]
-        who: Who,
-    },
-    /// Hand a case to someone else.
-    Reassign {
-        id: i64,
-        #[arg(long)]
-        to: String,
-        #[command(flatten)]
-        who: Who,
-    },
-    /// Record that the public reply was posted ("mark responded"); the text is checked first.
-    Respond {
-        id: i64,
-        /// The text that was posted.
-        #[arg(long)]
-        text: Option<String>,
-        /// Accept blocking compliance findings (leads only; recorded).
-        #[arg(long = "override")]
-        override_block: bool,
-        #[command(flatten)]
-        who: Who,
-    },
-    /// Approve a reply text for a clinical/legal-risk case (leads only).
-    Approve {
-        id: i64,
-        #[arg(long)]
-        text: String,
-        #[command(flatten)]
-        who: Who,
-    },
-    /// Record that the conversation moved to a private channel.
-    Offline {
-        id: i64,
-        #[arg(long, value_parser = parse_via)]
-        via: OfflineVia,
-        #[arg(long)]
-        note: Option<String>,
-        #[command(flatten)]
-        who: Who,
-    },
-    /// Escalate: site-owner, channel, role:NAME, oncall:ROTATION or @person.
-    Escalate {
-        id: i64,
-        #[arg(long, value_parser = parse_target)]
-        to: EscalationTarget,
-        #[arg(long)]
-        note: Option<String>,
-        #[command(flatten)]
-        who: Who,
-    },
-    /// Close the case with an outcome.
-    Resolve {
-        id: i64,
-        /// recovered, resolved, no_reply, referred or not_actionable.
-        #[arg(long, value_parser = parse_outcome)]
-        outcome: Outcome,
-        #[arg(long)]
-        note: Option<String>,
-        #[command(flatten)]
-        who: Who,
-    },
-    /// Bring a resolved case back.
-    Reopen {
-        id: i64,
-        #[arg(long)]
-        note: Option<String>,
-        #[command(flatten)]
-        who: Who,
-    },
-    /// Add a note to the history.
-    Note {
-        id: i64,
-        text: String,
-        #[command(flatten)]
-        who: Who,
-    },
-    /// Send a reply waiting for approval back with what to change (leads only).
-    Changes {
-        id: i64,
-        #[arg(long)]
-        note: String,
-        #[command(flatten)]
-        who: Who,
-    },
-    /// Pause the case's escalation steps and reminders: 15m, 1h, 4h or tomorrow (9:00).
-    Snooze {
-        id: i64,
-        #[arg(long = "for", value_name = "SPAN")]
-        span: String,
-        #[command(flatten)]
-        who: Who,
-    },
-    /// Correct the triage (leads only): site (or none), category or situation.
-    Set {
-        id: i64,
-        #[arg(value_parser = parse_field)]
-        field: TriageField,
-        value: String,
-        #[command(flatten)]
-        who: Who,
-    },
-    /// Confirm or dismiss a case marked possible risk (dismissing needs the risk or lead role).
-    Risk {
-        id: i64,
-        #[arg(value_parser = ["confirm", "dismiss"])]
-        verdict: String,
-        #[command(flatten)]
-        who: Who,
-    },
-}
-
-#[derive(Subcommand)]
 enum DiscordCmd {
     /// Register the /care application command (in one guild: appears at once; else global).
     RegisterCommands {
@@ -339,18 +212,6 @@ struct Who {
 }
 
 fn parse_state(s: &str) -> Result<CaseState, String> {
-    s.parse()
-}
-fn parse_field(s: &str) -> Result<TriageField, String> {
-    s.parse()
-}
-fn parse_via(s: &str) -> Result<OfflineVia, String> {
-    s.parse()
-}
-fn parse_target(s: &str) -> Result<EscalationTarget, String> {
-    s.parse()
-}
-fn parse_outcome(s: &str) -> Result<Outcome, String> {
     s.parse()
 }
 
@@ -544,48 +405,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
         }
         Command::Case { action } => {
             let ctx = cli_ctx(settings).await?;
-            let result = match action {
-                CaseCmd::Show { id, json } => ops::case_show(&ctx, id, json).await,
-                CaseCmd::Claim { id, who } => ops::case_act(&ctx, id, &who.person, Action::Claim).await,
-                CaseCmd::Release { id, who } => ops::case_act(&ctx, id, &who.person, Action::Release).await,
-                CaseCmd::Reassign { id, to, who } => {
-                    ops::case_act(&ctx, id, &who.person, Action::Reassign { to }).await
-                }
-                CaseCmd::Respond { id, text, override_block, who } => {
-                    ops::case_act(&ctx, id, &who.person, Action::Respond { text, override_block }).await
-                }
-                CaseCmd::Approve { id, text, who } => {
-                    ops::case_act(&ctx, id, &who.person, Action::ApproveReply { text }).await
-                }
-                CaseCmd::Offline { id, via, note, who } => {
-                    ops::case_act(&ctx, id, &who.person, Action::TakeOffline { via, note }).await
-                }
-                CaseCmd::Escalate { id, to, note, who } => {
-                    ops::case_act(&ctx, id, &who.person, Action::Escalate { to, note }).await
-                }
-                CaseCmd::Resolve { id, outcome, note, who } => {
-                    ops::case_act(&ctx, id, &who.person, Action::Resolve { outcome, note }).await
-                }
-                CaseCmd::Reopen { id, note, who } => {
-                    ops::case_act(&ctx, id, &who.person, Action::Reopen { note }).await
-                }
-                CaseCmd::Note { id, text, who } => ops::case_act(&ctx, id, &who.person, Action::Note { text }).await,
-                CaseCmd::Changes { id, note, who } => {
-                    ops::case_act(&ctx, id, &who.person, Action::RequestChanges { note }).await
-                }
-                CaseCmd::Snooze { id, span, who } => {
-                    match carebot::chat::interact::snooze_until(&ctx, id, &span).await {
-                        Ok(until) => ops::case_act(&ctx, id, &who.person, Action::Snooze { until }).await,
-                        Err(why) => Err(carebot::errors::ActError::Invalid(why)),
-                    }
-                }
-                CaseCmd::Risk { id, verdict, who } => {
-                    ops::case_act(&ctx, id, &who.person, Action::JudgeRisk { confirm: verdict == "confirm" }).await
-                }
-                CaseCmd::Set { id, field, value, who } => {
-                    let value = Some(value).filter(|v| !(field == TriageField::Site && v.eq_ignore_ascii_case("none")));
-                    ops::case_act(&ctx, id, &who.person, Action::Reclassify { field, value }).await
-                }
+            let result = match (action.command, action.person) {
+                (carebot::chat::command::Command::Show(id), _) => ops::case_show(&ctx, id, action.json).await,
+                (cmd, Some(who)) => match ctx.playbooks().team.person(&who).cloned() {
+                    // The same dispatcher as `/care`: one meaning for every surface.
+                    Some(person) => carebot::chat::interact::execute(&ctx, &person, cmd, "carebot case").await,
+                    None => Err(carebot::errors::ActError::UnknownPerson(who)),
+                },
+                (_, None) => Err(carebot::errors::ActError::Invalid("say who is acting with --as PERSON".into())),
             };
             match result {
                 Ok(text) => println!("{text}"),

@@ -103,6 +103,31 @@ pub struct ArgSpec {
     pub kind: ArgKind,
     pub required: bool,
     pub help: &'static str,
+    /// How the argument is written after `carebot case NAME` in a terminal.
+    pub cli: CliForm,
+    /// Offered in chat (`/care`); false for terminal-only switches such as `--json`.
+    pub chat: bool,
+}
+
+/// How a table argument is spelled on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CliForm {
+    /// In order, without a name: `carebot case note 42 "called back"`.
+    Positional,
+    /// A named option (`--to sam`), or a switch for flags (`--override`).
+    Long(&'static str),
+}
+
+impl ArgSpec {
+    const fn positional(self) -> ArgSpec {
+        ArgSpec { cli: CliForm::Positional, ..self }
+    }
+    const fn long(self, name: &'static str) -> ArgSpec {
+        ArgSpec { cli: CliForm::Long(name), ..self }
+    }
+    const fn terminal_only(self) -> ArgSpec {
+        ArgSpec { chat: false, ..self }
+    }
 }
 
 /// One `/care` subcommand: the single definition the text parser, the help text and the
@@ -113,19 +138,40 @@ pub struct Spec {
     pub aliases: &'static [&'static str],
     pub help: &'static str,
     pub args: &'static [ArgSpec],
+    /// Also a terminal command, `carebot case NAME …` (with `--as PERSON`).
+    pub case_cli: bool,
+}
+
+impl Spec {
+    /// The arguments `/care` takes (the table less terminal-only switches).
+    pub fn chat_args(&self) -> impl Iterator<Item = &'static ArgSpec> + use<> {
+        self.args.iter().filter(|a| a.chat)
+    }
 }
 
 const fn arg(name: &'static str, kind: ArgKind, required: bool, help: &'static str) -> ArgSpec {
-    ArgSpec { name, kind, required, help }
+    ArgSpec { name, kind, required, help, cli: CliForm::Long(name), chat: true }
 }
-const CASE: ArgSpec = arg("case", ArgKind::Case, true, "Case number");
+const CASE: ArgSpec = arg("case", ArgKind::Case, true, "Case number").positional();
 
 /// The `/care` command table.
 pub const COMMANDS: &[Spec] = &[
-    Spec { name: "queue", aliases: &["q"], help: "open, unclaimed cases, most urgent first", args: &[] },
-    Spec { name: "mine", aliases: &[], help: "cases you own, most urgent first", args: &[] },
-    Spec { name: "show", aliases: &[], help: "one case and its history", args: &[CASE] },
-    Spec { name: "claim", aliases: &[], help: "take a case", args: &[CASE] },
+    Spec {
+        name: "queue",
+        aliases: &["q"],
+        help: "open, unclaimed cases, most urgent first",
+        args: &[],
+        case_cli: false,
+    },
+    Spec { name: "mine", aliases: &[], help: "cases you own, most urgent first", args: &[], case_cli: false },
+    Spec {
+        name: "show",
+        aliases: &[],
+        help: "one case and its history",
+        args: &[CASE, arg("json", ArgKind::Flag, false, "Print the case and its events as JSON").terminal_only()],
+        case_cli: true,
+    },
+    Spec { name: "claim", aliases: &[], help: "take a case", args: &[CASE], case_cli: true },
     Spec {
         name: "resolve",
         aliases: &[],
@@ -135,6 +181,7 @@ pub const COMMANDS: &[Spec] = &[
             arg("outcome", ArgKind::Outcome, true, "How it ended"),
             arg("note", ArgKind::Rest, false, "No patient details"),
         ],
+        case_cli: true,
     },
     Spec {
         name: "log",
@@ -145,13 +192,21 @@ pub const COMMANDS: &[Spec] = &[
             arg("text", ArgKind::Rest, true, "What it says"),
             arg("confidential", ArgKind::Flag, false, "A private post: hide who forwarded it"),
         ],
+        case_cli: false,
     },
-    Spec { name: "release", aliases: &[], help: "give a claimed case back to the queue", args: &[CASE] },
+    Spec {
+        name: "release",
+        aliases: &[],
+        help: "give a claimed case back to the queue",
+        args: &[CASE],
+        case_cli: true,
+    },
     Spec {
         name: "reassign",
         aliases: &[],
         help: "hand a case to a teammate",
-        args: &[CASE, arg("person", ArgKind::Person, true, "Who takes it over")],
+        args: &[CASE, arg("person", ArgKind::Person, true, "Who takes it over").long("to")],
+        case_cli: true,
     },
     Spec {
         name: "respond",
@@ -162,20 +217,23 @@ pub const COMMANDS: &[Spec] = &[
             arg("text", ArgKind::Rest, false, "The reply exactly as posted"),
             arg("override", ArgKind::Flag, false, "Lead: accept blocking findings"),
         ],
+        case_cli: true,
     },
     Spec {
         name: "approve",
         aliases: &[],
         help: "lead: approve the reply waiting on a risk case",
         args: &[CASE, arg("text", ArgKind::Rest, false, "Approve this text instead")],
+        case_cli: true,
     },
     Spec {
         name: "changes",
         aliases: &[],
         help: "lead: send a waiting reply back",
         args: &[CASE, arg("note", ArgKind::Rest, true, "What to change")],
+        case_cli: true,
     },
-    Spec { name: "approvals", aliases: &[], help: "replies waiting for a lead's approval", args: &[] },
+    Spec { name: "approvals", aliases: &[], help: "replies waiting for a lead's approval", args: &[], case_cli: false },
     Spec {
         name: "offline",
         aliases: &[],
@@ -185,6 +243,7 @@ pub const COMMANDS: &[Spec] = &[
             arg("via", ArgKind::Via, true, "dm, phone or email"),
             arg("note", ArgKind::Rest, false, "No patient details"),
         ],
+        case_cli: true,
     },
     Spec {
         name: "escalate",
@@ -195,18 +254,21 @@ pub const COMMANDS: &[Spec] = &[
             arg("to", ArgKind::Target, true, "site-owner, risk, lead, oncall:ROTATION or @person"),
             arg("note", ArgKind::Rest, false, "No patient details"),
         ],
+        case_cli: true,
     },
     Spec {
         name: "reopen",
         aliases: &[],
         help: "reopen a resolved case",
         args: &[CASE, arg("note", ArgKind::Rest, false, "Why")],
+        case_cli: true,
     },
     Spec {
         name: "note",
         aliases: &[],
         help: "add a note to a case's history",
-        args: &[CASE, arg("text", ArgKind::Rest, true, "No patient details")],
+        args: &[CASE, arg("text", ArgKind::Rest, true, "No patient details").positional()],
+        case_cli: true,
     },
     Spec {
         name: "set",
@@ -214,23 +276,26 @@ pub const COMMANDS: &[Spec] = &[
         help: "lead: correct a case's site, category or situation",
         args: &[
             CASE,
-            arg("field", ArgKind::Field, true, "site, category or situation"),
-            arg("value", ArgKind::Word, true, "Its id (site: none for no site)"),
+            arg("field", ArgKind::Field, true, "site, category or situation").positional(),
+            arg("value", ArgKind::Word, true, "Its id (site: none for no site)").positional(),
         ],
+        case_cli: true,
     },
     Spec {
         name: "snooze",
         aliases: &[],
         help: "pause a case's nudges (due times do not move)",
         args: &[CASE, arg("for", ArgKind::Word, true, "15m, 1h, 4h or tomorrow (9:00)")],
+        case_cli: true,
     },
     Spec {
         name: "risk",
         aliases: &[],
         help: "confirm or dismiss a case marked possible risk",
-        args: &[CASE, arg("verdict", ArgKind::Verdict, true, "confirm or dismiss")],
+        args: &[CASE, arg("verdict", ArgKind::Verdict, true, "confirm or dismiss").positional()],
+        case_cli: true,
     },
-    Spec { name: "oncall", aliases: &["on-call"], help: "who is on call now", args: &[] },
+    Spec { name: "oncall", aliases: &["on-call"], help: "who is on call now", args: &[], case_cli: false },
     Spec {
         name: "cover",
         aliases: &[],
@@ -240,14 +305,16 @@ pub const COMMANDS: &[Spec] = &[
             arg("person", ArgKind::Person, true, "Who covers"),
             arg("until", ArgKind::Word, true, "8h, tomorrow (9:00) or an RFC 3339 time"),
         ],
+        case_cli: false,
     },
     Spec {
         name: "draft",
         aliases: &[],
         help: "a HIPAA-safe reply draft",
         args: &[CASE, arg("template", ArgKind::Word, false, "Template id")],
+        case_cli: false,
     },
-    Spec { name: "help", aliases: &["?"], help: "this help", args: &[] },
+    Spec { name: "help", aliases: &["?"], help: "this help", args: &[], case_cli: false },
 ];
 
 /// How an argument is written in the help text.
@@ -268,13 +335,13 @@ fn shown(a: &ArgSpec) -> String {
 pub fn usage(cmd: &str) -> String {
     let mut out = String::from("Usage:");
     for spec in COMMANDS.iter().filter(|s| s.name != "help") {
-        let args: Vec<String> = spec.args.iter().map(shown).collect();
+        let args: Vec<String> = spec.chat_args().map(shown).collect();
         let line = [spec.name.to_string()].into_iter().chain(args).collect::<Vec<_>>().join(" ");
         out.push_str(&format!("\n• `{cmd} {line}` — {}", spec.help));
-        if spec.args.iter().any(|a| a.kind == ArgKind::Via) {
+        if spec.chat_args().any(|a| a.kind == ArgKind::Via) {
             out.push_str(" (VIA: dm, phone, email)");
         }
-        if spec.args.iter().any(|a| a.kind == ArgKind::Outcome) {
+        if spec.chat_args().any(|a| a.kind == ArgKind::Outcome) {
             let all: Vec<&str> = Outcome::ALL.iter().map(|o| o.as_str()).collect();
             out.push_str(&format!(" (OUTCOME: {})", all.join(", ")));
         }
@@ -485,7 +552,7 @@ impl FromStr for Command {
         let Some(((_, verb), rest)) = words.split_first() else { return Ok(Command::Help) };
         let spec = spec(verb).ok_or_else(|| format!("unknown command {:?}", verb.to_lowercase()))?;
         let mut args = Args::default();
-        let flags: Vec<&ArgSpec> = spec.args.iter().filter(|a| a.kind == ArgKind::Flag).collect();
+        let flags: Vec<&ArgSpec> = spec.chat_args().filter(|a| a.kind == ArgKind::Flag).collect();
         let is_flag = |w: &str| flags.iter().find(|f| w.strip_prefix("--") == Some(f.name)).copied();
         let mut words: Vec<(usize, &str)> = Vec::new();
         for (at, w) in rest {
@@ -495,7 +562,7 @@ impl FromStr for Command {
             }
         }
         let mut words = words.into_iter().peekable();
-        for a in spec.args.iter().filter(|a| a.kind != ArgKind::Flag) {
+        for a in spec.chat_args().filter(|a| a.kind != ArgKind::Flag) {
             let raw = if a.kind == ArgKind::Rest {
                 // Everything from the next word on, as typed, without the flags.
                 let from = words.peek().map(|(at, _)| *at);

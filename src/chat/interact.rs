@@ -572,7 +572,13 @@ pub async fn home(ctx: &Ctx, person: &Person) -> Result<Vec<(String, Vec<HomeCas
 /// A `/care` command. The answer is shown only to the person who typed it.
 pub async fn run(ctx: &Ctx, person: &Person, cmd: Command, command_name: &str) -> String {
     let what = format!("/care {}", format!("{cmd:?}").split(['(', ' ', '{']).next().unwrap_or_default().to_lowercase());
-    let result: Result<String, ActError> = async {
+    execute(ctx, person, cmd, command_name).await.unwrap_or_else(|e| explain(&e, &what, None))
+}
+
+/// Runs a command from the table for `person`, whichever surface it came from (`/care`
+/// on Slack or Discord, `carebot case …` in a terminal). The answer is plain text.
+pub async fn execute(ctx: &Ctx, person: &Person, cmd: Command, command_name: &str) -> Result<String, ActError> {
+    {
         Ok(match cmd {
             Command::Help => usage(command_name),
             Command::Queue => list(ctx, queue_filter(), "The queue is empty: no open, unclaimed cases.").await?,
@@ -619,8 +625,6 @@ pub async fn run(ctx: &Ctx, person: &Person, cmd: Command, command_name: &str) -
             Command::Log { url, text, confidential } => log(ctx, person, url, text, confidential).await?,
         })
     }
-    .await;
-    result.unwrap_or_else(|e| explain(&e, &what, None))
 }
 
 /// `/care approvals`: replies waiting for a lead, oldest first, with their text.

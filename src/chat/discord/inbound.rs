@@ -41,7 +41,7 @@ fn command_of(options: &[CommandDataOption]) -> Result<Command, String> {
     let mut args = Args::default();
     if let CommandDataOptionValue::SubCommand(opts) = &sub.value {
         for o in opts {
-            let Some(a) = spec.args.iter().find(|a| a.name == o.name) else { continue };
+            let Some(a) = spec.chat_args().find(|a| a.name == o.name) else { continue };
             let value = match &o.value {
                 CommandDataOptionValue::Integer(n) => command::typed(spec, a, &n.to_string())?,
                 CommandDataOptionValue::String(t) => command::typed(spec, a, t)?,

@@ -238,7 +238,7 @@ pub fn care_command() -> CreateCommand {
             first.make_ascii_uppercase();
         }
         let sub = CreateCommandOption::new(CommandOptionType::SubCommand, spec.name, help)
-            .set_sub_options(spec.args.iter().map(option).collect::<Vec<_>>());
+            .set_sub_options(spec.chat_args().map(option).collect::<Vec<_>>());
         cmd = cmd.add_option(sub);
     }
     cmd
