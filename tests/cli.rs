@@ -560,3 +560,37 @@ fn marking_responded_shows_the_findings_recorded_with_the_reply_including_a_cann
     let second = cli.ok(&["case", "respond", "6", "--as", "sam", "--text", text]);
     assert!(second.contains("Reply check findings recorded with it:") && second.contains("warn canned"), "{second}");
 }
+
+#[test]
+fn a_risk_reply_goes_for_approval_and_a_lead_approves_the_waiting_text_from_the_terminal() {
+    let cli = Cli::new(None);
+    let mentions = cli.dir.path().join("risk.jsonl");
+    std::fs::write(
+        &mentions,
+        "{\"source\":\"facebook\",\"external_id\":\"f-risk\",\"text\":\"Nurse gave my dad the wrong medication at \
+         Riverside, calling a lawyer\",\"posted_at\":\"2026-11-30T10:00:00Z\"}\n",
+    )
+    .unwrap();
+    cli.ok(&["ingest", mentions.to_str().unwrap()]);
+    cli.ok(&["case", "claim", "1", "--as", "sam"]);
+    let text = "We're very sorry to read this. Please contact our patient relations team at \
+                patientrelations.riverside@lakeshore-health.example so we can help. — Sam";
+    // The same meaning as `/care respond` in chat: an agent's text goes to the leads.
+    let sent = cli.ok(&["case", "respond", "1", "--as", "sam", "--text", text]);
+    assert!(sent.contains("went to the leads for approval"), "{sent}");
+    assert!(cli.err(&["case", "approve", "1", "--as", "sam"]).contains("needs the lead role"));
+    // No --text: the reply waiting for approval is the one approved.
+    let approved = cli.ok(&["case", "approve", "1", "--as", "dena"]);
+    assert!(approved.contains("reply approved by Dena Ortiz"), "{approved}");
+    let done = cli.ok(&["case", "respond", "1", "--as", "sam", "--text", text]);
+    assert!(done.contains("(now responded)"), "{done}");
+    // Bad values are refused by the table's own checks before anything runs.
+    let out = cli.run(&["case", "resolve", "1", "--outcome", "fixed", "--as", "sam"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown outcome \"fixed\""));
+    assert!(cli.err(&["case", "approve", "99", "--as", "dena"]).contains("Case 99 does not exist"));
+    let shown: serde_json::Value = serde_json::from_str(&cli.ok(&["case", "show", "1", "--json"])).unwrap();
+    let actions: Vec<&str> =
+        shown["events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["opened", "claim", "request_approval", "approve_reply", "respond"]);
+}

@@ -322,6 +322,9 @@ fn outcome_label(o: Outcome) -> &'static str {
 /// The reply a lead approves with the card's button: the exact request the card showed.
 async fn approve_shown(ctx: &Ctx, person: &Person, case_id: i64, request: Option<i64>) -> Result<String, ActError> {
     let events = ctx.store.events(case_id).await?;
+    if events.is_empty() && ctx.store.case(case_id).await?.is_none() {
+        return Err(ActError::UnknownCase(case_id));
+    }
     let waiting = crate::store::cases::awaiting_approval(&events);
     let Some(req) = waiting.filter(|e| request.is_none_or(|r| r == e.id)) else {
         return Err(ActError::Invalid(match waiting {
