@@ -20,6 +20,8 @@ pub struct CaseLine {
     pub site: Option<String>,
     pub state: String,
     pub owner: Option<String>,
+    /// When the case was opened (ms): the age a reader sees is counted from it.
+    pub opened_at: i64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -56,7 +58,15 @@ pub struct Digest {
     pub within_sla_share: Option<f64>,
     pub open_cases: i64,
     pub overdue: Vec<CaseLine>,
+    /// Risk cases opened that day.
     pub risk: Vec<CaseLine>,
+    /// Every clinical/legal-risk case still unresolved, whenever it was opened, oldest
+    /// first: a P1 left unclaimed for days is listed every morning until it is closed.
+    pub open_risk: Vec<CaseLine>,
+    /// The moment ages and overdue are measured at (ms): the end of the day, or now.
+    pub as_of: i64,
+    /// Display names: team-file person and site ids → names (ids show where none is known).
+    pub names: BTreeMap<String, String>,
     pub recoveries: Vec<Recovery>,
     pub shout_outs: Vec<ShoutOut>,
     /// Mentions per local day, the seven days ending on `date`.
@@ -82,6 +92,7 @@ fn line(c: &crate::store::CaseRow) -> CaseLine {
         site: c.site.clone(),
         state: c.state.to_string(),
         owner: c.owner.clone(),
+        opened_at: c.opened_at,
     }
 }
 
@@ -129,6 +140,13 @@ pub fn compute(
         open_cases: unresolved.len() as i64,
         overdue: unresolved.iter().filter(|c| c.overdue_at(overdue_at)).map(line).collect(),
         risk: Vec::new(),
+        open_risk: {
+            let mut open: Vec<&crate::store::CaseRow> = unresolved.iter().filter(|c| c.risk).collect();
+            open.sort_by_key(|c| (c.opened_at, c.id));
+            open.into_iter().map(line).collect()
+        },
+        as_of: overdue_at,
+        names: BTreeMap::new(),
         recoveries: Vec::new(),
         shout_outs: Vec::new(),
         trend,
@@ -217,7 +235,11 @@ pub async fn gather(ctx: &Ctx, date: NaiveDate) -> anyhow::Result<Digest> {
         trend.push((d, ctx.store.count_opened_between(s, e).await?));
     }
     let overdue_at = end.min(ctx.now_ms());
-    Ok(compute(date, tz.name(), &day, &unresolved, (&revisions, &snoozes), overdue_at, trend))
+    let mut d = compute(date, tz.name(), &day, &unresolved, (&revisions, &snoozes), overdue_at, trend);
+    let team = &ctx.playbooks().team;
+    d.names.extend(team.people.iter().map(|p| (p.id.clone(), p.name.clone())));
+    d.names.extend(team.sites.iter().map(|s| (s.id.clone(), s.name.clone())));
+    Ok(d)
 }
 
 fn fmt_minutes(m: Option<f64>) -> String {
@@ -237,7 +259,23 @@ fn counts(map: &BTreeMap<String, i64>) -> String {
     v.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
 }
 
+/// An age as a person reads it: "45 min", "7 h", "2 d 3 h".
+fn age(ms: i64) -> String {
+    let minutes = ms.max(0) / 60_000;
+    match (minutes / 1440, (minutes % 1440) / 60) {
+        (0, 0) => format!("{minutes} min"),
+        (0, h) => format!("{h} h"),
+        (d, 0) => format!("{d} d"),
+        (d, h) => format!("{d} d {h} h"),
+    }
+}
+
 impl Digest {
+    /// A person's or site's name for its team-file id.
+    fn name<'a>(&'a self, id: &'a str) -> &'a str {
+        self.names.get(id).map_or(id, String::as_str)
+    }
+
     pub fn to_text(&self) -> String {
         let mut o = format!("Daily digest for {} ({})\n", self.date, self.timezone);
         o.push_str(&format!("Mentions: {}\n", self.mentions));
@@ -259,8 +297,8 @@ impl Digest {
                 c.case_id,
                 c.priority.to_uppercase(),
                 c.situation,
-                c.site.as_deref().unwrap_or("-"),
-                c.owner.as_deref().map(|x| format!("@{x}")).unwrap_or_else(|| "unclaimed".into())
+                c.site.as_deref().map_or("-", |x| self.name(x)),
+                c.owner.as_deref().map_or("unclaimed", |x| self.name(x))
             ));
         }
         if !self.snoozes.is_empty() {
@@ -269,12 +307,23 @@ impl Digest {
             o.push_str(&format!("Snoozed (nudges paused; due times unchanged): {}\n", self.snoozes.len()));
             for z in &self.snoozes {
                 let until = crate::clock::from_ms(z.until).with_timezone(&tz).format("%a %H:%M");
-                o.push_str(&format!("  #{} until {until} by @{}\n", z.case_id, z.by));
+                o.push_str(&format!("  #{} until {until} by {}\n", z.case_id, self.name(&z.by)));
             }
         }
-        o.push_str(&format!("Clinical/legal risk: {}\n", self.risk.len()));
-        for c in &self.risk {
-            o.push_str(&format!("  #{} {} ({})\n", c.case_id, c.site.as_deref().unwrap_or("-"), c.state));
+        o.push_str(&format!(
+            "Clinical/legal risk: {} opened this day; {} still open\n",
+            self.risk.len(),
+            self.open_risk.len()
+        ));
+        for c in &self.open_risk {
+            o.push_str(&format!(
+                "  #{} {} {} — open {} — {}\n",
+                c.case_id,
+                c.priority.to_uppercase(),
+                c.site.as_deref().map_or("no site", |s| self.name(s)),
+                age(self.as_of - c.opened_at),
+                c.owner.as_deref().map_or("unclaimed".to_string(), |o| self.name(o).to_string()),
+            ));
         }
         let candidates = self.recoveries.iter().filter(|r| r.after_reply).count();
         o.push_str(&format!(
@@ -285,7 +334,9 @@ impl Digest {
             let why = if r.after_reply { " — recovery candidate" } else { "" };
             o.push_str(&format!("  #{}: {}★ → {}★{why}\n", r.case_id, r.from, r.to));
         }
-        o.push_str("Shout-outs to share:\n");
+        if !self.shout_outs.is_empty() {
+            o.push_str("Shout-outs to share:\n");
+        }
         for s in &self.shout_outs {
             o.push_str(&format!("  #{} {}: \"{}\"\n", s.case_id, s.site.as_deref().unwrap_or("-"), s.excerpt));
         }
@@ -325,6 +376,10 @@ impl Digest {
         }
         for c in &self.risk {
             w.write_record(["risk", &c.case_id.to_string(), &c.state])?;
+        }
+        for c in &self.open_risk {
+            let owner = c.owner.as_deref().map_or("unclaimed", |o| self.name(o));
+            w.write_record(["open_risk", &c.case_id.to_string(), owner])?;
         }
         for r in &self.recoveries {
             let kind = if r.after_reply { "recovery_candidate" } else { "rating_raised" };

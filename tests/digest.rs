@@ -21,6 +21,14 @@ async fn the_digest_for_a_fixture_day_has_exactly_the_expected_figures(b: Backen
     // Sunday 22nd, 12:00 Chicago: one mention for the trend.
     e.clock.set(Utc.with_ymd_and_hms(2026, 11, 22, 18, 0, 0).unwrap());
     ingest(&e.ctx, &[mention("x", "f-0", "Parking at Riverside is a nightmare", None)]).await.unwrap();
+    // A risk case from the day before, left unclaimed: still listed the next morning.
+    let old_risk = ingest(
+        &e.ctx,
+        &[mention("facebook", "f-old", "Wrong medication given at Riverside, my lawyer will call", None)],
+    )
+    .await
+    .unwrap()[0]
+        .case_id();
     // Monday 23rd from 09:00 Chicago (t0).
     e.clock.set(t0());
     let ids: Vec<i64> = ingest(
@@ -65,12 +73,19 @@ async fn the_digest_for_a_fixture_day_has_exactly_the_expected_figures(b: Backen
     assert_eq!(d.recoveries.len(), 1);
     assert_eq!((d.recoveries[0].case_id, d.recoveries[0].from, d.recoveries[0].to), (ids[0], 1.0, 4.0));
     assert_eq!(d.shout_outs.iter().map(|s| s.case_id).collect::<Vec<_>>(), [ids[3]]);
-    assert_eq!(d.open_cases, 5);
+    assert_eq!(d.open_cases, 6);
     assert_eq!(d.trend.len(), 7);
-    assert_eq!(&d.trend[5..], &[(day(22), 1), (day(23), 4)]);
+    assert_eq!(&d.trend[5..], &[(day(22), 2), (day(23), 4)]);
+    assert_eq!(d.open_risk.iter().map(|c| c.case_id).collect::<Vec<_>>(), [old_risk, ids[2]], "oldest first");
     assert!(d.trend[..5].iter().all(|(_, n)| *n == 0));
     let text = d.to_text();
     assert!(text.contains("median 30 min, p90 3.0 h; within SLA 50%"), "{text}");
+    // Opened Sunday 12:00 Chicago, read Monday 19:00: 31 hours, by names, not ids.
+    assert!(text.contains("Clinical/legal risk: 1 opened this day; 2 still open"), "{text}");
+    assert!(text.contains(&format!("#{old_risk} P1 Riverside Medical Center — open 1 d 7 h — unclaimed")), "{text}");
+    assert!(text.contains(&format!("#{} P1 Eastbrook", ids[2])) && text.contains("— open 10 h — unclaimed"), "{text}");
+    assert!(text.contains("Shout-outs to share:"), "{text}");
+    assert!(d.to_csv().unwrap().contains(&format!("open_risk,{old_risk},unclaimed")));
     assert!(d.to_csv().unwrap().contains("response,within_sla_share,0.500"));
 
     let png = d.chart_png().unwrap();
@@ -79,7 +94,7 @@ async fn the_digest_for_a_fixture_day_has_exactly_the_expected_figures(b: Backen
     assert_eq!((reader.info().width, reader.info().height), CHART_SIZE);
 
     let weekly = gather_weekly(&e.ctx, day(23)).await.unwrap();
-    assert_eq!(weekly.mentions, 5);
+    assert_eq!(weekly.mentions, 6);
     let csv = weekly.to_csv().unwrap();
     assert!(csv.contains("2026-11-23,northgate,billing,1,billed (1)"), "{csv}");
     assert!(!csv.contains("praise"), "praise is not a complaint theme: {csv}");
@@ -96,6 +111,11 @@ async fn the_daily_digest_job_posts_text_and_chart_to_leadership(b: Backend) {
     deliver_due(&e.ctx, at).await.unwrap();
     let calls = e.chat.calls();
     assert!(calls.iter().any(|c| matches!(c, Call::Channel { channel, text } if channel == "leadership" && text.starts_with("Daily digest for 2026-11-23") && text.contains("Mentions: 1"))), "{calls:?}");
+    let posted = calls.iter().find_map(|c| match c {
+        Call::Channel { channel, text } if channel == "leadership" => Some(text.clone()),
+        _ => None,
+    });
+    assert!(!posted.unwrap_or_default().contains("Shout-outs"), "no heading over an empty list");
     let file = calls.iter().find_map(|c| {
         if let Call::File { channel, name, bytes } = c {
             Some((channel, name, bytes))
@@ -123,7 +143,7 @@ async fn snoozes_show_in_the_digest_and_do_not_hide_overdue_cases(b: Backend) {
     assert!(d.overdue.iter().any(|c| c.case_id == id), "still overdue while snoozed");
     let text = d.to_text();
     assert!(text.contains("Snoozed (nudges paused; due times unchanged): 1"), "{text}");
-    assert!(text.contains(&format!("#{id} until Mon 15:00 by @sam")), "{text}");
+    assert!(text.contains(&format!("#{id} until Mon 15:00 by Sam Whitfield")), "{text}");
     assert!(gather(&e.ctx, day(22)).await.unwrap().snoozes.is_empty(), "only on the day it was set");
 }
 
