@@ -101,7 +101,7 @@ async fn main() {
         let t = Instant::now();
         let d = carebot::digest::gather(&ctx, day).await.expect("digest");
         digests.push(t.elapsed().as_secs_f64() * 1000.0);
-        mentions = d.mentions;
+        mentions = d.figures.mentions;
     }
     println!("daily digest query set for {day} ({mentions} mentions that day): median {:.1} ms of 5", median(digests));
 

@@ -95,22 +95,44 @@ enum Command {
         date: Option<String>,
         #[arg(long, value_parser = ["text", "json", "csv"], default_value = "text")]
         format: String,
-        /// Also write the 7-day trend chart (PNG) here.
+        /// Also write the four-panel chart (PNG, 30 days) here.
         #[arg(long)]
         chart: Option<PathBuf>,
         /// Queue it for the digest channel (delivered by `carebot serve`).
         #[arg(long)]
         send: bool,
     },
-    /// Preview (or send) the weekly PX report: complaint themes per site.
+    /// Preview (or send) the weekly PX report: complaint themes per site and staff
+    /// recognition; `report agents` for per-agent and per-site performance.
+    #[command(args_conflicts_with_subcommands = true)]
     Report {
+        #[command(subcommand)]
+        what: Option<ReportCmd>,
         /// Last day of the week, YYYY-MM-DD (default: yesterday).
         #[arg(long)]
         week_ending: Option<String>,
-        #[arg(long, value_parser = ["text", "csv"], default_value = "text")]
+        #[arg(long, value_parser = ["text", "csv", "json"], default_value = "text")]
         format: String,
         #[arg(long)]
         send: bool,
+    },
+    /// Cases opened in a date range with their timings and outcomes, one row per case
+    /// (no mention text unless --with-text, which is recorded on each case).
+    Export {
+        /// First local day, YYYY-MM-DD.
+        #[arg(long)]
+        from: String,
+        /// Last local day, YYYY-MM-DD (inclusive).
+        #[arg(long)]
+        to: String,
+        #[arg(long, value_parser = ["csv", "jsonl"], default_value = "csv")]
+        format: String,
+        /// Include the mention text (needs --as a lead or risk person).
+        #[arg(long)]
+        with_text: bool,
+        /// Who exports (a person id from playbooks/team.yaml).
+        #[arg(long = "as", env = "CAREBOT_USER")]
+        person: Option<String>,
     },
     /// Discord setup.
     Discord {
@@ -221,6 +243,24 @@ fn local_date(ctx: &Ctx, date: Option<&str>) -> anyhow::Result<chrono::NaiveDate
             .with_context(|| format!("{d:?} is not a date such as 2026-11-22")),
         None => Ok(Utc::now().with_timezone(&ctx.playbooks().team.timezone).date_naive() - chrono::Duration::days(1)),
     }
+}
+
+#[derive(Subcommand)]
+enum ReportCmd {
+    /// Per-agent and per-site performance for the cases opened in a date range (leads and
+    /// leadership only).
+    Agents {
+        /// First local day, YYYY-MM-DD.
+        #[arg(long)]
+        from: String,
+        /// Last local day, YYYY-MM-DD (inclusive).
+        #[arg(long)]
+        to: String,
+        #[arg(long, value_parser = ["text", "csv", "json"], default_value = "text")]
+        format: String,
+        #[command(flatten)]
+        who: Who,
+    },
 }
 
 #[derive(Subcommand)]
@@ -430,6 +470,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Digest { date, format, chart, send } => {
             let ctx = cli_ctx(settings).await?;
             let date = local_date(&ctx, date.as_deref())?;
+            let today = Utc::now().with_timezone(&ctx.playbooks().team.timezone).date_naive();
+            if date > today {
+                return Ok(fail(format!(
+                    "{date} has not started yet in {} (it is {today} there)",
+                    ctx.playbooks().team.timezone
+                )));
+            }
             let d = carebot::digest::gather(&ctx, date).await?;
             match format.as_str() {
                 "json" => println!("{}", serde_json::to_string_pretty(&d)?),
@@ -445,17 +492,58 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 eprintln!("digest for {date} queued for #{} (delivered by carebot serve)", ctx.settings.digest.channel);
             }
         }
-        Command::Report { week_ending, format, send } => {
+        Command::Report { what: Some(ReportCmd::Agents { from, to, format, who }), .. } => {
+            let ctx = cli_ctx(settings).await?;
+            let (from, to) = (local_date(&ctx, Some(&from))?, local_date(&ctx, Some(&to))?);
+            let playbooks = ctx.playbooks();
+            let Some(person) = playbooks.team.person(&who.person) else {
+                return Ok(fail(carebot::errors::ActError::UnknownPerson(who.person)));
+            };
+            use carebot::domain::Role;
+            if !person.roles.iter().any(|r| matches!(r, Role::Lead | Role::Leadership)) {
+                return Ok(fail(format!(
+                    "per-agent figures are for leads and leadership; {} has neither role",
+                    person.name
+                )));
+            }
+            if from > to {
+                return Ok(fail(format!("--from {from} is after --to {to}")));
+            }
+            let p = carebot::digest::performance::gather(&ctx, from, to).await?;
+            match format.as_str() {
+                "csv" => print!("{}", p.to_csv()?),
+                "json" => println!("{}", serde_json::to_string_pretty(&p)?),
+                _ => print!("{}", p.to_text()),
+            }
+        }
+        Command::Report { what: None, week_ending, format, send } => {
             let ctx = cli_ctx(settings).await?;
             let date = local_date(&ctx, week_ending.as_deref())?;
             let r = carebot::digest::gather_weekly(&ctx, date).await?;
             match format.as_str() {
                 "csv" => print!("{}", r.to_csv()?),
+                "json" => println!("{}", serde_json::to_string_pretty(&r)?),
                 _ => print!("{}", r.to_text()),
             }
             if send {
                 ops::queue_op(&ctx, carebot::chat::ChatOp::WeeklyReport { week_ending: date }).await?;
                 eprintln!("report queued for #{} (delivered by carebot serve)", ctx.settings.digest.weekly_channel);
+            }
+        }
+        Command::Export { from, to, format, with_text, person } => {
+            let ctx = cli_ctx(settings).await?;
+            let (from, to) = (local_date(&ctx, Some(&from))?, local_date(&ctx, Some(&to))?);
+            use carebot::digest::export::{export, ExportError, Format};
+            let format = if format == "jsonl" { Format::Jsonl } else { Format::Csv };
+            let who = match (with_text, person) {
+                (false, _) => None,
+                (true, Some(p)) => Some(p),
+                (true, None) => return Ok(fail(ExportError::WhoExports)),
+            };
+            match export(&ctx, from, to, format, who.as_deref()).await {
+                Ok(out) => print!("{out}"),
+                Err(ExportError::Other(e)) => return Err(e),
+                Err(e) => return Ok(fail(e)),
             }
         }
         Command::Discord { action: DiscordCmd::RegisterCommands { guild } } => {

@@ -263,6 +263,7 @@ pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
                 _ => "review text revised".into(),
             }
         }
+        "text_exported" => format!("mention text exported by {who}"),
         other => other.to_string(),
     }
 }

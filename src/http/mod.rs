@@ -117,7 +117,34 @@ pub async fn render_metrics(ctx: &Ctx) -> anyhow::Result<String> {
         let failing = c.last_error.is_some() && c.last_error_at >= c.last_success_at;
         out.push_str(&format!("carebot_source_failing{{source=\"{}\"}} {}\n", label(&c.source), i64::from(failing)));
     }
+    out.push_str(&sla_gauges(ctx, now).await?);
     out.push_str(&metrics_handle().render());
+    Ok(out)
+}
+
+/// The gauges to alert on: overdue cases by situation and clock, the oldest unclaimed P1,
+/// and the share of response clocks met over the last 24 hours (README: "Alerting").
+async fn sla_gauges(ctx: &Ctx, now: i64) -> anyhow::Result<String> {
+    let mut out = String::from(
+        "# HELP carebot_cases_overdue Unresolved cases past a due time, by situation and clock.\n# TYPE carebot_cases_overdue gauge\n",
+    );
+    for (situation, counts) in ctx.store.overdue_counts(now).await? {
+        for (clock, n) in ["acknowledge", "first_response", "resolve"].iter().zip(counts) {
+            out.push_str(&format!(
+                "carebot_cases_overdue{{situation=\"{}\",clock=\"{clock}\"}} {n}\n",
+                label(&situation)
+            ));
+        }
+    }
+    out.push_str("# HELP carebot_oldest_unclaimed_p1_age_seconds Age of the oldest unclaimed P1 case (0: none).\n# TYPE carebot_oldest_unclaimed_p1_age_seconds gauge\n");
+    let age = ctx.store.oldest_unclaimed_p1().await?.map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0);
+    out.push_str(&format!("carebot_oldest_unclaimed_p1_age_seconds {age:.0}\n"));
+    let (due, met) = ctx.store.response_clocks_due(now - 86_400_000, now).await?;
+    out.push_str("# HELP carebot_response_clocks_due_24h First-response clocks that came due in the last 24 h.\n# TYPE carebot_response_clocks_due_24h gauge\n");
+    out.push_str(&format!("carebot_response_clocks_due_24h {due}\n"));
+    out.push_str("# HELP carebot_within_sla_share_24h Share of those answered by their due time (1 when none came due).\n# TYPE carebot_within_sla_share_24h gauge\n");
+    let share = if due == 0 { 1.0 } else { met as f64 / due as f64 };
+    out.push_str(&format!("carebot_within_sla_share_24h {share:.3}\n"));
     Ok(out)
 }
 

@@ -123,7 +123,14 @@ async fn deliver(ctx: &Ctx, op: &ChatOp, catch_up: bool) -> Result<(), DeliveryE
             let digest = crate::digest::gather(ctx, *date).await.map_err(internal)?;
             let png = digest.chart_png().map_err(|e| DeliveryError::Permanent(format!("{e:#}")))?;
             ctx.chat.channel_message(&ch, &digest.to_text()).await?;
-            ctx.chat.channel_file(&ch, &format!("digest-{date}.png"), &png, "7-day mention trend").await?;
+            ctx.chat
+                .channel_file(
+                    &ch,
+                    &format!("digest-{date}.png"),
+                    &png,
+                    "Mentions, SLA, ratings and open cases: 30 days",
+                )
+                .await?;
         }
         ChatOp::WeeklyReport { week_ending } => {
             let ch = channel(&ctx.settings.digest.weekly_channel)?;

@@ -22,6 +22,19 @@ struct RawTeam {
     /// Organisation-wide contacts, for replies to mentions with no detected site.
     #[serde(default)]
     organisation: Option<RawOrganisation>,
+    /// Staff and units the digest may name when praise mentions them.
+    #[serde(default)]
+    recognition: Vec<RawRecognised>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecognised {
+    name: Spanned<String>,
+    #[serde(default)]
+    site: Option<Spanned<String>>,
+    #[serde(rename = "match")]
+    phrases: Spanned<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -128,6 +141,29 @@ pub struct Site {
     pub contacts: Contacts,
 }
 
+/// A member of staff or a unit whose praise the digest may name (`recognition:` in
+/// team.yaml: the PX lead lists only those who agreed to be named).
+#[derive(Debug, Clone)]
+pub struct Recognised {
+    /// As shown: "Kelly Nguyen, RN", "Front desk team".
+    pub name: String,
+    /// Only praise of this site names them (None: any site).
+    pub site: Option<String>,
+    /// Normalised phrases that mean them in a review ("nurse kelly", "front desk").
+    pub phrases: Vec<String>,
+}
+
+impl Recognised {
+    /// Whether a review about `site` with these words names them.
+    fn named_in(&self, words: &str, site: Option<&str>) -> bool {
+        let site_ok = match (&self.site, site) {
+            (Some(mine), Some(theirs)) => mine == theirs,
+            _ => true,
+        };
+        site_ok && self.phrases.iter().any(|p| words.contains(&format!(" {p} ")))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Rotation {
     pub id: String,
@@ -162,6 +198,7 @@ pub struct Team {
     /// The organisation's name and neutral contacts (`organisation:` in team.yaml), used
     /// when a case has no site.
     pub organisation: Option<Organisation>,
+    pub recognition: Vec<Recognised>,
 }
 
 #[derive(Debug, Clone)]
@@ -183,6 +220,12 @@ impl Team {
     }
     pub fn site(&self, id: &str) -> Option<&Site> {
         self.sites.iter().find(|s| s.id == id)
+    }
+    /// The recognised staff and units a review of `site` names, in team-file order.
+    pub fn praised_in(&self, text: &str, site: Option<&str>) -> Vec<&str> {
+        let words: Vec<String> = super::text::tokens(text).into_iter().map(|t| t.norm).collect();
+        let words = format!(" {} ", words.join(" "));
+        self.recognition.iter().filter(|r| r.named_in(&words, site)).map(|r| r.name.as_str()).collect()
     }
     pub fn rotation(&self, id: &str) -> Option<&Rotation> {
         self.rotations.iter().find(|r| r.id == id)
@@ -320,8 +363,32 @@ pub(crate) fn load(path: &Path) -> Result<Team, Problems> {
             contacts: Contacts { email: c.email.clone(), phone: c.phone.clone(), phone_public: c.phone_public },
         }
     });
+    let mut recognition = Vec::new();
+    for r in &raw.recognition {
+        if let Some(site) = &r.site {
+            if !site_ids.contains(site.value.as_str()) {
+                rep.at(
+                    site.referenced.line(),
+                    format!("recognition {:?} names unknown site {:?}", r.name.value, site.value),
+                );
+            }
+        }
+        let phrases: Vec<String> =
+            r.phrases.value.iter().map(|p| super::text::normalise_phrase(p)).filter(|p| !p.is_empty()).collect();
+        if phrases.is_empty() {
+            rep.at(
+                r.phrases.referenced.line(),
+                format!("recognition {:?} needs at least one phrase under match", r.name.value),
+            );
+        }
+        recognition.push(Recognised {
+            name: r.name.value.clone(),
+            site: r.site.as_ref().map(|s| s.value.clone()),
+            phrases,
+        });
+    }
     if rep.problems.is_empty() {
-        Ok(Team { timezone, people, sites, rotations, organisation })
+        Ok(Team { timezone, people, sites, rotations, organisation, recognition })
     } else {
         Err(Problems(rep.problems))
     }
@@ -360,5 +427,47 @@ mod tests {
         let later = after + chrono::Duration::days(6);
         assert_eq!(r.on_call(after), r.on_call(later));
         assert_eq!(r.on_call(after), r.on_call(after + chrono::Duration::weeks(3)));
+    }
+}
+
+#[cfg(test)]
+mod recognition_tests {
+    use super::*;
+
+    fn shipped() -> String {
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/team.yaml")).unwrap()
+    }
+
+    fn load_text(text: &str) -> Result<Team, Problems> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("team.yaml");
+        std::fs::write(&path, text).unwrap();
+        load(&path)
+    }
+
+    #[test]
+    fn praise_names_only_listed_staff_and_only_at_their_site() {
+        let team = load_text(&shipped()).unwrap();
+        assert_eq!(team.praised_in("Nurse Alicia was so kind", Some("northgate")), ["Alicia Moreno, RN"]);
+        assert!(team.praised_in("Nurse Alicia was so kind", Some("riverside")).is_empty(), "listed for Northgate only");
+        assert_eq!(team.praised_in("The FRONT-DESK staff were lovely", None), ["Front desk team"]);
+        assert!(team.praised_in("Dr. Smith was wonderful", Some("northgate")).is_empty());
+    }
+
+    #[test]
+    fn a_recognition_entry_with_an_unknown_site_or_no_phrase_is_refused_with_its_line() {
+        let text = shipped().replacen(
+            "    site: northgate\n    match: [nurse alicia, alicia]",
+            "    site: southside\n    match: []",
+            1,
+        );
+        let problems = load_text(&text).unwrap_err().to_string();
+        assert!(problems.contains("recognition \"Alicia Moreno, RN\" names unknown site \"southside\""), "{problems}");
+        assert!(
+            problems.contains("recognition \"Alicia Moreno, RN\" needs at least one phrase under match"),
+            "{problems}"
+        );
+        let line = text.lines().position(|l| l.contains("site: southside")).unwrap() + 1;
+        assert!(problems.contains(&format!("team.yaml:{line}:")), "{problems}");
     }
 }
