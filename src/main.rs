@@ -488,7 +488,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 eprintln!("chart written to {}", path.display());
             }
             if send {
-                ops::queue_op(&ctx, carebot::chat::ChatOp::Digest { date }).await?;
+                ops::queue_ops(&ctx, &carebot::chat::ChatOp::report(false, date)).await?;
                 eprintln!("digest for {date} queued for #{} (delivered by carebot serve)", ctx.settings.digest.channel);
             }
         }
@@ -526,7 +526,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
                 _ => print!("{}", r.to_text()),
             }
             if send {
-                ops::queue_op(&ctx, carebot::chat::ChatOp::WeeklyReport { week_ending: date }).await?;
+                ops::queue_ops(&ctx, &carebot::chat::ChatOp::report(true, date)).await?;
                 eprintln!("report queued for #{} (delivered by carebot serve)", ctx.settings.digest.weekly_channel);
             }
         }

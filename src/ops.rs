@@ -139,9 +139,16 @@ pub async fn cases(ctx: &Ctx, filter: &CaseFilter, json: bool) -> anyhow::Result
 
 /// Queues one chat operation for the running `serve` to deliver.
 pub async fn queue_op(ctx: &Ctx, op: crate::chat::ChatOp) -> anyhow::Result<()> {
+    queue_ops(ctx, &[op]).await
+}
+
+/// Queues several operations together (a report's text and its file).
+pub async fn queue_ops(ctx: &Ctx, ops: &[crate::chat::ChatOp]) -> anyhow::Result<()> {
     let mut tx = ctx.store.begin().await?;
     let now = ctx.now_ms();
-    crate::chat::queue(&mut tx, &op, now, now).await?;
+    for op in ops {
+        crate::chat::queue(&mut tx, op, now, now).await?;
+    }
     tx.commit().await?;
     Ok(())
 }

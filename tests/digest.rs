@@ -251,6 +251,23 @@ async fn the_daily_digest_job_posts_text_and_chart_to_leadership(b: Backend) {
     assert!(bytes.starts_with(b"\x89PNG"));
 }
 
+/// The chart upload fails once: it is retried on its own, and the digest text is posted
+/// once, not again with the retry.
+async fn a_failed_chart_upload_is_retried_without_posting_the_digest_twice(b: Backend) {
+    let e = env(b).await;
+    ingest(&e.ctx, &[mention("google", "j-1", "Rude front desk at Eastbrook", Some(1.0))]).await.unwrap();
+    deliver_due(&e.ctx, t0()).await.unwrap();
+    let at = Utc.with_ymd_and_hms(2026, 11, 24, 13, 0, 0).unwrap();
+    carebot::registry::run_once(&e.ctx, "daily_digest", at).await.unwrap();
+    e.chat.fail_next_file();
+    deliver_due(&e.ctx, at).await.unwrap();
+    deliver_due(&e.ctx, at + Duration::minutes(5)).await.unwrap();
+    let calls = e.chat.calls();
+    let texts = calls.iter().filter(|c| matches!(c, Call::Channel { channel, .. } if channel == "leadership")).count();
+    let files = calls.iter().filter(|c| matches!(c, Call::File { channel, .. } if channel == "leadership")).count();
+    assert_eq!((texts, files), (1, 1), "{calls:?}");
+}
+
 /// A snooze is visible in the digest of the day it was set, and the case stays in the
 /// overdue list: snoozing pauses nudges, never the clock.
 async fn snoozes_show_in_the_digest_and_do_not_hide_overdue_cases(b: Backend) {
@@ -271,6 +288,7 @@ async fn snoozes_show_in_the_digest_and_do_not_hide_overdue_cases(b: Backend) {
 }
 
 on_both_backends!(
+    a_failed_chart_upload_is_retried_without_posting_the_digest_twice,
     weekly_themes_are_phrases_people_wrote_and_praise_is_recognition,
     snoozes_show_in_the_digest_and_do_not_hide_overdue_cases,
     the_digest_for_a_fixture_day_has_exactly_the_expected_figures,

@@ -609,7 +609,7 @@ async fn register_commands_installs_care_with_its_subcommands() {
 async fn the_digest_chart_is_attached_to_a_message() {
     let r = start(Backend::Sqlite).await;
     let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
-    carebot::ops::queue_op(&r.ctx, carebot::chat::ChatOp::Digest { date }).await.unwrap();
+    carebot::ops::queue_ops(&r.ctx, &carebot::chat::ChatOp::report(false, date)).await.unwrap();
     r.ctx.outbox_wake.notify_one();
     let calls = r
         .fake

@@ -400,7 +400,7 @@ async fn escalation_from_the_modal_reaches_the_site_owner_by_dm(b: Backend) {
 async fn the_digest_chart_is_uploaded_with_the_v2_flow(b: Backend) {
     let r = start(b).await;
     let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
-    carebot::ops::queue_op(&r.ctx, ChatOp::Digest { date }).await.unwrap();
+    carebot::ops::queue_ops(&r.ctx, &ChatOp::report(false, date)).await.unwrap();
     r.ctx.outbox_wake.notify_one();
     let calls = r
         .fake

@@ -51,13 +51,36 @@ pub enum ChatOp {
     },
     /// A plain message to a channel (alerts).
     ChannelMessage { channel: String, text: String },
-    /// The daily digest for a local date, with its chart (built at delivery time).
-    Digest { date: chrono::NaiveDate },
-    /// The weekly PX report for the seven days ending on a local date.
-    WeeklyReport { week_ending: chrono::NaiveDate },
+    /// The daily digest for a local date (built at delivery time): its text, or with
+    /// `file` its chart. Two operations, so a failed upload is retried without posting
+    /// the text again.
+    Digest {
+        date: chrono::NaiveDate,
+        #[serde(default)]
+        file: bool,
+    },
+    /// The weekly PX report for the seven days ending on a local date: its text, or with
+    /// `file` its CSV.
+    WeeklyReport {
+        week_ending: chrono::NaiveDate,
+        #[serde(default)]
+        file: bool,
+    },
 }
 
 impl ChatOp {
+    /// The operations that post a report: its text, then its file, in the reports lane.
+    pub fn report(weekly: bool, date: chrono::NaiveDate) -> [ChatOp; 2] {
+        if weekly {
+            [
+                ChatOp::WeeklyReport { week_ending: date, file: false },
+                ChatOp::WeeklyReport { week_ending: date, file: true },
+            ]
+        } else {
+            [ChatOp::Digest { date, file: false }, ChatOp::Digest { date, file: true }]
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             ChatOp::PostCard { .. } => "post_card",
@@ -65,8 +88,10 @@ impl ChatOp {
             ChatOp::ThreadReply { .. } => "thread_reply",
             ChatOp::DirectMessage { .. } => "direct_message",
             ChatOp::ChannelMessage { .. } => "channel_message",
-            ChatOp::Digest { .. } => "digest",
-            ChatOp::WeeklyReport { .. } => "weekly_report",
+            ChatOp::Digest { file: false, .. } => "digest",
+            ChatOp::Digest { file: true, .. } => "digest_chart",
+            ChatOp::WeeklyReport { file: false, .. } => "weekly_report",
+            ChatOp::WeeklyReport { file: true, .. } => "weekly_report_csv",
         }
     }
     pub fn case_id(&self) -> Option<i64> {

@@ -25,15 +25,13 @@ pub struct Job {
 /// Queues the digest (or weekly report) for the local day before `at`; delivered by the outbox.
 pub async fn queue_report(ctx: &Ctx, at: DateTime<Utc>, weekly: bool) -> anyhow::Result<String> {
     let date = at.with_timezone(&ctx.playbooks().team.timezone).date_naive() - chrono::Duration::days(1);
-    let op = if weekly {
-        crate::chat::ChatOp::WeeklyReport { week_ending: date }
-    } else {
-        crate::chat::ChatOp::Digest { date }
-    };
+    let ops = crate::chat::ChatOp::report(weekly, date);
     let mut tx = ctx.store.begin().await?;
     let now = at.timestamp_millis();
-    crate::chat::queue(&mut tx, &op, now, now).await?;
+    for op in &ops {
+        crate::chat::queue(&mut tx, op, now, now).await?;
+    }
     tx.commit().await?;
     ctx.outbox_wake.notify_one();
-    Ok(format!("{} for {date} queued", op.name()))
+    Ok(format!("{} for {date} queued", ops[0].name()))
 }

@@ -118,28 +118,27 @@ async fn deliver(ctx: &Ctx, op: &ChatOp, catch_up: bool) -> Result<(), DeliveryE
         ChatOp::ChannelMessage { channel: name, text } => {
             ctx.chat.channel_message(&channel(name)?, text).await?;
         }
-        ChatOp::Digest { date } => {
+        ChatOp::Digest { date, file } => {
             let ch = channel(&ctx.settings.digest.channel)?;
             let digest = crate::digest::gather(ctx, *date).await.map_err(internal)?;
-            let png = digest.chart_png().map_err(|e| DeliveryError::Permanent(format!("{e:#}")))?;
-            ctx.chat.channel_message(&ch, &digest.to_text()).await?;
-            ctx.chat
-                .channel_file(
-                    &ch,
-                    &format!("digest-{date}.png"),
-                    &png,
-                    "Mentions, SLA, ratings and open cases: 30 days",
-                )
-                .await?;
+            if *file {
+                let png = digest.chart_png().map_err(|e| DeliveryError::Permanent(format!("{e:#}")))?;
+                let comment = "Mentions, SLA, ratings and open cases: 30 days";
+                ctx.chat.channel_file(&ch, &format!("digest-{date}.png"), &png, comment).await?;
+            } else {
+                ctx.chat.channel_message(&ch, &digest.to_text()).await?;
+            }
         }
-        ChatOp::WeeklyReport { week_ending } => {
+        ChatOp::WeeklyReport { week_ending, file } => {
             let ch = channel(&ctx.settings.digest.weekly_channel)?;
             let report = crate::digest::gather_weekly(ctx, *week_ending).await.map_err(internal)?;
-            let csv = report.to_csv().map_err(internal)?;
-            ctx.chat.channel_message(&ch, &report.to_text()).await?;
-            ctx.chat
-                .channel_file(&ch, &format!("px-themes-{week_ending}.csv"), csv.as_bytes(), "themes as CSV")
-                .await?;
+            if *file {
+                let csv = report.to_csv().map_err(internal)?;
+                let name = format!("px-themes-{week_ending}.csv");
+                ctx.chat.channel_file(&ch, &name, csv.as_bytes(), "themes as CSV").await?;
+            } else {
+                ctx.chat.channel_message(&ch, &report.to_text()).await?;
+            }
         }
     }
     Ok(())

@@ -144,12 +144,17 @@ pub enum Call {
 pub struct Recorder {
     pub calls: Mutex<Vec<Call>>,
     failures: Mutex<Vec<DeliveryError>>,
+    file_failures: Mutex<usize>,
     pub attempts: AtomicUsize,
 }
 
 impl Recorder {
     pub fn fail_next(&self, errors: Vec<DeliveryError>) {
         *self.failures.lock().unwrap() = errors;
+    }
+    /// Fails the next file upload only (transiently), whatever comes before it.
+    pub fn fail_next_file(&self) {
+        *self.file_failures.lock().unwrap() += 1;
     }
     pub fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
@@ -212,6 +217,13 @@ impl ChatSurface for Recorder {
     }
     async fn channel_file(&self, c: &Channel, name: &str, bytes: &[u8], _comment: &str) -> Result<(), DeliveryError> {
         self.gate()?;
+        {
+            let mut n = self.file_failures.lock().unwrap();
+            if *n > 0 {
+                *n -= 1;
+                return Err(DeliveryError::Transient("upload timed out".into()));
+            }
+        }
         self.push(Call::File { channel: c.name.clone(), name: name.into(), bytes: bytes.to_vec() });
         Ok(())
     }
