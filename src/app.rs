@@ -26,6 +26,9 @@ pub struct Surfaces {
 impl Surfaces {
     /// Hands the platform clients to the context (inbound callbacks need them).
     pub fn attach(self, ctx: &mut Ctx) {
+        if let Ok(p) = crate::sources::publish::HttpPublisher::new() {
+            ctx.publisher = Arc::new(p);
+        }
         if let Some(slack) = self.slack {
             ctx.attach_adapter(slack);
         }

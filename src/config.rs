@@ -25,6 +25,7 @@ pub struct Settings {
     pub sources: SourcesSettings,
     pub retention: RetentionSettings,
     pub digest: DigestSettings,
+    pub publish: PublishSettings,
     /// Scheduled jobs by name (see `carebot jobs`): cron expression and time zone.
     pub jobs: BTreeMap<String, JobSettings>,
     /// Filled from the environment only, never from the file.
@@ -376,6 +377,38 @@ impl Default for DigestSettings {
     }
 }
 
+/// Posting approved replies to the platforms (`respond --publish`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublishSettings {
+    /// `off` (publishing refused), `dry-run` (recorded on the case, never sent) or `live`.
+    pub mode: PublishMode,
+    /// Site id → the platforms its replies may be published to (`google`, `facebook`, `x`).
+    /// A site not listed publishes nowhere.
+    pub sites: BTreeMap<String, Vec<String>>,
+    /// The Facebook Graph API base, with its version.
+    pub facebook_graph_url: HttpUrl,
+}
+
+impl Default for PublishSettings {
+    fn default() -> Self {
+        PublishSettings {
+            mode: PublishMode::Off,
+            sites: BTreeMap::new(),
+            facebook_graph_url: "https://graph.facebook.com/v21.0".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PublishMode {
+    #[default]
+    Off,
+    DryRun,
+    Live,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobSettings {
@@ -509,6 +542,10 @@ pub struct Secrets {
     pub google_client_secret: Option<String>,
     pub google_refresh_token: Option<String>,
     pub yelp_api_key: Option<String>,
+    /// Page access token for replying on the Facebook Pages in `sources.facebook.pages`.
+    pub facebook_page_token: Option<String>,
+    /// OAuth 2.0 user-context token (tweet.write) of the organisation's X account.
+    pub x_user_token: Option<String>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -523,6 +560,8 @@ impl std::fmt::Debug for Secrets {
             .field("x_bearer_token", &set(&self.x_bearer_token))
             .field("google_refresh_token", &set(&self.google_refresh_token))
             .field("yelp_api_key", &set(&self.yelp_api_key))
+            .field("facebook_page_token", &set(&self.facebook_page_token))
+            .field("x_user_token", &set(&self.x_user_token))
             .finish_non_exhaustive()
     }
 }
@@ -551,6 +590,8 @@ impl Secrets {
             google_client_secret: get("GOOGLE_CLIENT_SECRET"),
             google_refresh_token: get("GOOGLE_REFRESH_TOKEN"),
             yelp_api_key: get("YELP_API_KEY"),
+            facebook_page_token: get("FACEBOOK_PAGE_TOKEN"),
+            x_user_token: get("X_USER_TOKEN"),
         }
     }
 }
@@ -709,6 +750,15 @@ impl Settings {
     fn validate(&self, text: &str, known_jobs: &[&str]) -> Vec<ConfigProblem> {
         let mut out = Vec::new();
         let file = self.source_file.clone();
+        for (site, platforms) in &self.publish.sites {
+            for p in platforms.iter().filter(|p| !["google", "facebook", "x"].contains(&p.as_str())) {
+                out.push(ConfigProblem {
+                    file: file.clone(),
+                    line: locate_key(text, &["publish".into(), "sites".into(), site.clone()]),
+                    message: format!("publish.sites.{site}: unknown platform {p:?}; one of google, facebook, x"),
+                });
+            }
+        }
         for name in self.jobs.keys() {
             let at = |k: &str| locate_key(text, &["jobs".into(), name.clone(), k.into()]);
             if !known_jobs.contains(&name.as_str()) {
@@ -757,7 +807,9 @@ impl Settings {
         let pages = src.facebook.pages.iter().map(|(page, site)| (format!("sources.facebook.pages.{page}"), site));
         let places = src.google_business.locations.iter().map(|l| ("sources.google_business.locations", l));
         let places = places.chain(src.yelp.businesses.iter().map(|l| ("sources.yelp.businesses", l)));
+        let publish = self.publish.sites.keys().map(|site| (format!("publish.sites.{site}"), site));
         pages
+            .chain(publish)
             .chain(places.map(|(k, l)| (format!("{k} {}", l.id), &l.site)))
             .filter(|(_, site)| team.site(site).is_none())
             .map(|(key, site)| (key, site.clone()))

@@ -20,6 +20,8 @@ pub struct Ctx {
     /// The playbooks and the triage compiled from them, swapped together on reload.
     live: arc_swap::ArcSwap<Live>,
     pub chat: Arc<dyn ChatSurface>,
+    /// Posts approved replies to Google, Facebook and X (attached by the assembly).
+    pub publisher: Arc<dyn crate::publish::Publisher>,
     pub clock: Arc<dyn Clock>,
     /// Wakes the outbox worker when new messages are queued.
     pub outbox_wake: Arc<Notify>,
@@ -121,6 +123,7 @@ impl Ctx {
             store,
             live: arc_swap::ArcSwap::from_pointee(Live::new(playbooks, triage)),
             chat,
+            publisher: Arc::new(crate::publish::Unattached),
             clock,
             outbox_wake: Arc::new(Notify::new()),
             adapters: HashMap::new(),

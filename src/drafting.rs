@@ -183,6 +183,7 @@ pub async fn submit_reply(
     person: &Person,
     text: Option<String>,
     override_block: bool,
+    publish: bool,
 ) -> Result<Replied, ActError> {
     use crate::domain::Action;
     use crate::store::cases::{approved_reply, event_text};
@@ -191,7 +192,8 @@ pub async fn submit_reply(
     let is_lead = person.roles.contains(&crate::domain::Role::Lead);
     if !case.risk || is_lead {
         let action = Action::Respond { text, override_block };
-        return Ok(Replied::Responded(Box::new(crate::workflow::act(ctx, case_id, &person.id, action).await?)));
+        let done = crate::workflow::act_publishing(ctx, case_id, &person.id, action, publish).await?;
+        return Ok(Replied::Responded(Box::new(done)));
     }
     let events = ctx.store.events(case_id).await?;
     let Some(text) = text.or_else(|| approved_reply(&events).and_then(event_text).map(str::to_string)) else {
@@ -205,7 +207,7 @@ pub async fn submit_reply(
         .any(|e| e.action == "approve_reply" && event_text(e).is_some_and(|a| compliance::same_text(a, &text)));
     let action =
         if approved { Action::Respond { text: Some(text), override_block } } else { Action::RequestApproval { text } };
-    let done = crate::workflow::act(ctx, case_id, &person.id, action).await?;
+    let done = crate::workflow::act_publishing(ctx, case_id, &person.id, action, publish && approved).await?;
     Ok(if done.event.action == "request_approval" {
         Replied::SentForApproval
     } else {

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod ops;
 pub mod playbook;
 pub mod present;
+pub mod publish;
 pub mod registry;
 pub mod sources;
 pub mod store;

@@ -153,6 +153,19 @@ fn refused(ctx: &Ctx, case_id: i64, refusal: crate::domain::Refusal) -> ActError
 /// Runs `action` on case `case_id` as `actor_id` (a team-file person id).
 #[tracing::instrument(skip_all, fields(case_id, action = action.name()))]
 pub async fn act(ctx: &Ctx, case_id: i64, actor_id: &str, action: Action) -> Result<Acted, ActError> {
+    act_publishing(ctx, case_id, actor_id, action, false).await
+}
+
+/// `act`; with `publish`, a reply marked responded is also posted to the review's
+/// platform: checked here (publishing on, platform allowed for the site, length), then
+/// queued in the same transaction as the event, and posted by the outbox.
+pub async fn act_publishing(
+    ctx: &Ctx,
+    case_id: i64,
+    actor_id: &str,
+    action: Action,
+    publish: bool,
+) -> Result<Acted, ActError> {
     let pb = ctx.playbooks();
     let person = pb.team.person(actor_id).ok_or_else(|| ActError::UnknownPerson(actor_id.to_string()))?;
     let actor = person.actor();
@@ -164,8 +177,16 @@ pub async fn act(ctx: &Ctx, case_id: i64, actor_id: &str, action: Action) -> Res
     }
     let extra = match &action {
         Action::Respond { text, override_block } => {
-            gate_reply(ctx, case_id, person, text.as_deref(), *override_block).await?
+            let mut extra = gate_reply(ctx, case_id, person, text.as_deref(), *override_block).await?;
+            if publish {
+                let plan = publish_plan(ctx, case_id, text.as_deref()).await?;
+                if let Some(e) = extra.as_object_mut() {
+                    e.insert("publish".into(), serde_json::to_value(plan).map_err(anyhow::Error::from)?);
+                }
+            }
+            extra
         }
+        _ if publish => return Err(ActError::Invalid("only a reply can be published".into())),
         // A lead approves wording, never a privacy slip: the blocking checks run first.
         Action::RequestApproval { text } | Action::ApproveReply { text } => {
             gate_request(ctx, case_id, person, text).await?
@@ -254,6 +275,81 @@ async fn gate_reply(
         }
     }
     Ok(serde_json::Value::Object(extra))
+}
+
+/// Where and how a reply marked responded will be published.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PublishPlan {
+    pub target: crate::publish::Target,
+    pub dry_run: bool,
+}
+
+/// Checks that the case's reply can be published, before anything is recorded: publishing
+/// is on, the platform has a reply API carebot speaks, the site may publish there, the
+/// text fits, and the review is known to the platform.
+async fn publish_plan(ctx: &Ctx, case_id: i64, text: Option<&str>) -> Result<PublishPlan, ActError> {
+    use crate::config::PublishMode;
+    use crate::publish::{Platform, Target};
+    let settings = &ctx.settings.publish;
+    if settings.mode == PublishMode::Off {
+        return Err(ActError::Invalid(
+            "publishing is off (publish.mode in config/carebot.toml); post the reply on the platform and mark it \
+             responded without --publish"
+                .into(),
+        ));
+    }
+    let Some(text) = text else {
+        return Err(ActError::Invalid("--publish needs the reply text (--text)".into()));
+    };
+    let case = ctx.store.case(case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
+    let mention = ctx.store.mention(case.mention_id).await?.ok_or(ActError::UnknownCase(case_id))?;
+    if case.confidential {
+        return Err(ActError::Invalid(format!(
+            "Case {case_id} is confidential (forwarded privately): nothing is published"
+        )));
+    }
+    let Some(platform) = Platform::of_source(&mention.source) else {
+        let page = mention.url.as_deref().map(|u| format!(" ({u})")).unwrap_or_default();
+        return Err(ActError::Invalid(format!(
+            "{} has no reply API carebot can post to: post the reply on the page yourself{page}, then mark it \
+             responded without --publish",
+            mention.source
+        )));
+    };
+    let site = case.site.as_deref().unwrap_or("");
+    let allowed = settings.sites.get(site).is_some_and(|p| p.iter().any(|x| x == platform.id()));
+    if !allowed {
+        let where_ = ctx.playbooks().team.site(site).map_or("a mention with no site".to_string(), |s| s.name.clone());
+        return Err(ActError::Invalid(format!(
+            "publishing to {} is not enabled for {where_} (publish.sites in config/carebot.toml)",
+            platform.name()
+        )));
+    }
+    let chars = text.chars().count();
+    if chars > platform.max_chars() {
+        return Err(ActError::Invalid(format!(
+            "{} takes at most {} characters; this reply has {chars}",
+            platform.name(),
+            platform.max_chars()
+        )));
+    }
+    let object = match platform {
+        Platform::Google => {
+            let locations: Vec<_> =
+                ctx.settings.sources.google_business.locations.iter().filter(|l| l.site == site).collect();
+            match locations.as_slice() {
+                [one] => format!("{}/reviews/{}", one.id.trim_matches('/'), mention.external_id),
+                _ => {
+                    return Err(ActError::Invalid(format!(
+                        "Case {case_id}: which Google location the review belongs to is not known \
+                         (sources.google_business.locations needs exactly one location for this site)"
+                    )))
+                }
+            }
+        }
+        Platform::Facebook | Platform::X => mention.external_id.clone(),
+    };
+    Ok(PublishPlan { target: Target { platform, object }, dry_run: settings.mode == PublishMode::DryRun })
 }
 
 /// A reply sent for approval must already pass the blocking checks: a lead approves
@@ -394,6 +490,16 @@ async fn try_act(
         });
     }
     ops.extend(approval_messages(ctx, &case, &actor.id, action, requester.as_deref(), &event));
+    if let (Some(plan), Action::Respond { text: Some(text), .. }) = (extra.get("publish"), action) {
+        let plan: PublishPlan = serde_json::from_value(plan.clone()).map_err(anyhow::Error::from)?;
+        ops.push(ChatOp::PublishReply {
+            case_id,
+            target: plan.target,
+            text: text.clone(),
+            by: actor.id.clone(),
+            dry_run: plan.dry_run,
+        });
+    }
     ops.extend(new_channels.into_iter().map(|channel| ChatOp::PostCard { case_id, channel }));
     for op in &ops {
         crate::chat::queue(&mut tx, op, now, now).await?;

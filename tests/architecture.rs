@@ -12,7 +12,8 @@ fn layer(module: &str) -> (u8, &'static str) {
         (0, "core: domain")
     } else if is("playbook") || is("config") {
         (1, "core: playbooks and settings")
-    } else if is("store") || ["chat", "chat::card", "chat::command", "chat::escape"].contains(&module) {
+    } else if is("store") || is("publish") || ["chat", "chat::card", "chat::command", "chat::escape"].contains(&module)
+    {
         (2, "core: store and the chat-neutral model")
     } else if is("ctx") || is("errors") {
         (3, "core: context and errors")

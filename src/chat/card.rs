@@ -264,6 +264,24 @@ pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
             }
         }
         "text_exported" => format!("mention text exported by {who}"),
+        "published" | "publish_dry_run" => {
+            let platform =
+                s("platform").and_then(|p| crate::publish::Platform::parse(&p)).map_or("the platform", |p| p.name());
+            let at = crate::clock::from_ms(e.at).with_timezone(&playbooks.team.timezone).format("%H:%M");
+            let link = s("url").map(|u| format!(" — {u}")).unwrap_or_default();
+            if e.action == "publish_dry_run" {
+                format!(
+                    "dry run: the reply would have been posted on {platform} at {at} by {who} (publish.mode = dry-run)"
+                )
+            } else {
+                format!("replied on {platform} at {at} by {who}{link}")
+            }
+        }
+        "publish_failed" => format!(
+            "the reply was NOT posted on {}: {}",
+            s("platform").and_then(|p| crate::publish::Platform::parse(&p)).map_or("the platform", |p| p.name()),
+            s("reason").unwrap_or_default()
+        ),
         other => other.to_string(),
     }
 }

@@ -48,6 +48,8 @@ pub enum Command {
         case_id: i64,
         text: Option<String>,
         override_block: bool,
+        /// Also post it where the review lives (Google, Facebook, X).
+        publish: bool,
     },
     /// A lead approves a reply: the text given, or the one waiting for approval.
     Approve {
@@ -216,6 +218,7 @@ pub const COMMANDS: &[Spec] = &[
             CASE,
             arg("text", ArgKind::Rest, false, "The reply exactly as posted"),
             arg("override", ArgKind::Flag, false, "Lead: accept blocking findings"),
+            arg("publish", ArgKind::Flag, false, "Also post it to Google, Facebook or X"),
         ],
         case_cli: true,
     },
@@ -500,6 +503,7 @@ impl Command {
                 case_id: args.case(spec)?,
                 text: args.text("text"),
                 override_block: args.flag("override"),
+                publish: args.flag("publish"),
             },
             "approve" => Command::Approve { case_id: args.case(spec)?, text: args.text("text") },
             "changes" => Command::Act {
@@ -665,7 +669,11 @@ mod tests {
         );
         assert_eq!(
             "respond 4 Thank you --override".parse(),
-            Ok(Command::Respond { case_id: 4, text: Some("Thank you".into()), override_block: true })
+            Ok(Command::Respond { case_id: 4, text: Some("Thank you".into()), override_block: true, publish: false })
+        );
+        assert_eq!(
+            "respond 4 Thank you --override --publish".parse(),
+            Ok(Command::Respond { case_id: 4, text: Some("Thank you".into()), override_block: true, publish: true })
         );
         assert_eq!("approve 4".parse(), Ok(Command::Approve { case_id: 4, text: None }));
         assert_eq!(
@@ -692,7 +700,12 @@ mod tests {
         );
         assert_eq!(
             "respond 4 Thank you\n--override for waiting".parse(),
-            Ok(Command::Respond { case_id: 4, text: Some("Thank you\nfor waiting".into()), override_block: true })
+            Ok(Command::Respond {
+                case_id: 4,
+                text: Some("Thank you\nfor waiting".into()),
+                override_block: true,
+                publish: false
+            })
         );
         assert_eq!(
             "set 4 site none".parse(),

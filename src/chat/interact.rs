@@ -430,7 +430,7 @@ pub async fn submit(ctx: &Ctx, person: &Person, kind: FormKind, case_id: i64, a:
         FormKind::Changes => Action::RequestChanges { note: needs_text()? },
         FormKind::Reply => {
             let text = needs_text()?;
-            return crate::drafting::submit_reply(ctx, case_id, person, Some(text), a.override_block)
+            return crate::drafting::submit_reply(ctx, case_id, person, Some(text), a.override_block, false)
                 .await
                 .map(|r| replied(case_id, r))
                 .map_err(|e| explain(&e, kind.id(), Some(case_id)));
@@ -608,9 +608,10 @@ pub async fn execute(ctx: &Ctx, person: &Person, cmd: Command, command_name: &st
                 let to = teammate(ctx, &to)?;
                 crate::present::case_act(ctx, case_id, &person.id, Action::Reassign { to }).await?
             }
-            Command::Respond { case_id, text, override_block } => {
-                replied(case_id, crate::drafting::submit_reply(ctx, case_id, person, text, override_block).await?)
-            }
+            Command::Respond { case_id, text, override_block, publish } => replied(
+                case_id,
+                crate::drafting::submit_reply(ctx, case_id, person, text, override_block, publish).await?,
+            ),
             Command::Approve { case_id, text: Some(text) } => {
                 crate::present::case_act(ctx, case_id, &person.id, Action::ApproveReply { text }).await?
             }

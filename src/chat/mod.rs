@@ -59,6 +59,17 @@ pub enum ChatOp {
         #[serde(default)]
         file: bool,
     },
+    /// Post a reply marked responded to the review's platform (or, `dry_run`, only record
+    /// what would have been posted); the result is recorded on the case.
+    PublishReply {
+        case_id: i64,
+        target: crate::publish::Target,
+        text: String,
+        /// Who marked it responded: told if the platform refuses it.
+        by: String,
+        #[serde(default)]
+        dry_run: bool,
+    },
     /// The weekly PX report for the seven days ending on a local date: its text, or with
     /// `file` its CSV.
     WeeklyReport {
@@ -92,6 +103,7 @@ impl ChatOp {
             ChatOp::Digest { file: true, .. } => "digest_chart",
             ChatOp::WeeklyReport { file: false, .. } => "weekly_report",
             ChatOp::WeeklyReport { file: true, .. } => "weekly_report_csv",
+            ChatOp::PublishReply { .. } => "publish_reply",
         }
     }
     pub fn case_id(&self) -> Option<i64> {
@@ -100,6 +112,7 @@ impl ChatOp {
                 Some(*case_id)
             }
             ChatOp::DirectMessage { case_id, .. } => *case_id,
+            ChatOp::PublishReply { case_id, .. } => Some(*case_id),
             _ => None,
         }
     }
@@ -114,6 +127,7 @@ impl ChatOp {
             ChatOp::UpdateCard { .. } | ChatOp::ThreadReply { .. } => None,
             ChatOp::DirectMessage { person, .. } => Some(format!("dm:{person}")),
             ChatOp::Digest { .. } | ChatOp::WeeklyReport { .. } => Some("reports".into()),
+            ChatOp::PublishReply { target, .. } => Some(format!("publish:{}", target.platform.id())),
         }
     }
 }

@@ -32,7 +32,8 @@ const SEND_LIMIT: Duration = Duration::from_millis((LEASE_MS - 5_000) as u64);
 
 /// `catch_up`: a card sent again by `carebot outbox retry` also gets, in its thread, the
 /// steps taken while it could not be posted (their own lines found no card then).
-async fn deliver(ctx: &Ctx, op: &ChatOp, catch_up: bool) -> Result<(), DeliveryError> {
+/// `retry`: an earlier attempt may have reached the platform (publishing checks first).
+async fn deliver(ctx: &Ctx, op: &ChatOp, catch_up: bool, retry: bool) -> Result<(), DeliveryError> {
     let pb = ctx.playbooks();
     let surface = ctx.chat.name();
     let internal = |e: anyhow::Error| DeliveryError::Transient(format!("{e:#}"));
@@ -129,6 +130,23 @@ async fn deliver(ctx: &Ctx, op: &ChatOp, catch_up: bool) -> Result<(), DeliveryE
                 ctx.chat.channel_message(&ch, &digest.to_text()).await?;
             }
         }
+        ChatOp::PublishReply { case_id, target, text, by, dry_run } => {
+            use crate::publish::{PublishError, Published};
+            let result = if *dry_run {
+                Ok(Published::default())
+            } else {
+                ctx.publisher.publish(&ctx.settings, target, text, retry).await
+            };
+            match result {
+                Ok(p) => published(ctx, *case_id, by, target, text, &p, *dry_run).await.map_err(internal)?,
+                Err(PublishError::Transient(m)) => return Err(DeliveryError::Transient(m)),
+                Err(e) => {
+                    let reason = e.to_string();
+                    not_published(ctx, *case_id, by, target, &reason).await.map_err(internal)?;
+                    return Err(DeliveryError::Permanent(reason));
+                }
+            }
+        }
         ChatOp::WeeklyReport { week_ending, file } => {
             let ch = channel(&ctx.settings.digest.weekly_channel)?;
             let report = crate::digest::gather_weekly(ctx, *week_ending).await.map_err(internal)?;
@@ -141,6 +159,86 @@ async fn deliver(ctx: &Ctx, op: &ChatOp, catch_up: bool) -> Result<(), DeliveryE
             }
         }
     }
+    Ok(())
+}
+
+/// Records a published (or dry-run) reply on the case, once, and shows it on the card.
+async fn published(
+    ctx: &Ctx,
+    case_id: i64,
+    by: &str,
+    target: &crate::publish::Target,
+    text: &str,
+    p: &crate::publish::Published,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let action = if dry_run { "publish_dry_run" } else { "published" };
+    let events = ctx.store.events(case_id).await?;
+    let platform = target.platform.id();
+    let seen = events
+        .iter()
+        .any(|e| e.action == action && e.detail["platform"] == platform && e.detail["text"].as_str() == Some(text));
+    if seen {
+        return Ok(()); // recorded before a crash, not yet marked delivered
+    }
+    let detail = serde_json::json!({
+        "platform": platform, "object": target.object, "remote_id": p.remote_id, "url": p.url, "text": text,
+    });
+    record(ctx, case_id, by, action, &detail, None).await
+}
+
+/// The platform refused the reply: a case event, a thread line and a DM to whoever sent it.
+async fn not_published(
+    ctx: &Ctx,
+    case_id: i64,
+    by: &str,
+    target: &crate::publish::Target,
+    reason: &str,
+) -> anyhow::Result<()> {
+    let detail = serde_json::json!({ "platform": target.platform.id(), "reason": reason });
+    let dm = format!(
+        "Your reply on case #{case_id} was not posted to {}: {reason}. Post it on the platform yourself, or fix the \
+         cause and send it again (`carebot outbox retry --failed`).",
+        target.platform.name()
+    );
+    record(ctx, case_id, by, "publish_failed", &detail, Some((by, dm))).await
+}
+
+async fn record(
+    ctx: &Ctx,
+    case_id: i64,
+    actor: &str,
+    action: &str,
+    detail: &serde_json::Value,
+    dm: Option<(&str, String)>,
+) -> anyhow::Result<()> {
+    let now = ctx.now_ms();
+    let mut tx = ctx.store.begin().await?;
+    let id = crate::store::cases::append_event(&mut tx, case_id, now, actor, action, detail).await?;
+    let event = crate::store::EventRow {
+        id,
+        case_id,
+        at: now,
+        actor: actor.to_string(),
+        action: action.to_string(),
+        detail: detail.clone(),
+    };
+    let line = crate::chat::card::describe_event(&event, &ctx.playbooks());
+    let mut ops = vec![ChatOp::UpdateCard { case_id }, ChatOp::ThreadReply { case_id, text: line, here: false }];
+    if let Some((person, text)) = dm {
+        ops.push(ChatOp::DirectMessage {
+            person: person.to_string(),
+            text,
+            case_id: Some(case_id),
+            nudge: false,
+            approve: None,
+        });
+    }
+    for op in &ops {
+        crate::chat::queue(&mut tx, op, now, now).await?;
+    }
+    tx.commit().await?;
+    ctx.outbox_wake.notify_one();
     Ok(())
 }
 
@@ -181,7 +279,10 @@ fn backoff(ctx: &Ctx, attempts: i64) -> Duration {
 async fn handle(ctx: &Ctx, row: &OutboxRow, mode: Mode) -> anyhow::Result<Option<i64>> {
     let surface = ctx.chat.name();
     let result = match serde_json::from_str::<ChatOp>(&row.payload) {
-        Ok(op) => deliver(ctx, &op, row.last_error.as_deref() == Some(crate::store::outbox::REQUEUED)).await,
+        Ok(op) => {
+            let requeued = row.last_error.as_deref() == Some(crate::store::outbox::REQUEUED);
+            deliver(ctx, &op, requeued, row.attempts > 0 || requeued).await
+        }
         Err(e) => Err(DeliveryError::Permanent(format!("unreadable outbox payload: {e}"))),
     };
     // Every wait counts from the moment the answer arrived, not from when the pass began

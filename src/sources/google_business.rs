@@ -66,14 +66,22 @@ fn an_hour() -> u64 {
 static TOKENS: LazyLock<Mutex<HashMap<String, (String, Instant)>>> = LazyLock::new(Default::default);
 
 /// A valid access token: the cached one, or a new one from the refresh-token grant.
-async fn access_token(ctx: &Ctx, http: &reqwest::Client) -> anyhow::Result<String> {
-    let s = &ctx.settings.secrets;
+pub(super) async fn access_token(ctx: &Ctx, http: &reqwest::Client) -> anyhow::Result<String> {
+    access_token_with(&ctx.settings, http).await
+}
+
+/// `access_token` from the settings alone (the publisher has no context).
+pub(super) async fn access_token_with(
+    settings: &crate::config::Settings,
+    http: &reqwest::Client,
+) -> anyhow::Result<String> {
+    let s = &settings.secrets;
     let (Some(id), Some(secret), Some(refresh)) =
         (s.google_client_id.as_deref(), s.google_client_secret.as_deref(), s.google_refresh_token.as_deref())
     else {
         anyhow::bail!("set GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET and GOOGLE_REFRESH_TOKEN to read Google reviews");
     };
-    let token_url = &ctx.settings.sources.google_business.token_url;
+    let token_url = &settings.sources.google_business.token_url;
     let cache_key = format!("{token_url} {id}");
     if let Some((token, until)) = TOKENS.lock().ok().and_then(|m| m.get(&cache_key).cloned()) {
         if Instant::now() < until {
@@ -96,9 +104,13 @@ async fn access_token(ctx: &Ctx, http: &reqwest::Client) -> anyhow::Result<Strin
     Ok(t.access_token)
 }
 
-fn forget_token(ctx: &Ctx) {
-    let id = ctx.settings.secrets.google_client_id.clone().unwrap_or_default();
-    let key = format!("{} {id}", ctx.settings.sources.google_business.token_url);
+pub(super) fn forget_token(ctx: &Ctx) {
+    forget_token_with(&ctx.settings)
+}
+
+pub(super) fn forget_token_with(settings: &crate::config::Settings) {
+    let id = settings.secrets.google_client_id.clone().unwrap_or_default();
+    let key = format!("{} {id}", settings.sources.google_business.token_url);
     if let Ok(mut m) = TOKENS.lock() {
         m.remove(&key);
     }

@@ -10,6 +10,7 @@
 pub mod facebook;
 pub mod files;
 pub mod google_business;
+pub mod publish;
 pub mod rss;
 pub mod webhook;
 pub mod x;

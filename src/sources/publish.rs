@@ -1,0 +1,160 @@
+//! The HTTP publisher: posts approved replies where the reviews live.
+//!
+//! - Google Business Profile: `PUT {api_url}/v4/{review name}/reply` with `{"comment": …}`,
+//!   authorised by the same refresh-token flow as review intake. A PUT replaces the
+//!   review's one reply, so a retry can never post twice.
+//! - Facebook Pages: `POST {graph}/{post or comment id}/comments` with `{"message": …}` and
+//!   the page token. Before a retry it reads the object's comments and takes a comment by
+//!   one of our pages with the same text as already posted.
+//! - X: `POST {api_url}/2/tweets` with `{"text": …, "reply": {"in_reply_to_tweet_id": …}}`
+//!   and the account's user-context token. On a retry, X's "duplicate content" refusal
+//!   means the first attempt went through.
+//!
+//! Tokens travel in the Authorization header only, never in a URL, and errors are reported
+//! without the request URL.
+
+use crate::config::Settings;
+use crate::publish::{Platform, PublishError, Published, Publisher, Target};
+use async_trait::async_trait;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+pub struct HttpPublisher {
+    http: reqwest::Client,
+}
+
+impl HttpPublisher {
+    pub fn new() -> anyhow::Result<HttpPublisher> {
+        Ok(HttpPublisher { http: super::client()? })
+    }
+}
+
+fn network(platform: Platform, e: reqwest::Error) -> PublishError {
+    PublishError::Transient(format!("calling {}: {}", platform.name(), e.without_url()))
+}
+
+/// The platform's answer as an error a person can act on.
+async fn refused(platform: Platform, resp: reqwest::Response) -> PublishError {
+    let status = resp.status();
+    let body: String = resp.text().await.unwrap_or_default().chars().take(300).collect();
+    let said = serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .or_else(|| v.pointer("/detail"))
+                .or_else(|| v.pointer("/errors/0/message"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or(body);
+    let msg = format!("{} answered HTTP {}: {}", platform.name(), status.as_u16(), said.trim());
+    match status {
+        StatusCode::UNAUTHORIZED => PublishError::Auth(msg),
+        StatusCode::TOO_MANY_REQUESTS => PublishError::Transient(msg),
+        s if s.is_server_error() => PublishError::Transient(msg),
+        // Facebook reports an expired or revoked token as 400 with OAuthException code 190.
+        _ if platform == Platform::Facebook && said.contains("access token") => PublishError::Auth(msg),
+        _ => PublishError::Rejected(msg),
+    }
+}
+
+fn token<'a>(t: &'a Option<String>, platform: Platform, var: &str) -> Result<&'a str, PublishError> {
+    t.as_deref().ok_or_else(|| PublishError::Auth(format!("set {var} to publish to {}", platform.name())))
+}
+
+impl HttpPublisher {
+    async fn google(&self, s: &Settings, review: &str, text: &str) -> Result<Published, PublishError> {
+        let p = Platform::Google;
+        let token = super::google_business::access_token_with(s, &self.http)
+            .await
+            .map_err(|e| PublishError::Auth(format!("{e:#}")))?;
+        let url = format!("{}/v4/{}/reply", s.sources.google_business.api_url, review.trim_matches('/'));
+        let resp = self
+            .http
+            .put(&url)
+            .bearer_auth(token)
+            .json(&json!({ "comment": text }))
+            .send()
+            .await
+            .map_err(|e| network(p, e))?;
+        if !resp.status().is_success() {
+            if resp.status() == StatusCode::UNAUTHORIZED {
+                super::google_business::forget_token_with(s);
+            }
+            return Err(refused(p, resp).await);
+        }
+        Ok(Published { remote_id: Some(format!("{}/reply", review.trim_matches('/'))), url: None })
+    }
+
+    async fn facebook(&self, s: &Settings, object: &str, text: &str, retry: bool) -> Result<Published, PublishError> {
+        let p = Platform::Facebook;
+        let token = token(&s.secrets.facebook_page_token, p, "FACEBOOK_PAGE_TOKEN")?;
+        let url = format!("{}/{object}/comments", s.publish.facebook_graph_url);
+        let link = |id: &str| Some(format!("https://www.facebook.com/{id}"));
+        if retry {
+            let resp = self
+                .http
+                .get(&url)
+                .bearer_auth(token)
+                .query(&[("fields", "id,message,from"), ("filter", "stream"), ("limit", "100")])
+                .send()
+                .await
+                .map_err(|e| network(p, e))?;
+            if !resp.status().is_success() {
+                return Err(refused(p, resp).await);
+            }
+            let page: Value = resp.json().await.map_err(|e| network(p, e))?;
+            let ours = page["data"].as_array().into_iter().flatten().find(|c| {
+                let from = c.pointer("/from/id").and_then(Value::as_str).unwrap_or("");
+                s.sources.facebook.pages.contains_key(from) && c["message"].as_str() == Some(text)
+            });
+            if let Some(c) = ours.and_then(|c| c["id"].as_str()) {
+                return Ok(Published { remote_id: Some(c.to_string()), url: link(c) });
+            }
+        }
+        let resp = self
+            .http
+            .post(&url)
+            .bearer_auth(token)
+            .json(&json!({ "message": text }))
+            .send()
+            .await
+            .map_err(|e| network(p, e))?;
+        if !resp.status().is_success() {
+            return Err(refused(p, resp).await);
+        }
+        let body: Value = resp.json().await.map_err(|e| network(p, e))?;
+        let id = body["id"].as_str().map(str::to_string);
+        Ok(Published { url: id.as_deref().and_then(link), remote_id: id })
+    }
+
+    async fn x(&self, s: &Settings, tweet: &str, text: &str, retry: bool) -> Result<Published, PublishError> {
+        let p = Platform::X;
+        let token = token(&s.secrets.x_user_token, p, "X_USER_TOKEN")?;
+        let url = format!("{}/2/tweets", s.sources.x.api_url);
+        let body = json!({ "text": text, "reply": { "in_reply_to_tweet_id": tweet } });
+        let resp = self.http.post(&url).bearer_auth(token).json(&body).send().await.map_err(|e| network(p, e))?;
+        if !resp.status().is_success() {
+            let err = refused(p, resp).await;
+            if retry && err.to_string().to_lowercase().contains("duplicate content") {
+                // The earlier attempt reached X; its id was lost with the answer.
+                return Ok(Published::default());
+            }
+            return Err(err);
+        }
+        let body: Value = resp.json().await.map_err(|e| network(p, e))?;
+        let id = body.pointer("/data/id").and_then(Value::as_str).map(str::to_string);
+        Ok(Published { url: id.as_ref().map(|i| format!("https://x.com/i/web/status/{i}")), remote_id: id })
+    }
+}
+
+#[async_trait]
+impl Publisher for HttpPublisher {
+    async fn publish(&self, s: &Settings, target: &Target, text: &str, retry: bool) -> Result<Published, PublishError> {
+        match target.platform {
+            Platform::Google => self.google(s, &target.object, text).await,
+            Platform::Facebook => self.facebook(s, &target.object, text, retry).await,
+            Platform::X => self.x(s, &target.object, text, retry).await,
+        }
+    }
+}
