@@ -126,12 +126,12 @@ async fn the_digest_for_a_fixture_day_has_exactly_the_expected_figures(b: Backen
     let text = d.to_text();
     for line in [
         "Daily digest for Mon 23 Nov 2026 (America/Chicago)",
-        "Mentions: 4 (Mon 16 Nov: 2, +2)",
-        "  negative: 75% (Mon 16 Nov: 50%, +25 pts); average rating 3.7★",
+        "Mentions: 4 (last Mon 16 Nov: 2, +2)",
+        "  negative: 75% (last Mon 16 Nov: 50%, +25 pts); average rating 3.7★",
         "  by category: ",
-        "First public response: 2 responded; median 30 min (Mon 16 Nov: 60 min), p90 3.0 h; within SLA 33% (Mon 16 Nov: 100%, −67 pts)",
-        "  Northgate Family Clinic: 2 mentions, 50% negative, 3.5★; first response median 3.0 h, p90 3.0 h; within SLA 0%",
-        "  Eastbrook Urgent Care: 1 mention, 100% negative, no ratings; first response median -, p90 -; within SLA 0%",
+        "First public response: 2 responded; median 30 min (last Mon 16 Nov: 60 min), p90 3.0 h; within SLA 33% of 3 (last Mon 16 Nov: 100%, −67 pts)",
+        "  Northgate Family Clinic: 2 mentions, 50% negative, 3.5★; first response median 3.0 h, p90 3.0 h; within SLA 0% of 1",
+        "  Eastbrook Urgent Care: 1 mention, 100% negative, no ratings; first response median -, p90 -; within SLA 0% of 1",
         "Clinical/legal risk: 1 opened this day; 2 still open",
         // Opened Sunday 12:00 Chicago, read Monday 19:00: 31 hours, by names, not ids.
         &format!("  #{old_risk} P1 Riverside Medical Center — open 1 d 7 h — unclaimed"),
@@ -189,20 +189,25 @@ async fn weekly_themes_are_phrases_people_wrote_and_praise_is_recognition(b: Bac
             mention("google", "w-4", "Thank you to the front desk at Northgate, so welcoming!", Some(5.0)),
             mention("google", "w-5", "Nurse Alicia at Northgate was wonderful with my son, thank you", Some(5.0)),
             mention("google", "w-6", "Dr. Smith at Northgate was lovely, thank you", Some(5.0)),
+            mention("yelp", "w-7", "Receptionist Karen at Riverside was rude and we waited four hours", Some(1.0)),
         ],
     )
     .await
     .unwrap();
     e.clock.set(t0() + Duration::hours(10));
     let w = gather_weekly(&e.ctx, day(23)).await.unwrap();
-    assert_eq!((w.mentions, w.complaints, w.praise), (6, 3, 3));
+    assert_eq!((w.mentions, w.complaints, w.praise), (7, 4, 3));
     let waits = w.themes.iter().find(|t| t.category == "wait_times").expect("a wait-times theme");
-    assert_eq!((waits.site.as_deref(), waits.count), (Some("riverside"), 3));
-    assert_eq!(waits.phrases.first(), Some(&("waited four hours".to_string(), 2)), "{:?}", waits.phrases);
+    assert_eq!((waits.site.as_deref(), waits.count), (Some("riverside"), 4));
+    assert_eq!(waits.phrases.first(), Some(&("waited four hours".to_string(), 3)), "{:?}", waits.phrases);
     assert!(!waits.phrases.iter().any(|(p, _)| p == "four hours"), "a part of a longer phrase is not repeated");
+    // The newest two; a staff member not on the recognition list is not named.
     assert_eq!(
         waits.excerpts,
-        ["We waited four hours in the Riverside ER.", "Riverside ER: waited four hours to be seen, awful"]
+        [
+            "Receptionist [name] at Riverside was rude and we waited four hours",
+            "Waited 5 hours at Riverside with a broken arm"
+        ]
     );
     assert!(
         w.themes.iter().all(|t| t.site.as_deref() == Some("riverside")),
@@ -213,12 +218,13 @@ async fn weekly_themes_are_phrases_people_wrote_and_praise_is_recognition(b: Bac
     assert_eq!(named, [("Alicia Moreno, RN", 1), ("Front desk team", 1)]);
     assert_eq!(w.praise_unnamed, 1, "Dr. Smith is not on the recognition list and is not named");
     let text = w.to_text();
-    assert!(text.contains("  Wait times ×3 — people wrote \"waited four hours\" ×2"), "{text}");
+    assert!(text.contains("  Wait times ×4 — people wrote \"waited four hours\" ×3"), "{text}");
+    assert!(!text.contains("Karen"), "{text}");
     assert!(text.contains("Staff recognition:\n  Alicia Moreno, RN ×1: \"Nurse Alicia"), "{text}");
     assert!(!text.contains("Smith"), "{text}");
     let csv = w.to_csv().unwrap();
     assert!(
-        csv.contains("2026-11-23,complaint_theme,Riverside Medical Center,Wait times,3,waited four hours (2)"),
+        csv.contains("2026-11-23,complaint_theme,Riverside Medical Center,Wait times,4,waited four hours (3)"),
         "{csv}"
     );
 }

@@ -95,7 +95,9 @@ async fn per_agent_and_per_site_performance_has_the_hand_computed_figures(b: Bac
         (eastbrook.cases, eastbrook.claimed, eastbrook.with_clock, eastbrook.within_sla_share),
         (1, 0, 1, Some(0.0))
     );
+    assert_eq!(p.unclaimed, 2, "D and E");
     let text = p.to_text();
+    assert!(text.contains("  nobody (unclaimed): 2 cases\n"), "{text}");
     assert!(
         text.contains("  Grace Lin: 2 cases; median to claim 20 min, to first response 80 min; within SLA 50%; no reply 1, open 1"),
         "{text}"
@@ -137,6 +139,8 @@ async fn the_export_has_a_row_per_case_with_timings_and_text_only_when_asked(b: 
         ("P1".into(), "yes".into(), "no".into())
     );
     assert!(!csv.contains("Wrong medication"), "{csv}");
+    assert!(!col(risk, "risk_flags").is_empty(), "the risk rules that matched are named: {csv}");
+    assert_eq!(col(a, "posted"), "2026-11-23T09:00:00-06:00");
 
     // An agent may not take the text; nothing is recorded.
     let refused = export(&e.ctx, monday(), monday(), Format::Jsonl, Some("sam")).await;

@@ -289,7 +289,8 @@ pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
 impl Card {
     /// The card of a case from its row, mention and history (oldest event first).
     pub fn build(case: &CaseRow, mention: &MentionRow, events: &[EventRow], playbooks: &Playbooks) -> Card {
-        let last = events.last();
+        // An export is an audit record, not a step in the case: it never becomes "Latest".
+        let last = events.iter().rev().find(|e| e.action != "text_exported");
         let situation = playbooks.situations.get(&case.situation);
         let team = &playbooks.team;
         let rule_label = |kind: &str, id: &str| match kind {

@@ -14,10 +14,14 @@ pub struct ExportRow {
     pub case_id: i64,
     /// Local time the case was opened (RFC 3339 with offset).
     pub received: String,
+    /// Local time it was posted on its platform.
+    pub posted: String,
     pub source: String,
     pub url: Option<String>,
     pub site: String,
     pub categories: String,
+    /// The clinical/legal-risk rules that matched (labels), "possible" ones included.
+    pub risk_flags: String,
     pub sentiment: String,
     pub rating: Option<f64>,
     pub priority: String,
@@ -41,13 +45,15 @@ pub struct ExportRow {
     pub text: Option<String>,
 }
 
-pub const COLUMNS: [&str; 24] = [
+pub const COLUMNS: [&str; 26] = [
     "case_id",
     "received",
+    "posted",
     "source",
     "url",
     "site",
     "categories",
+    "risk_flags",
     "sentiment",
     "rating",
     "priority",
@@ -83,10 +89,21 @@ pub fn rows(cases: &[ReportCase], tz: chrono_tz::Tz, at: i64, names: &Names) -> 
             ExportRow {
                 case_id: c.id,
                 received: local(c.opened_at),
+                posted: local(r.posted_at),
                 source: r.source.clone(),
                 url: r.url.clone(),
                 site: names.site(c.site.as_deref()).to_string(),
                 categories: c.categories.iter().map(|x| names.category(x)).collect::<Vec<_>>().join("; "),
+                risk_flags: {
+                    let mut flags: Vec<&str> = c
+                        .reasons
+                        .iter()
+                        .filter(|x| x.kind == "risk" || x.kind == "possible_risk")
+                        .map(|x| names.category(&x.rule))
+                        .collect();
+                    flags.dedup();
+                    flags.join("; ")
+                },
                 sentiment: c.sentiment.as_str().to_string(),
                 rating: r.rating,
                 priority: c.priority.as_str().to_uppercase(),
@@ -141,10 +158,12 @@ pub fn render(rows: &[ExportRow], format: Format, with_text: bool) -> anyhow::Re
                 let mut rec = vec![
                     r.case_id.to_string(),
                     r.received.clone(),
+                    r.posted.clone(),
                     r.source.clone(),
                     o(&r.url),
                     r.site.clone(),
                     r.categories.clone(),
+                    r.risk_flags.clone(),
                     r.sentiment.clone(),
                     r.rating.map(|x| x.to_string()).unwrap_or_default(),
                     r.priority.clone(),

@@ -242,6 +242,48 @@ pub(crate) fn excerpt(text: &str, max: usize) -> String {
     }
 }
 
+/// Words that put a staff member's name after them ("Nurse Kelly", "Dr. Patel").
+const TITLES: &[&str] = &[
+    "nurse",
+    "dr",
+    "doctor",
+    "receptionist",
+    "np",
+    "pa",
+    "therapist",
+    "tech",
+    "technician",
+    "midwife",
+    "physician",
+    "surgeon",
+    "pharmacist",
+    "dra",
+    "doctora",
+    "enfermera",
+    "enfermero",
+    "paramedic",
+    "aide",
+];
+
+/// `text` with the name of any staff member not on team.yaml's recognition list replaced
+/// by "[name]": reports quote reviews, and only people who agreed are named.
+pub fn mask_staff_names(text: &str, team: &Team, site: Option<&str>) -> String {
+    let words: Vec<&str> = text.split(' ').collect();
+    let mut out: Vec<String> = Vec::with_capacity(words.len());
+    for (i, w) in words.iter().enumerate() {
+        let prev = if i == 0 { "" } else { words[i - 1] };
+        let title = prev.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase();
+        let name = w.trim_matches(|c: char| !c.is_alphanumeric());
+        let looks_like_name = name.chars().next().is_some_and(char::is_uppercase) && name.chars().count() > 1;
+        if TITLES.contains(&title.as_str()) && looks_like_name && !team.may_name(name, site) {
+            out.push(w.replacen(name, "[name]", 1));
+            continue;
+        }
+        out.push(w.to_string());
+    }
+    out.join(" ")
+}
+
 /// What one local day's digest is computed from.
 pub struct DayRows<'a> {
     pub date: NaiveDate,
@@ -354,7 +396,7 @@ pub fn compute(rows: &DayRows<'_>, team: &Team, names: Names) -> Digest {
                 site: r.case.site.clone(),
                 rating: r.rating,
                 praised: team.praised_in(text, r.case.site.as_deref()).into_iter().map(String::from).collect(),
-                excerpt: excerpt(text, 200),
+                excerpt: excerpt(&mask_staff_names(text, team, r.case.site.as_deref()), 200),
             })
         })
         .take(3)
@@ -453,6 +495,14 @@ fn delta_share(now: Option<f64>, then: Option<f64>) -> Option<String> {
     })
 }
 
+/// "67% of 3": the share of response clocks met and how many counted.
+fn sla_of(f: &Summary) -> String {
+    match f.within_sla_share {
+        None => "-".into(),
+        Some(_) => format!("{} of {}", fmt_share(f.within_sla_share), f.with_clock),
+    }
+}
+
 fn rating(r: Option<f64>) -> String {
     r.map(|r| format!("{r:.1}★")).unwrap_or_else(|| "no ratings".into())
 }
@@ -465,7 +515,8 @@ impl Digest {
     pub fn to_text(&self) -> String {
         let f = &self.figures;
         let lw = &self.last_week;
-        let before = (self.date - Duration::days(7)).format("%a %-d %b").to_string();
+        // The same weekday a week before: "last Mon 16 Nov".
+        let before = format!("last {}", (self.date - Duration::days(7)).format("%a %-d %b"));
         let mut o = format!("Daily digest for {} ({})\n", self.date.format("%a %-d %b %Y"), self.timezone);
         o.push_str(&format!(
             "Mentions: {} ({before}: {}, {})\n",
@@ -482,8 +533,8 @@ impl Digest {
         o.push_str(&format!("  by category: {}\n", counts(&self.by_category, |k| self.names.category(k).to_string())));
         o.push_str(&format!("  by sentiment: {}\n", counts(&self.by_sentiment, |k| k.to_string())));
         let sla = match delta_share(f.within_sla_share, lw.within_sla_share) {
-            Some(d) => format!("{} ({before}: {}, {d})", fmt_share(f.within_sla_share), fmt_share(lw.within_sla_share)),
-            None => fmt_share(f.within_sla_share),
+            Some(d) => format!("{} ({before}: {}, {d})", sla_of(f), fmt_share(lw.within_sla_share)),
+            None => sla_of(f),
         };
         o.push_str(&format!(
             "First public response: {} responded; median {} ({before}: {}), p90 {}; within SLA {sla}\n",
@@ -508,7 +559,7 @@ impl Digest {
                 rating(x.average_rating),
                 fmt_minutes(x.median_response_minutes),
                 fmt_minutes(x.p90_response_minutes),
-                fmt_share(x.within_sla_share),
+                sla_of(x),
             ));
         }
         o.push_str(&format!("Open cases: {}; overdue: {}\n", self.open_cases, self.overdue.len()));
@@ -608,7 +659,8 @@ impl Digest {
         ] {
             for (k, v) in map {
                 let key = match section {
-                    "site" if k != "(none)" => self.names.site(Some(k)),
+                    "site" if k == "(none)" => self.names.site(None),
+                    "site" => self.names.site(Some(k)),
                     "category" => self.names.category(k),
                     _ => k,
                 };
@@ -652,5 +704,23 @@ impl Digest {
     /// The four-panel chart as a PNG of `CHART_SIZE`.
     pub fn chart_png(&self) -> anyhow::Result<Vec<u8>> {
         chart::render(&self.chart)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staff_not_on_the_recognition_list_are_not_named_in_quotes() {
+        let team =
+            crate::playbook::Playbooks::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks")))
+                .unwrap()
+                .team;
+        let masked = mask_staff_names("Thanks Nurse Kelly and Dr. Patel! Nurse Alicia too.", &team, Some("northgate"));
+        assert_eq!(masked, "Thanks Nurse [name] and Dr. [name]! Nurse Alicia too.");
+        assert_eq!(mask_staff_names("The nurse was kind", &team, None), "The nurse was kind");
+        // Alicia agreed to be named for Northgate only.
+        assert_eq!(mask_staff_names("Nurse Alicia", &team, Some("riverside")), "Nurse [name]");
     }
 }

@@ -30,6 +30,8 @@ pub struct Performance {
     pub to: NaiveDate,
     pub timezone: String,
     pub agents: Vec<Row>,
+    /// Cases of the range nobody owns (never claimed, or released).
+    pub unclaimed: i64,
     pub sites: Vec<Row>,
     pub names: Names,
 }
@@ -81,7 +83,8 @@ pub fn compute(
     agents.sort_by(|a, b| b.cases.cmp(&a.cases).then(a.key.cmp(&b.key)));
     let mut sites: Vec<Row> = by_site.into_iter().map(|(k, v)| row(k.map(String::from), &v, at)).collect();
     sites.sort_by(|a, b| b.cases.cmp(&a.cases).then(a.key.cmp(&b.key)));
-    Performance { from, to, timezone: timezone.to_string(), agents, sites, names }
+    let unclaimed = cases.iter().filter(|r| r.case.owner.is_none()).count() as i64;
+    Performance { from, to, timezone: timezone.to_string(), agents, unclaimed, sites, names }
 }
 
 pub async fn gather(ctx: &Ctx, from: NaiveDate, to: NaiveDate) -> anyhow::Result<Performance> {
@@ -119,6 +122,13 @@ impl Performance {
                 fmt_minutes(r.median_response_minutes),
                 fmt_share(r.within_sla_share),
                 outcomes(&r.outcomes),
+            ));
+        }
+        if self.unclaimed > 0 {
+            o.push_str(&format!(
+                "  nobody (unclaimed): {} case{}\n",
+                self.unclaimed,
+                if self.unclaimed == 1 { "" } else { "s" }
             ));
         }
         o.push_str("By site:\n");

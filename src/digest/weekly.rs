@@ -2,7 +2,7 @@
 //! each with the phrases people actually wrote and short excerpts, the material for staff
 //! tip sheets; and a staff-recognition section from the week's praise.
 
-use super::{day_bounds, excerpt, Names};
+use super::{day_bounds, excerpt, mask_staff_names, Names};
 use crate::ctx::Ctx;
 use crate::playbook::team::Team;
 use crate::playbook::text::tokens;
@@ -106,7 +106,8 @@ pub fn compute(
     type Acc<'a> = (i64, BTreeMap<String, i64>, Vec<String>);
     let mut map: BTreeMap<(Option<String>, String), Acc> = BTreeMap::new();
     let complaints: Vec<&ReportCase> = cases.iter().filter(|r| is_complaint(r)).collect();
-    for r in &complaints {
+    // Newest first, so the excerpts are the latest words.
+    for r in complaints.iter().rev() {
         let text = r.text.as_deref().unwrap_or("");
         let mine = phrases(text);
         for cat in r.case.categories.iter().filter(|c| !praise_rules.contains(c)) {
@@ -118,7 +119,8 @@ pub fn compute(
             let matched =
                 r.case.reasons.iter().find(|x| x.kind == "category" && &x.rule == cat).map(|x| x.matched.as_str());
             if e.2.len() < 2 && !r.case.confidential && !text.is_empty() {
-                e.2.push(sentence_with(text, matched.unwrap_or("")));
+                let said = sentence_with(text, matched.unwrap_or(""));
+                e.2.push(mask_staff_names(&said, team, r.case.site.as_deref()));
             }
         }
     }
@@ -155,7 +157,11 @@ pub fn compute(
         for name in named {
             match recognition.iter_mut().find(|x| x.name == name) {
                 Some(x) => x.count += 1,
-                None => recognition.push(Recognition { name: name.to_string(), count: 1, excerpt: excerpt(text, 140) }),
+                None => recognition.push(Recognition {
+                    name: name.to_string(),
+                    count: 1,
+                    excerpt: excerpt(&mask_staff_names(text, team, r.case.site.as_deref()), 140),
+                }),
             }
         }
     }
@@ -184,8 +190,9 @@ pub async fn gather_weekly(ctx: &Ctx, week_ending: NaiveDate) -> anyhow::Result<
 
 impl WeeklyReport {
     pub fn to_text(&self) -> String {
+        let other = self.mentions - self.complaints - self.praise;
         let mut o = format!(
-            "Weekly PX report, 7 days to {}: {} mentions, {} complaints, {} praise\n",
+            "Weekly PX report, 7 days to {}: {} mentions: {} complaints, {} praise, {other} other (spam, news, questions)\n",
             self.week_ending.format("%a %-d %b %Y"),
             self.mentions,
             self.complaints,

@@ -221,6 +221,19 @@ impl Team {
     pub fn site(&self, id: &str) -> Option<&Site> {
         self.sites.iter().find(|s| s.id == id)
     }
+    /// Whether a person called `name` (one word, as written after "Nurse" or "Dr.") is on
+    /// the recognition list for `site`: some entry's phrase has that word.
+    pub fn may_name(&self, name: &str, site: Option<&str>) -> bool {
+        let name = super::text::normalise_phrase(name);
+        self.recognition
+            .iter()
+            .filter(|r| match (&r.site, site) {
+                (Some(mine), Some(theirs)) => mine == theirs,
+                _ => true,
+            })
+            .any(|r| r.phrases.iter().any(|p| p.split(' ').any(|w| w == name)))
+    }
+
     /// The recognised staff and units a review of `site` names, in team-file order.
     pub fn praised_in(&self, text: &str, site: Option<&str>) -> Vec<&str> {
         let words: Vec<String> = super::text::tokens(text).into_iter().map(|t| t.norm).collect();
@@ -363,8 +376,13 @@ pub(crate) fn load(path: &Path) -> Result<Team, Problems> {
             contacts: Contacts { email: c.email.clone(), phone: c.phone.clone(), phone_public: c.phone_public },
         }
     });
-    let mut recognition = Vec::new();
+    let mut recognition: Vec<Recognised> = Vec::new();
     for r in &raw.recognition {
+        if r.name.value.trim().is_empty() {
+            rep.at(r.name.referenced.line(), "a recognition entry needs a name".to_string());
+        } else if recognition.iter().any(|x| x.name == r.name.value) {
+            rep.at(r.name.referenced.line(), format!("recognition {:?} is listed twice", r.name.value));
+        }
         if let Some(site) = &r.site {
             if !site_ids.contains(site.value.as_str()) {
                 rep.at(

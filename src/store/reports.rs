@@ -14,6 +14,8 @@ pub struct ReportCase {
     pub text: Option<String>,
     /// The post's page, where the source gives one.
     pub url: Option<String>,
+    /// When it was posted on its platform (ms); the case opens when carebot receives it.
+    pub posted_at: i64,
 }
 
 impl Store {
@@ -23,7 +25,7 @@ impl Store {
         let cols: Vec<String> = CASE_COLS.split(", ").map(|c| format!("c.{}", c.trim())).collect();
         let text = if with_text { "m.text" } else { "CAST(NULL AS TEXT)" };
         let sql = format!(
-            "SELECT {}, m.source AS m_source, m.rating AS m_rating, m.url AS m_url, {text} AS m_text FROM cases c \
+            "SELECT {}, m.source AS m_source, m.rating AS m_rating, m.url AS m_url, m.posted_at AS m_posted, {text} AS m_text FROM cases c \
              JOIN mentions m ON m.id = c.mention_id WHERE c.opened_at >= $1 AND c.opened_at < $2 ORDER BY c.id",
             cols.join(", ")
         );
@@ -36,6 +38,7 @@ impl Store {
                     rating: r.try_get("m_rating")?,
                     text: r.try_get("m_text")?,
                     url: r.try_get("m_url")?,
+                    posted_at: r.try_get("m_posted")?,
                 })
             })
             .collect()
