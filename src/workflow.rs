@@ -325,6 +325,28 @@ async fn publish_plan(ctx: &Ctx, case_id: i64, text: Option<&str>) -> Result<Pub
             platform.name()
         )));
     }
+    let secrets = &ctx.settings.secrets;
+    let missing = match platform {
+        Platform::Google => (secrets.google_refresh_token.is_none() || secrets.google_client_id.is_none())
+            .then_some("GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET and GOOGLE_REFRESH_TOKEN"),
+        Platform::Facebook => secrets.facebook_page_token.is_none().then_some("FACEBOOK_PAGE_TOKEN"),
+        Platform::X => secrets.x_user_token.is_none().then_some("X_USER_TOKEN"),
+    };
+    if let (Some(vars), PublishMode::Live) = (missing, settings.mode) {
+        return Err(ActError::Invalid(format!(
+            "publishing to {} needs {vars} in carebot's environment",
+            platform.name()
+        )));
+    }
+    let events = ctx.store.events(case_id).await?;
+    if let Some(done) = events.iter().find(|e| e.action == "published" && e.detail["platform"] == platform.id()) {
+        let who = ctx.playbooks().team.person(&done.actor).map_or(done.actor.clone(), |p| p.name.clone());
+        return Err(ActError::Invalid(format!(
+            "Case {case_id} already has our reply on {} (posted by {who}); editing a published reply is not built \
+             yet: change it on the platform",
+            platform.name()
+        )));
+    }
     let chars = text.chars().count();
     if chars > platform.max_chars() {
         return Err(ActError::Invalid(format!(

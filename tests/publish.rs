@@ -242,7 +242,47 @@ async fn a_risk_reply_is_published_only_as_approved(b: Backend) {
     assert_eq!(queued.detail["approved_by"], "dena");
 }
 
+/// X refused a reply; the agent published an edited one. Sending the failed one again by
+/// hand neither posts it next to the new one nor takes X's "duplicate" for a success; and a
+/// case already answered on a platform is not answered there twice.
+async fn a_refused_reply_sent_again_never_lands_beside_the_newer_one(b: Backend) {
+    let s = setup(b, |_| {}).await;
+    let case = claimed(&s, "x", "1860000000000000003", "Riverside ER wait is 5 hours").await;
+    s.fake.with(|f| {
+        f.refuse_next = Some((
+            400,
+            serde_json::json!({"title": "Invalid Request", "detail": "One or more parameters to your request was invalid.",
+                "errors": [{"message": "Your Tweet text contains a disallowed link"}]}),
+        ))
+    });
+    publish(&s, case, "marcus", REPLY).await.unwrap();
+    deliver_due(&s.ctx, t0()).await.unwrap();
+    let failed = s.ctx.store.events(case).await.unwrap().into_iter().find(|e| e.action == "publish_failed").unwrap();
+    assert!(failed.detail["reason"].as_str().unwrap().contains("disallowed link"), "X's own reason: {failed:?}");
+    let edited = "We're sorry about the wait. Please email patientrelations.riverside@lakeshore-health.example.";
+    publish(&s, case, "marcus", edited).await.unwrap();
+    deliver_due(&s.ctx, t0() + Duration::minutes(1)).await.unwrap();
+    assert_eq!(s.fake.with(|f| f.tweets.len()), 1);
+    // `carebot outbox retry --failed`: the old text must not follow the new one.
+    s.ctx.store.outbox_requeue(None, s.ctx.now_ms()).await.unwrap();
+    deliver_due(&s.ctx, t0() + Duration::minutes(2)).await.unwrap();
+    assert_eq!(s.fake.with(|f| f.tweets.iter().map(|t| t.1.clone()).collect::<Vec<_>>()), [edited]);
+    assert_eq!(actions(&s, case).await.iter().filter(|a| *a == "published").count(), 1);
+    let again = "Thank you for waiting. Please email patientrelations.riverside@lakeshore-health.example.";
+    let err = publish(&s, case, "marcus", again).await.err().unwrap().to_string();
+    assert!(err.contains("already has our reply on X"), "{err}");
+
+    // A definite refusal sent again by hand is not mistaken for an earlier success.
+    let dup = claimed(&s, "x", "1860000000000000004", "Riverside parking is awful").await;
+    publish(&s, dup, "marcus", edited).await.unwrap(); // the same text X already has
+    deliver_due(&s.ctx, t0() + Duration::minutes(3)).await.unwrap();
+    s.ctx.store.outbox_requeue(None, s.ctx.now_ms()).await.unwrap();
+    deliver_due(&s.ctx, t0() + Duration::minutes(4)).await.unwrap();
+    assert!(!actions(&s, dup).await.contains(&"published".to_string()), "X refused it as a duplicate both times");
+}
+
 on_both_backends!(
+    a_refused_reply_sent_again_never_lands_beside_the_newer_one,
     a_google_reply_is_posted_once_and_shown_on_the_card,
     a_retry_after_a_lost_answer_does_not_post_twice,
     a_refused_reply_or_expired_token_reaches_the_agent,

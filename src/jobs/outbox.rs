@@ -132,6 +132,20 @@ async fn deliver(ctx: &Ctx, op: &ChatOp, catch_up: bool, retry: bool) -> Result<
         }
         ChatOp::PublishReply { case_id, target, text, by, dry_run } => {
             use crate::publish::{PublishError, Published};
+            // A reply already published there since this one was queued (an edited text
+            // sent after a refusal): this older one must not follow it.
+            let events = ctx.store.events(*case_id).await.map_err(internal)?;
+            let newer = events.iter().any(|e| {
+                e.action == "published"
+                    && e.detail["platform"] == target.platform.id()
+                    && e.detail["text"].as_str() != Some(text.as_str())
+            });
+            if newer {
+                return Err(DeliveryError::Permanent(format!(
+                    "not sent: another reply to case {case_id} was published on {} since",
+                    target.platform.name()
+                )));
+            }
             let result = if *dry_run {
                 Ok(Published::default())
             } else {
@@ -197,9 +211,10 @@ async fn not_published(
 ) -> anyhow::Result<()> {
     let detail = serde_json::json!({ "platform": target.platform.id(), "reason": reason });
     let dm = format!(
-        "Your reply on case #{case_id} was not posted to {}: {reason}. Post it on the platform yourself, or fix the \
-         cause and send it again (`carebot outbox retry --failed`).",
-        target.platform.name()
+        "Your reply on case #{case_id} was not posted to {}: {}. Post it on the platform yourself, or fix the \
+         cause and send it again (`carebot outbox retry --id N`; `carebot outbox` lists it).",
+        target.platform.name(),
+        reason.trim_end_matches('.')
     );
     record(ctx, case_id, by, "publish_failed", &detail, Some((by, dm))).await
 }
@@ -281,7 +296,9 @@ async fn handle(ctx: &Ctx, row: &OutboxRow, mode: Mode) -> anyhow::Result<Option
     let result = match serde_json::from_str::<ChatOp>(&row.payload) {
         Ok(op) => {
             let requeued = row.last_error.as_deref() == Some(crate::store::outbox::REQUEUED);
-            deliver(ctx, &op, requeued, row.attempts > 0 || requeued).await
+            // A retry after a transient failure may follow a post that went through with its
+            // answer lost; one sent again by hand follows a definite refusal.
+            deliver(ctx, &op, requeued, row.attempts > 0 && !requeued).await
         }
         Err(e) => Err(DeliveryError::Permanent(format!("unreadable outbox payload: {e}"))),
     };

@@ -79,7 +79,9 @@ pub(super) async fn access_token_with(
     let (Some(id), Some(secret), Some(refresh)) =
         (s.google_client_id.as_deref(), s.google_client_secret.as_deref(), s.google_refresh_token.as_deref())
     else {
-        anyhow::bail!("set GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET and GOOGLE_REFRESH_TOKEN to read Google reviews");
+        anyhow::bail!(
+            "set GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET and GOOGLE_REFRESH_TOKEN to use Google Business Profile"
+        );
     };
     let token_url = &settings.sources.google_business.token_url;
     let cache_key = format!("{token_url} {id}");

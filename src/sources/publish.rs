@@ -41,8 +41,8 @@ async fn refused(platform: Platform, resp: reqwest::Response) -> PublishError {
         .ok()
         .and_then(|v| {
             v.pointer("/error/message")
-                .or_else(|| v.pointer("/detail"))
                 .or_else(|| v.pointer("/errors/0/message"))
+                .or_else(|| v.pointer("/detail"))
                 .and_then(Value::as_str)
                 .map(str::to_string)
         })
