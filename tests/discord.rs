@@ -75,6 +75,17 @@ async fn case_with_card(r: &Running, id: &str) -> (i64, String) {
     panic!("the card of case {case_id} was never posted");
 }
 
+/// The message id of a case's first posted card, once the outbox has posted it.
+async fn posted_card(r: &Running, case_id: i64) -> String {
+    for _ in 0..300 {
+        if let Some(m) = r.ctx.store.case_messages(case_id).await.unwrap().first() {
+            return m.message_ref.split('|').nth(1).unwrap().to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the card of case {case_id} was never posted");
+}
+
 fn button_ids(components: &Value) -> Vec<String> {
     components
         .as_array()
@@ -236,8 +247,7 @@ async fn every_case_action_can_be_taken_from_discord(b: Backend) {
     care(&r, SAM, "respond", vec![("case", 4, json!(risk_id)), ("text", 3, json!(reply))]).await;
     let again = carebot::present::card_for(&r.ctx, risk_id).await.unwrap().pending_reply.unwrap().request;
     assert!(again > request);
-    let risk_card =
-        r.ctx.store.case_messages(risk_id).await.unwrap()[0].message_ref.split('|').nth(1).unwrap().to_string();
+    let risk_card = posted_card(&r, risk_id).await;
     let (_, res) = click(&r, DENA, &format!("approve_reply:{risk_id}:{again}"), &risk_card).await;
     assert_eq!(res["type"], 7, "the card is redrawn: {res}");
     let approved = r.ctx.store.events(risk_id).await.unwrap().last().unwrap().clone();

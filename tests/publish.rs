@@ -86,7 +86,8 @@ async fn a_google_reply_is_posted_once_and_shown_on_the_card(b: Backend) {
     let case = claimed(&s, "google", "g-1", "Waited 4 hours at Riverside").await;
     s.clock.set(t0() + Duration::minutes(2));
     let done = publish(&s, case, "marcus", REPLY).await.unwrap();
-    assert!(matches!(done, Replied::Responded(_)));
+    let Replied::Responded(acted) = done else { panic!("not responded") };
+    assert_eq!(acted.summary, "reply by Marcus Bell sent to Google; it shows as replied once Google takes it");
     deliver_due(&s.ctx, t0() + Duration::minutes(2)).await.unwrap();
     assert_eq!(s.fake.with(|f| f.google_replies.get(&format!("{LOC}/reviews/g-1")).cloned()), Some(REPLY.to_string()));
     let events = s.ctx.store.events(case).await.unwrap();
@@ -176,7 +177,8 @@ async fn a_refused_reply_or_expired_token_reaches_the_agent(b: Backend) {
 async fn dry_run_records_what_would_be_posted_and_sends_nothing(b: Backend) {
     let s = setup(b, |s| s.publish.mode = PublishMode::DryRun).await;
     let case = claimed(&s, "x", "1860000000000000009", "Riverside ER wait is 5 hours").await;
-    publish(&s, case, "marcus", REPLY).await.unwrap();
+    let Replied::Responded(acted) = publish(&s, case, "marcus", REPLY).await.unwrap() else { panic!("not responded") };
+    assert_eq!(acted.summary, "reply marked responded by Marcus Bell; dry run: not sent to X");
     deliver_due(&s.ctx, t0()).await.unwrap();
     assert!(s.fake.with(|f| f.requests.is_empty()), "nothing reached X");
     let e = s.ctx.store.events(case).await.unwrap().into_iter().find(|e| e.action == "publish_dry_run").unwrap();

@@ -178,10 +178,23 @@ pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
             "reassigned to {} by {who}",
             s("to").and_then(|t| playbooks.team.person(&t).map(|p| p.name.clone())).unwrap_or_default()
         ),
-        "respond" => match d.get("override_by").and_then(|v| v.as_str()) {
-            Some(_) => format!("public reply posted by {who} (compliance findings overridden)"),
-            None => format!("public reply posted by {who}"),
-        },
+        "respond" => {
+            let overridden = if d.get("override_by").is_some() { " (compliance findings overridden)" } else { "" };
+            let platform = d
+                .pointer("/publish/target/platform")
+                .and_then(|v| v.as_str())
+                .and_then(crate::publish::Platform::parse)
+                .map(|p| p.name());
+            match (platform, d.pointer("/publish/dry_run").and_then(|v| v.as_bool())) {
+                (Some(p), Some(true)) => {
+                    format!("reply marked responded by {who}{overridden}; dry run: not sent to {p}")
+                }
+                (Some(p), _) => {
+                    format!("reply by {who} sent to {p}{overridden}; it shows as replied once {p} takes it")
+                }
+                _ => format!("public reply posted by {who}{overridden}"),
+            }
+        }
         "offline" => format!("taken offline ({}) by {who}", s("via").unwrap_or_default()),
         "escalate" => {
             let to = d.get("to").map(|t| {
@@ -278,9 +291,14 @@ pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
             }
         }
         "publish_failed" => format!(
-            "the reply was NOT posted on {}: {}",
+            "the reply was NOT posted on {}: {}{}",
             s("platform").and_then(|p| crate::publish::Platform::parse(&p)).map_or("the platform", |p| p.name()),
-            s("reason").unwrap_or_default()
+            s("reason").unwrap_or_default(),
+            if d.get("reopened").and_then(|v| v.as_bool()) == Some(true) {
+                "; the case is back to claimed"
+            } else {
+                ""
+            }
         ),
         other => other.to_string(),
     }

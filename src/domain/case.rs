@@ -304,6 +304,13 @@ pub enum Action {
     /// Recorded by carebot itself at intake; a rating that rose after the team replied
     /// makes the case a recovery candidate. The state does not change.
     Revise(Revision),
+    /// The platform refused the published reply (policy, deleted review, expired token):
+    /// nothing is public, so a case still `responded` goes back to `claimed` with its
+    /// first-response clock running again. Recorded by carebot only.
+    ReplyNotPosted {
+        platform: String,
+        reason: String,
+    },
 }
 
 /// What a platform reported changed about a mention already on a case.
@@ -357,6 +364,7 @@ impl Action {
             Action::JudgeRisk { confirm: true } => "confirm its risk",
             Action::JudgeRisk { confirm: false } => "dismiss its possible risk",
             Action::Revise(_) => "record a revision of its post",
+            Action::ReplyNotPosted { .. } => "record a refused reply",
         }
     }
 
@@ -380,6 +388,7 @@ impl Action {
             Action::JudgeRisk { confirm: true } => "confirming a possible risk",
             Action::JudgeRisk { confirm: false } => "dismissing a possible risk",
             Action::Revise(_) => "recording a revision",
+            Action::ReplyNotPosted { .. } => "recording a refused reply",
         }
     }
 
@@ -403,6 +412,7 @@ impl Action {
             Action::Reopen { .. } => "reopen",
             Action::Note { .. } => "note",
             Action::Revise(_) => "revised",
+            Action::ReplyNotPosted { .. } => "publish_failed",
         }
     }
 }
@@ -462,10 +472,10 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
     match action {
         Action::Note { .. } => {}
         // Only carebot records what a platform changed; no person can.
-        Action::Revise(_) if actor.id != Actor::system().id => {
+        Action::Revise(_) | Action::ReplyNotPosted { .. } if actor.id != Actor::system().id => {
             return Err(Refusal::NotPermitted { action: gerund, needs: "carebot (system)" })
         }
-        Action::Revise(_) => {}
+        Action::Revise(_) | Action::ReplyNotPosted { .. } => {}
         Action::JudgeRisk { confirm: false } if !is_lead && !roles.has(Role::Risk) => {
             return Err(Refusal::NotPermitted { action: gerund, needs: "risk or lead" })
         }
@@ -627,6 +637,13 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
         Action::Note { text } => {
             detail = serde_json::json!({ "text": text });
         }
+        // Only a case still marked responded goes back; one taken further stays where it is.
+        Action::ReplyNotPosted { platform, reason } => {
+            if cur.state == Responded {
+                next.state = Claimed;
+            }
+            detail = serde_json::json!({ "platform": platform, "reason": reason, "reopened": cur.state == Responded });
+        }
         // Any state: a resolved case keeps its outcome; the history and the card say what changed.
         Action::Revise(r) => {
             detail = serde_json::json!({
@@ -645,6 +662,19 @@ mod tests {
 
     fn agent(id: &str) -> Actor {
         Actor::new(id, [Role::Agent])
+    }
+
+    #[test]
+    fn a_refused_reply_sends_a_responded_case_back_to_claimed_and_only_carebot_records_it() {
+        let refused = Action::ReplyNotPosted { platform: "x".into(), reason: "policy".into() };
+        let t = apply(&status(Responded, Some("sam")), &Actor::system(), &refused).unwrap();
+        assert_eq!((t.next.state, t.next.owner.as_deref(), t.event), (Claimed, Some("sam"), "publish_failed"));
+        let t = apply(&status(Offline, Some("sam")), &Actor::system(), &refused).unwrap();
+        assert_eq!(t.next.state, Offline, "a case taken further stays where it is");
+        assert!(matches!(
+            apply(&status(Responded, Some("sam")), &agent("sam"), &refused),
+            Err(Refusal::NotPermitted { .. })
+        ));
     }
     fn lead(id: &str) -> Actor {
         Actor::new(id, [Role::Agent, Role::Lead])

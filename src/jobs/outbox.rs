@@ -201,7 +201,9 @@ async fn published(
     record(ctx, case_id, by, action, &detail, None).await
 }
 
-/// The platform refused the reply: a case event, a thread line and a DM to whoever sent it.
+/// The platform refused the reply: nothing is public, so a case still marked responded
+/// goes back to claimed with its first-response clock running again (through the state
+/// machine, as carebot); a thread line, and a DM to whoever sent it.
 async fn not_published(
     ctx: &Ctx,
     case_id: i64,
@@ -209,14 +211,61 @@ async fn not_published(
     target: &crate::publish::Target,
     reason: &str,
 ) -> anyhow::Result<()> {
-    let detail = serde_json::json!({ "platform": target.platform.id(), "reason": reason });
+    use crate::domain::{apply, Action, Actor, CaseState};
+    use crate::store::cases;
+    let action = Action::ReplyNotPosted { platform: target.platform.id().to_string(), reason: reason.to_string() };
     let dm = format!(
-        "Your reply on case #{case_id} was not posted to {}: {}. Post it on the platform yourself, or fix the \
+        "Your reply on case #{case_id} was not posted to {}: {}. Nothing is public, so the case is back to claimed \
+         (its first-response clock runs again). Post it on the platform yourself and mark it responded, or fix the \
          cause and send it again (`carebot outbox retry --id N`; `carebot outbox` lists it).",
         target.platform.name(),
         reason.trim_end_matches('.')
     );
-    record(ctx, case_id, by, "publish_failed", &detail, Some((by, dm))).await
+    // The version check can lose to a person acting on the case at this moment: read again.
+    for _ in 0..5 {
+        let now = ctx.now_ms();
+        let mut tx = ctx.store.begin().await?;
+        let case =
+            cases::case_in_tx(&mut tx, case_id).await?.ok_or_else(|| anyhow::anyhow!("case {case_id} vanished"))?;
+        let mut t =
+            apply(&case.status(), &Actor::system(), &action).map_err(|r| anyhow::anyhow!("case {case_id} {r}"))?;
+        let stamps = cases::Stamps { clear_first_response: case.state == CaseState::Responded, ..Default::default() };
+        if !cases::update_status(&mut tx, case_id, case.version, &t.next, stamps, now).await? {
+            tx.rollback().await?;
+            continue;
+        }
+        if let Some(d) = t.detail.as_object_mut() {
+            d.insert("by".into(), by.into());
+        }
+        let id = cases::append_event(&mut tx, case_id, now, &Actor::system().id, t.event, &t.detail).await?;
+        let event = crate::store::EventRow {
+            id,
+            case_id,
+            at: now,
+            actor: Actor::system().id,
+            action: t.event.to_string(),
+            detail: t.detail.clone(),
+        };
+        let line = crate::chat::card::describe_event(&event, &ctx.playbooks());
+        let ops = [
+            ChatOp::UpdateCard { case_id },
+            ChatOp::ThreadReply { case_id, text: line, here: false },
+            ChatOp::DirectMessage {
+                person: by.to_string(),
+                text: dm.clone(),
+                case_id: Some(case_id),
+                nudge: false,
+                approve: None,
+            },
+        ];
+        for op in &ops {
+            crate::chat::queue(&mut tx, op, now, now).await?;
+        }
+        tx.commit().await?;
+        ctx.outbox_wake.notify_one();
+        return Ok(());
+    }
+    anyhow::bail!("case {case_id} kept changing while a refused reply was recorded")
 }
 
 async fn record(

@@ -362,6 +362,8 @@ pub struct Stamps {
     pub first_response_at: Option<i64>,
     pub resolved_at: Option<i64>,
     pub clear_resolved: bool,
+    /// The public reply did not go out after all: its first-response time is taken back.
+    pub clear_first_response: bool,
 }
 
 /// Writes a new status if the case still has `version`; false if someone got there first.
@@ -376,7 +378,8 @@ pub async fn update_status(
 ) -> anyhow::Result<bool> {
     let r = sqlx::query(
         "UPDATE cases SET state = $1, owner = $2, outcome = $3, escalation_level = $4, updated_at = $5, \
-         claimed_at = COALESCE(claimed_at, $6), first_response_at = COALESCE(first_response_at, $7), \
+         claimed_at = COALESCE(claimed_at, $6), \
+         first_response_at = CASE WHEN $12 = 1 THEN NULL ELSE COALESCE(first_response_at, $7) END, \
          resolved_at = CASE WHEN $8 = 1 THEN NULL ELSE COALESCE($9, resolved_at) END, version = version + 1 \
          WHERE id = $10 AND version = $11",
     )
@@ -391,6 +394,7 @@ pub async fn update_status(
     .bind(stamps.resolved_at)
     .bind(id)
     .bind(version)
+    .bind(flag(stamps.clear_first_response))
     .execute(&mut **tx)
     .await
     .context("updating case status")?;
