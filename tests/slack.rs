@@ -397,6 +397,27 @@ async fn escalation_from_the_modal_reaches_the_site_owner_by_dm(b: Backend) {
     assert_eq!(escalations, 1);
 }
 
+/// A review quoted in the digest (a shout-out) cannot ping the leadership channel or hide
+/// a link: the channel message is escaped like a card.
+async fn a_review_quoted_in_the_digest_cannot_ping_or_link(b: Backend) {
+    let r = start(b).await;
+    let text = "Thank you Northgate nurses <!channel> see <https://evil.example|our thanks>";
+    ingest(&r.ctx, &[mention("google", "esc-1", text, Some(5.0))]).await.unwrap();
+    let today = chrono::Utc::now().with_timezone(&chrono_tz::America::Chicago).date_naive();
+    carebot::ops::queue_ops(&r.ctx, &ChatOp::report(false, today)).await.unwrap();
+    r.ctx.outbox_wake.notify_one();
+    let calls = r
+        .fake
+        .wait_for("the digest text", |c| {
+            c.iter().any(|c| c.method == "chat.postMessage" && c.body["channel"] == "C01LEADERS0")
+        })
+        .await;
+    let posted = calls.iter().find(|c| c.method == "chat.postMessage" && c.body["channel"] == "C01LEADERS0").unwrap();
+    let body = posted.body["text"].as_str().unwrap();
+    assert!(body.contains("&lt;!channel&gt;") && body.contains("&lt;https://evil.example|our thanks&gt;"), "{body}");
+    assert!(!body.contains("<!channel>") && !body.contains("<https://"), "{body}");
+}
+
 async fn the_digest_chart_is_uploaded_with_the_v2_flow(b: Backend) {
     let r = start(b).await;
     let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
@@ -976,6 +997,7 @@ on_both_backends!(
     a_channel_error_is_reported_and_not_retried_forever,
     escalation_from_the_modal_reaches_the_site_owner_by_dm,
     the_digest_chart_is_uploaded_with_the_v2_flow,
+    a_review_quoted_in_the_digest_cannot_ping_or_link,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

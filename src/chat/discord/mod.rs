@@ -344,7 +344,8 @@ impl ChatSurface for Discord {
     }
 
     async fn channel_message(&self, channel: &Channel, text: &str) -> Result<(), DeliveryError> {
-        self.send_text(&discord_channel(channel)?, text).await
+        // Digests and alerts quote reviews: nothing in them may ping, link or format.
+        self.send_text(&discord_channel(channel)?, &super::escape::discord(text)).await
     }
 
     async fn channel_file(

@@ -282,7 +282,8 @@ impl ChatSurface for Slack {
 
     async fn channel_message(&self, channel: &Channel, body: &str) -> Result<(), DeliveryError> {
         let id = slack_channel(channel)?;
-        self.post(SlackApiChatPostMessageRequest::new(id, text(body))).await?;
+        // Digests and alerts quote reviews: nothing in them may ping, link or format.
+        self.post(SlackApiChatPostMessageRequest::new(id, text(&crate::chat::escape::slack(body)))).await?;
         Ok(())
     }
 
