@@ -176,6 +176,50 @@ pub enum Replied {
 /// The reply flow of the chat surfaces. On a clinical/legal-risk case an agent's text
 /// goes to the leads for approval unless a lead already approved that exact text (no text:
 /// the approved one); everything else is marked responded, through the compliance gate.
+/// A reply is recorded with its text, or with `--no-text` and why; a link only for a reply
+/// posted by hand, never with `--publish`.
+fn check_reply_options(
+    case_id: i64,
+    text: Option<&str>,
+    approved: bool,
+    risk: bool,
+    opts: &crate::workflow::ReplyOptions,
+) -> Result<(), ActError> {
+    let invalid = |m: String| Err(ActError::Invalid(m));
+    match (text, &opts.no_text) {
+        (_, Some(_)) if risk => {
+            return invalid(format!(
+                "Case {case_id} is a clinical/legal-risk case: its reply is recorded with the text a lead approved"
+            ))
+        }
+        (Some(_), Some(_)) => return invalid("give the reply text or --no-text with a reason, not both".into()),
+        (None, Some(why)) if why.trim().is_empty() => {
+            return invalid("--no-text needs the reason no text is recorded (--reason)".into())
+        }
+        (None, None) if !approved && !risk => {
+            return invalid(format!(
+                "Case {case_id}: record the reply exactly as posted (--text), or say why there is none \
+                 (--no-text --reason R)"
+            ))
+        }
+        _ => {}
+    }
+    if opts.publish && opts.no_text.is_some() {
+        return invalid("--publish needs the reply text".into());
+    }
+    if let Some(link) = &opts.link {
+        if opts.publish {
+            return invalid(
+                "--link is for a reply you posted yourself; --publish records the platform's own link".into(),
+            );
+        }
+        if !(link.starts_with("https://") || link.starts_with("http://")) {
+            return invalid(format!("{link:?} is not a link; give the address of your posted reply"));
+        }
+    }
+    Ok(())
+}
+
 #[tracing::instrument(skip_all, fields(case_id))]
 pub async fn submit_reply(
     ctx: &Ctx,
@@ -183,20 +227,24 @@ pub async fn submit_reply(
     person: &Person,
     text: Option<String>,
     override_block: bool,
-    publish: bool,
+    opts: crate::workflow::ReplyOptions,
 ) -> Result<Replied, ActError> {
     use crate::domain::Action;
     use crate::store::cases::{approved_reply, event_text};
     let case = ctx.store.case(case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
     let text = text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
     let is_lead = person.roles.contains(&crate::domain::Role::Lead);
+    let events = ctx.store.events(case_id).await?;
+    let approved_text = approved_reply(&events).and_then(event_text).map(str::to_string);
+    // A risk case without text is answered below (the lead's approval comes first).
+    check_reply_options(case_id, text.as_deref(), approved_text.is_some(), case.risk, &opts)?;
     if !case.risk || is_lead {
+        let text = text.or(approved_text.filter(|_| opts.no_text.is_none()));
         let action = Action::Respond { text, override_block };
-        let done = crate::workflow::act_publishing(ctx, case_id, &person.id, action, publish).await?;
+        let done = crate::workflow::act_publishing(ctx, case_id, &person.id, action, &opts).await?;
         return Ok(Replied::Responded(Box::new(done)));
     }
-    let events = ctx.store.events(case_id).await?;
-    let Some(text) = text.or_else(|| approved_reply(&events).and_then(event_text).map(str::to_string)) else {
+    let Some(text) = text.or(approved_text) else {
         return Err(ActError::Invalid(format!(
             "Case {case_id} is a clinical/legal-risk case: write the reply text; a lead approves it before the \
              case is marked responded"
@@ -207,7 +255,8 @@ pub async fn submit_reply(
         .any(|e| e.action == "approve_reply" && event_text(e).is_some_and(|a| compliance::same_text(a, &text)));
     let action =
         if approved { Action::Respond { text: Some(text), override_block } } else { Action::RequestApproval { text } };
-    let done = crate::workflow::act_publishing(ctx, case_id, &person.id, action, publish && approved).await?;
+    let opts = crate::workflow::ReplyOptions { publish: opts.publish && approved, ..opts };
+    let done = crate::workflow::act_publishing(ctx, case_id, &person.id, action, &opts).await?;
     Ok(if done.event.action == "request_approval" {
         Replied::SentForApproval
     } else {

@@ -201,6 +201,14 @@ async fn revise(tx: &mut Tx<'_>, m: &Mention, now: i64) -> anyhow::Result<Ingest
         return Ok(Ingested::Duplicate(case_id));
     }
     cases::revise_mention(tx, known.id, &m.text, m.rating).await?;
+    // The reply carebot published there, if one is live: a recovery is counted for it.
+    let published = match crate::publish::Platform::of_source(&m.source) {
+        Some(platform) => {
+            let events = cases::events_with(&mut **tx, case_id).await?;
+            crate::publish::live_reply(&events, platform).map(|e| (e.id, platform.name().to_string()))
+        }
+        None => None,
+    };
     // The version check can lose to a person acting on the case at this moment: read again.
     for _ in 0..5 {
         let case = cases::case_in_tx(tx, case_id).await?.context("mention's case vanished")?;
@@ -209,7 +217,8 @@ async fn revise(tx: &mut Tx<'_>, m: &Mention, now: i64) -> anyhow::Result<Ingest
             new_rating: m.rating,
             text_changed,
             revision: known.revision + 1,
-            after_reply: case.first_response_at.is_some(),
+            after_reply: case.first_response_at.is_some() || published.is_some(),
+            published: published.clone(),
         };
         let action = Action::Revise(revision.clone());
         let t = apply(&case.status(), &Actor::system(), &action).map_err(|r| anyhow::anyhow!("case {case_id} {r}"))?;

@@ -45,6 +45,10 @@ impl Platform {
             Platform::X => "X",
         }
     }
+    /// Whether the platform lets us change the text of a posted reply (X does not).
+    pub fn can_edit(&self) -> bool {
+        !matches!(self, Platform::X)
+    }
     /// The longest reply the platform takes, in characters.
     pub fn max_chars(&self) -> usize {
         match self {
@@ -95,6 +99,33 @@ pub trait Publisher: Send + Sync {
         text: &str,
         retry: bool,
     ) -> Result<Published, PublishError>;
+
+    /// Replaces the text of our reply `remote_id` under `target` (Google: the review's one
+    /// reply; Facebook: our comment). X posts cannot be edited.
+    async fn edit(
+        &self,
+        settings: &Settings,
+        target: &Target,
+        remote_id: &str,
+        text: &str,
+    ) -> Result<Published, PublishError>;
+
+    /// Deletes our reply `remote_id` under `target`. A reply already gone counts as removed.
+    async fn remove(&self, settings: &Settings, target: &Target, remote_id: &str) -> Result<(), PublishError>;
+}
+
+/// Our reply on `platform` that is live now: the latest `published` event not taken down
+/// since (events oldest first).
+pub fn live_reply(events: &[crate::store::EventRow], platform: Platform) -> Option<&crate::store::EventRow> {
+    let mut live = None;
+    for e in events.iter().filter(|e| e.detail["platform"] == platform.id()) {
+        match e.action.as_str() {
+            "published" => live = Some(e),
+            "unpublished" => live = None,
+            _ => {}
+        }
+    }
+    live
 }
 
 /// The publisher of a process that has no platform client attached.
@@ -103,6 +134,16 @@ pub struct Unattached;
 #[async_trait]
 impl Publisher for Unattached {
     async fn publish(&self, _: &Settings, target: &Target, _: &str, _: bool) -> Result<Published, PublishError> {
-        Err(PublishError::Transient(format!("no {} client in this process", target.platform.name())))
+        Err(unattached(target))
     }
+    async fn edit(&self, _: &Settings, target: &Target, _: &str, _: &str) -> Result<Published, PublishError> {
+        Err(unattached(target))
+    }
+    async fn remove(&self, _: &Settings, target: &Target, _: &str) -> Result<(), PublishError> {
+        Err(unattached(target))
+    }
+}
+
+fn unattached(target: &Target) -> PublishError {
+    PublishError::Transient(format!("no {} client in this process", target.platform.name()))
 }

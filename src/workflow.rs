@@ -153,10 +153,21 @@ fn refused(ctx: &Ctx, case_id: i64, refusal: crate::domain::Refusal) -> ActError
 /// Runs `action` on case `case_id` as `actor_id` (a team-file person id).
 #[tracing::instrument(skip_all, fields(case_id, action = action.name()))]
 pub async fn act(ctx: &Ctx, case_id: i64, actor_id: &str, action: Action) -> Result<Acted, ActError> {
-    act_publishing(ctx, case_id, actor_id, action, false).await
+    act_publishing(ctx, case_id, actor_id, action, &ReplyOptions::default()).await
 }
 
-/// `act`; with `publish`, a reply marked responded is also posted to the review's
+/// How a reply marked responded reached (or reaches) the public.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplyOptions {
+    /// carebot posts it to the review's platform (Google, Facebook, X).
+    pub publish: bool,
+    /// The agent posted it by hand on a page carebot cannot post to: the link to it.
+    pub link: Option<String>,
+    /// No text is recorded (`--no-text`): why.
+    pub no_text: Option<String>,
+}
+
+/// `act`; with `opts.publish`, a reply marked responded is also posted to the review's
 /// platform: checked here (publishing on, platform allowed for the site, length), then
 /// queued in the same transaction as the event, and posted by the outbox.
 pub async fn act_publishing(
@@ -164,8 +175,9 @@ pub async fn act_publishing(
     case_id: i64,
     actor_id: &str,
     action: Action,
-    publish: bool,
+    opts: &ReplyOptions,
 ) -> Result<Acted, ActError> {
+    let publish = opts.publish;
     let pb = ctx.playbooks();
     let person = pb.team.person(actor_id).ok_or_else(|| ActError::UnknownPerson(actor_id.to_string()))?;
     let actor = person.actor();
@@ -178,6 +190,12 @@ pub async fn act_publishing(
     let extra = match &action {
         Action::Respond { text, override_block } => {
             let mut extra = gate_reply(ctx, case_id, person, text.as_deref(), *override_block).await?;
+            if let (Some(e), Some(link)) = (extra.as_object_mut(), &opts.link) {
+                e.insert("link".into(), link.clone().into());
+            }
+            if let (Some(e), Some(why)) = (extra.as_object_mut(), &opts.no_text) {
+                e.insert("no_text_reason".into(), why.clone().into());
+            }
             if publish {
                 let plan = publish_plan(ctx, case_id, text.as_deref()).await?;
                 if let Some(e) = extra.as_object_mut() {
@@ -187,6 +205,10 @@ pub async fn act_publishing(
             extra
         }
         _ if publish => return Err(ActError::Invalid("only a reply can be published".into())),
+        Action::Unpublish { .. } => {
+            let plan = remove_plan(ctx, case_id).await?;
+            serde_json::json!({ "platform": plan.target.platform, "remove": plan })
+        }
         // A lead approves wording, never a privacy slip: the blocking checks run first.
         Action::RequestApproval { text } | Action::ApproveReply { text } => {
             gate_request(ctx, case_id, person, text).await?
@@ -282,6 +304,9 @@ async fn gate_reply(
 pub struct PublishPlan {
     pub target: crate::publish::Target,
     pub dry_run: bool,
+    /// Our reply already on the platform (its id): its text is replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit: Option<String>,
 }
 
 /// Checks that the case's reply can be published, before anything is recorded: publishing
@@ -339,14 +364,27 @@ async fn publish_plan(ctx: &Ctx, case_id: i64, text: Option<&str>) -> Result<Pub
         )));
     }
     let events = ctx.store.events(case_id).await?;
-    if let Some(done) = events.iter().find(|e| e.action == "published" && e.detail["platform"] == platform.id()) {
-        let who = ctx.playbooks().team.person(&done.actor).map_or(done.actor.clone(), |p| p.name.clone());
-        return Err(ActError::Invalid(format!(
-            "Case {case_id} already has our reply on {} (posted by {who}); editing a published reply is not built \
-             yet: change it on the platform",
-            platform.name()
-        )));
-    }
+    // Our reply already there: a second publish changes its text (X cannot: take it down first).
+    let edit = match crate::publish::live_reply(&events, platform) {
+        None => None,
+        Some(_) if !platform.can_edit() => {
+            return Err(ActError::Invalid(format!(
+                "Case {case_id} already has our reply on {0}, and {0} posts cannot be edited: take it down first \
+                 (carebot case unpublish {case_id}), then publish the new text",
+                platform.name()
+            )))
+        }
+        Some(done) => match done.detail["remote_id"].as_str() {
+            Some(id) => Some(id.to_string()),
+            None => {
+                return Err(ActError::Invalid(format!(
+                    "Case {case_id}: {} did not tell us the id of our reply, so carebot cannot change it; edit it on \
+                     the platform",
+                    platform.name()
+                )))
+            }
+        },
+    };
     let chars = text.chars().count();
     if chars > platform.max_chars() {
         return Err(ActError::Invalid(format!(
@@ -371,7 +409,47 @@ async fn publish_plan(ctx: &Ctx, case_id: i64, text: Option<&str>) -> Result<Pub
         }
         Platform::Facebook | Platform::X => mention.external_id.clone(),
     };
-    Ok(PublishPlan { target: Target { platform, object }, dry_run: settings.mode == PublishMode::DryRun })
+    Ok(PublishPlan { target: Target { platform, object }, dry_run: settings.mode == PublishMode::DryRun, edit })
+}
+
+/// What `unpublish` takes down: our live reply on the review's platform.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RemovePlan {
+    pub target: crate::publish::Target,
+    pub remote_id: String,
+}
+
+async fn remove_plan(ctx: &Ctx, case_id: i64) -> Result<RemovePlan, ActError> {
+    use crate::config::PublishMode;
+    use crate::publish::Platform;
+    let case = ctx.store.case(case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
+    let mention = ctx.store.mention(case.mention_id).await?.ok_or(ActError::UnknownCase(case_id))?;
+    let nothing = || ActError::Invalid(format!("Case {case_id} has no reply published by carebot to take down"));
+    let platform = Platform::of_source(&mention.source).ok_or_else(nothing)?;
+    let events = ctx.store.events(case_id).await?;
+    let live = crate::publish::live_reply(&events, platform).ok_or_else(nothing)?;
+    match ctx.settings.publish.mode {
+        PublishMode::Live => {}
+        mode => {
+            return Err(ActError::Invalid(format!(
+                "publish.mode is {} here, so nothing is sent to {}: take the reply down on the platform",
+                if mode == PublishMode::Off { "off" } else { "dry-run" },
+                platform.name()
+            )))
+        }
+    }
+    let remote_id = live.detail["remote_id"].as_str().ok_or_else(|| {
+        ActError::Invalid(format!(
+            "Case {case_id}: {} did not tell us the id of our reply, so carebot cannot take it down; delete it on \
+             the platform",
+            platform.name()
+        ))
+    })?;
+    let target: crate::publish::Target = serde_json::from_value(serde_json::json!({
+        "platform": platform, "object": live.detail["object"],
+    }))
+    .map_err(anyhow::Error::from)?;
+    Ok(RemovePlan { target, remote_id: remote_id.to_string() })
 }
 
 /// A reply sent for approval must already pass the blocking checks: a lead approves
@@ -520,7 +598,14 @@ async fn try_act(
             text: text.clone(),
             by: actor.id.clone(),
             dry_run: plan.dry_run,
+            edit: plan.edit,
+            after: Some(event.id),
         });
+    }
+    if let (Some(plan), Action::Unpublish { .. }) = (extra.get("remove"), action) {
+        let plan: RemovePlan = serde_json::from_value(plan.clone()).map_err(anyhow::Error::from)?;
+        let by = actor.id.clone();
+        ops.push(ChatOp::RemoveReply { case_id, target: plan.target, remote_id: plan.remote_id, by });
     }
     ops.extend(new_channels.into_iter().map(|channel| ChatOp::PostCard { case_id, channel }));
     for op in &ops {

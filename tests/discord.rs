@@ -5,6 +5,8 @@
 mod common;
 #[path = "fakes/discord.rs"]
 mod fake_discord;
+#[path = "fakes/platforms.rs"]
+mod platforms;
 
 use carebot::app::chat_surfaces;
 use carebot::clock::{Clock, SystemClock};
@@ -34,6 +36,10 @@ struct Running {
 }
 
 async fn start(b: Backend) -> Running {
+    start_with(b, |_| {}).await
+}
+
+async fn start_with(b: Backend, tweak: impl FnOnce(&mut carebot::Settings)) -> Running {
     let fake = FakeDiscord::start().await;
     let db = TestDb::new(b).await;
     let dir = tempfile::tempdir().unwrap();
@@ -43,6 +49,7 @@ async fn start(b: Backend) -> Running {
     s.secrets.discord_bot_token = Some(BOT_TOKEN.into());
     s.secrets.discord_public_key = Some(public_key_hex());
     s.secrets.discord_application_id = Some(APP_ID.into());
+    tweak(&mut s);
     let surfaces = chat_surfaces(&s).unwrap();
     let mut ctx = Ctx::new(s, surfaces.chat.clone(), Arc::new(SystemClock) as Arc<dyn Clock>).await.unwrap();
     surfaces.attach(&mut ctx);
@@ -165,6 +172,57 @@ async fn the_reply_editor_is_a_modal_and_records_the_exact_text(b: Backend) {
     assert!(res["data"]["content"].as_str().unwrap().contains("now responded"), "{res}");
     let events = r.ctx.store.events(case_id).await.unwrap();
     assert_eq!(events.iter().find(|e| e.action == "respond").unwrap().detail["text"], edited.as_str());
+}
+
+/// With publishing on for Google, the reply editor asks "Post it on Google? Type yes"; a
+/// yes posts the submitted text as the review's reply, and `/care unpublish` takes it down.
+async fn a_reply_is_published_from_the_editor_and_taken_down_with_care_unpublish(b: Backend) {
+    let google = platforms::FakePlatforms::start().await;
+    let r = start_with(b, |s| {
+        s.publish.mode = carebot::config::PublishMode::Live;
+        s.publish.sites.insert("riverside".into(), vec!["google".into()]);
+        let g = &mut s.sources.google_business;
+        g.api_url = google.url.as_str().into();
+        g.token_url = format!("{}/token", google.url).as_str().into();
+        g.locations.push(serde_json::from_value(json!({"id": "accounts/1/locations/9", "site": "riverside"})).unwrap());
+        s.secrets.google_client_id = Some(format!("client-{}", google.url));
+        s.secrets.google_client_secret = Some("g-secret".into());
+        s.secrets.google_refresh_token = Some("1//refresh".into());
+    })
+    .await;
+    let review = "accounts/1/locations/9/reviews/d-40";
+    google.with(|f| f.known_reviews.insert(review.into()));
+    let (case_id, message) = case_with_card(&r, "d-40").await;
+    let (_, preview) = click(&r, SAM, &format!("draft_reply:{case_id}"), &message).await;
+    let rows = preview["data"]["components"].as_array().unwrap();
+    let edit = rows.last().unwrap()["components"][0]["custom_id"].as_str().unwrap().to_string();
+    let (_, modal) = click(&r, SAM, &edit, &message).await;
+    let inputs: Vec<Value> =
+        modal["data"]["components"].as_array().unwrap().iter().map(|r| r["components"][0].clone()).collect();
+    let ask = inputs.iter().find(|i| i["custom_id"] == "publish").expect("a publish field");
+    assert_eq!(ask["label"], "Post it on Google? Type yes");
+    let draft = inputs[0]["value"].as_str().unwrap().to_string();
+    let form = format!("form:reply:{case_id}");
+    let (_, res) = send(&r, &modal_submit(SAM, &form, vec![("text", &draft), ("publish", "yes")])).await;
+    assert!(res["data"]["content"].as_str().unwrap().contains("sent to Google"), "{res}");
+    for _ in 0..300 {
+        if google.with(|f| f.google_replies.contains_key(review)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(google.with(|f| f.google_replies.get(review).cloned()), Some(draft.trim().to_string()));
+
+    let said =
+        care(&r, SAM, "unpublish", vec![("case", 4, json!(case_id)), ("reason", 3, json!("wrong review"))]).await;
+    assert!(said.contains("asked carebot to take our reply down from Google"), "{said}");
+    for _ in 0..300 {
+        if !google.with(|f| f.google_replies.contains_key(review)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(google.with(|f| f.google_replies.is_empty()), "the reply is gone from Google");
 }
 
 /// Every case action of the CLI, taken from Discord: as `/care` subcommands and through
@@ -546,6 +604,7 @@ async fn threads_come_with_the_card_and_nothing_is_sent_twice(b: Backend) {
 }
 
 on_both_backends!(
+    a_reply_is_published_from_the_editor_and_taken_down_with_care_unpublish,
     the_reply_editor_is_a_modal_and_records_the_exact_text,
     every_case_action_can_be_taken_from_discord,
     threads_come_with_the_card_and_nothing_is_sent_twice,
@@ -580,6 +639,7 @@ async fn register_commands_installs_care_with_its_subcommands() {
     assert_eq!(put.path, format!("/applications/{APP_ID}/guilds/{GUILD}/commands"));
     let subs: Vec<&str> =
         put.body[0]["options"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+    assert!(subs.len() <= 25, "Discord takes at most 25 subcommands");
     assert_eq!(
         subs,
         [
@@ -592,6 +652,8 @@ async fn register_commands_installs_care_with_its_subcommands() {
             "release",
             "reassign",
             "respond",
+            "posted",
+            "unpublish",
             "approve",
             "changes",
             "approvals",

@@ -16,7 +16,7 @@ use carebot::errors::ActError;
 use carebot::intake::ingest;
 use carebot::jobs::outbox::deliver_due;
 use carebot::store::Backend;
-use carebot::workflow::act;
+use carebot::workflow::{act, ReplyOptions};
 use carebot::{Ctx, Settings};
 use chrono::Duration;
 use common::*;
@@ -74,7 +74,26 @@ async fn claimed(s: &Setup, source: &str, id: &str, text: &str) -> i64 {
 
 async fn publish(s: &Setup, case: i64, who: &str, text: &str) -> Result<Replied, ActError> {
     let person = s.ctx.playbooks().team.person(who).unwrap().clone();
-    submit_reply(&s.ctx, case, &person, Some(text.to_string()), false, true).await
+    submit_reply(&s.ctx, case, &person, Some(text.to_string()), false, live()).await
+}
+
+fn live() -> ReplyOptions {
+    ReplyOptions { publish: true, ..Default::default() }
+}
+
+async fn unpublish(s: &Setup, case: i64, who: &str) -> Result<String, ActError> {
+    act(&s.ctx, case, who, Action::Unpublish { reason: Some("posted on the wrong review".into()) })
+        .await
+        .map(|d| d.summary)
+}
+
+/// The lines the outbox wrote in the cases' threads so far.
+fn thread_lines(s: &Setup) -> Vec<String> {
+    s.chat
+        .calls()
+        .into_iter()
+        .filter_map(|c| if let Call::Thread { text, .. } = c { Some(text) } else { None })
+        .collect()
 }
 
 async fn actions(s: &Setup, case: i64) -> Vec<String> {
@@ -197,7 +216,7 @@ async fn replies_that_cannot_be_published_are_refused_and_change_nothing(b: Back
     assert!(err.contains("too_long"), "the reply check names it first: {err}");
     // A lead may accept the finding for a reply posted by hand, never for one sent to X.
     let dena = s.ctx.playbooks().team.person("dena").unwrap().clone();
-    let err = submit_reply(&s.ctx, x, &dena, Some(long.clone()), true, true).await.err().unwrap().to_string();
+    let err = submit_reply(&s.ctx, x, &dena, Some(long.clone()), true, live()).await.err().unwrap().to_string();
     assert!(err.contains("X takes at most 280 characters; this reply has"), "{err}");
     let northgate =
         ingest(&s.ctx, &[mention("facebook", "2002_1", "Billed twice at Northgate", None)]).await.unwrap()[0].case_id();
@@ -283,7 +302,174 @@ async fn a_refused_reply_sent_again_never_lands_beside_the_newer_one(b: Backend)
     assert!(!actions(&s, dup).await.contains(&"published".to_string()), "X refused it as a duplicate both times");
 }
 
+/// Publishing again on a case already answered changes our reply in place (Google, Facebook);
+/// X cannot edit, so the agent takes the post down and publishes afresh. Each change and
+/// removal is recorded and shown in the thread.
+async fn a_published_reply_is_changed_in_place_or_taken_down(b: Backend) {
+    let s = setup(b, |_| {}).await;
+    let g = claimed(&s, "google", "g-1", "Waited 4 hours at Riverside").await;
+    let fb = claimed(&s, "facebook", "1001_7", "Parking at Riverside is awful").await;
+    let x = claimed(&s, "x", "1860000000000000011", "Riverside ER wait is 5 hours").await;
+    for case in [g, fb, x] {
+        publish(&s, case, "marcus", REPLY).await.unwrap();
+    }
+    deliver_due(&s.ctx, t0()).await.unwrap();
+    let better =
+        "Thank you for telling us, and we're sorry. Please email patientrelations.riverside@lakeshore-health.example.";
+    for case in [g, fb] {
+        let Replied::Responded(acted) = publish(&s, case, "marcus", better).await.unwrap() else { panic!() };
+        assert!(acted.summary.starts_with("changed reply by Marcus Bell sent to"), "{}", acted.summary);
+    }
+    let err = publish(&s, x, "marcus", better).await.err().unwrap().to_string();
+    assert!(err.contains("X posts cannot be edited") && err.contains(&format!("carebot case unpublish {x}")), "{err}");
+    s.clock.set(t0() + Duration::minutes(10));
+    deliver_due(&s.ctx, t0() + Duration::minutes(10)).await.unwrap();
+    s.fake.with(|f| {
+        assert_eq!(f.google_replies[&format!("{LOC}/reviews/g-1")], better);
+        assert_eq!(f.fb_comments["1001_7"].len(), 1, "edited, not posted beside");
+        assert_eq!(f.fb_comments["1001_7"][0].1, better);
+    });
+    for case in [g, fb] {
+        assert_eq!(actions(&s, case).await.iter().filter(|a| *a == "reply_edited").count(), 1, "case {case}");
+    }
+    deliver_due(&s.ctx, t0() + Duration::minutes(10)).await.unwrap();
+    let lines = thread_lines(&s);
+    assert!(lines.iter().any(|l| l == "our reply on Facebook was changed at 09:10 by Marcus Bell"), "{lines:?}");
+
+    // Taken down: X's post (the answer is lost once; the retry finds it gone and does
+    // not fail), and Google's reply.
+    s.fake.with(|f| f.fail_after_write = 1);
+    unpublish(&s, x, "marcus").await.unwrap();
+    unpublish(&s, g, "dena").await.unwrap(); // a lead may too
+    deliver_due(&s.ctx, t0() + Duration::minutes(11)).await.unwrap();
+    deliver_due(&s.ctx, t0() + Duration::minutes(20)).await.unwrap();
+    s.fake.with(|f| {
+        assert!(f.tweets.is_empty(), "the X post is gone");
+        assert!(f.google_replies.is_empty(), "the Google reply is gone");
+    });
+    for case in [g, x] {
+        assert_eq!(actions(&s, case).await.iter().filter(|a| *a == "unpublished").count(), 1, "case {case}");
+    }
+    deliver_due(&s.ctx, t0() + Duration::minutes(20)).await.unwrap();
+    let lines = thread_lines(&s);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("our reply was taken down from X at") && l.ends_with("(asked by Marcus Bell)")),
+        "{lines:?}"
+    );
+    // Nothing live any more: a second take-down is refused, and X takes a new post.
+    let err = unpublish(&s, x, "marcus").await.err().unwrap().to_string();
+    assert!(err.contains("has no reply published by carebot"), "{err}");
+    publish(&s, x, "marcus", better).await.unwrap();
+    deliver_due(&s.ctx, t0() + Duration::minutes(21)).await.unwrap();
+    assert_eq!(s.fake.with(|f| f.tweets.iter().map(|t| t.1.clone()).collect::<Vec<_>>()), [better]);
+    // Only the owner or a lead takes a reply down.
+    let err = unpublish(&s, fb, "grace").await.err().unwrap().to_string();
+    assert!(err.contains("only they or a lead can remove its published reply"), "{err}");
+    let fresh = claimed(&s, "google", "g-2", "Rude front desk at Riverside").await;
+    let err = unpublish(&s, fresh, "marcus").await.err().unwrap().to_string();
+    assert!(err.contains("has no reply published by carebot"), "{err}");
+}
+
+/// A refused change leaves the earlier reply (and the case) as they were; the agent is told.
+async fn a_refused_change_keeps_the_earlier_reply(b: Backend) {
+    let s = setup(b, |_| {}).await;
+    let fb = claimed(&s, "facebook", "1001_8", "Parking at Riverside is awful").await;
+    publish(&s, fb, "marcus", REPLY).await.unwrap();
+    deliver_due(&s.ctx, t0()).await.unwrap();
+    s.fake.with(|f| {
+        f.refuse_next = Some((400, serde_json::json!({"error": {"message": "(#368) The action attempted has been deemed abusive or is otherwise disallowed", "type": "OAuthException", "code": 368}})))
+    });
+    publish(&s, fb, "marcus", "We hear you. Please email patientrelations.riverside@lakeshore-health.example.")
+        .await
+        .unwrap();
+    deliver_due(&s.ctx, t0() + Duration::minutes(1)).await.unwrap();
+    deliver_due(&s.ctx, t0() + Duration::minutes(1)).await.unwrap();
+    assert_eq!(s.fake.with(|f| f.fb_comments["1001_8"][0].1.clone()), REPLY);
+    assert_eq!(s.ctx.store.case(fb).await.unwrap().unwrap().state.as_str(), "responded", "the earlier reply stands");
+    let dms: Vec<String> = s
+        .chat
+        .calls()
+        .into_iter()
+        .filter_map(|c| if let Call::Dm { text, .. } = c { Some(text) } else { None })
+        .collect();
+    assert!(dms.iter().any(|t| t.contains("was not made") && t.contains("earlier reply is still public")), "{dms:?}");
+}
+
+/// After our published reply the reviewer raises the rating: the revision names the reply,
+/// the thread says so, and the digest counts a recovery for it.
+async fn a_rating_raised_after_a_published_reply_counts_for_that_reply(b: Backend) {
+    let s = setup(b, |_| {}).await;
+    let g = claimed(&s, "google", "g-1", "Waited 4 hours at Riverside").await;
+    let x = claimed(&s, "x", "1860000000000000012", "Riverside ER wait is 5 hours").await;
+    for case in [g, x] {
+        publish(&s, case, "marcus", REPLY).await.unwrap();
+    }
+    deliver_due(&s.ctx, t0()).await.unwrap();
+    let published = s.ctx.store.events(g).await.unwrap().into_iter().find(|e| e.action == "published").unwrap();
+    s.clock.set(t0() + Duration::hours(2));
+    ingest(&s.ctx, &[mention("google", "g-1", "Waited 4 hours at Riverside", Some(4.0))]).await.unwrap();
+    let revised = s.ctx.store.events(g).await.unwrap().into_iter().find(|e| e.action == "revised").unwrap();
+    assert_eq!(revised.detail["published_reply"], published.id);
+    assert_eq!(revised.detail["recovery"], true);
+    deliver_due(&s.ctx, t0() + Duration::hours(2)).await.unwrap();
+    let lines = thread_lines(&s);
+    assert!(
+        lines.iter().any(|l| l == "Review revised: rating 1 → 4 after our reply on Google — recovery candidate"),
+        "{lines:?}"
+    );
+    let day = (t0() + Duration::hours(2)).with_timezone(&s.ctx.playbooks().team.timezone).date_naive();
+    let digest = carebot::digest::gather(&s.ctx, day).await.unwrap();
+    assert_eq!((digest.published.replies, digest.published.recovered), (2, 1));
+    assert!(
+        digest
+            .to_text()
+            .contains("Replies published by carebot (30 days): 2 (Google 1, X 1); rating raised after 1 of them (50%)"),
+        "{}",
+        digest.to_text()
+    );
+}
+
+/// A reply posted by hand on a page carebot cannot post to is recorded with its link; a
+/// case is never marked responded with no text unless the agent says why.
+async fn a_reply_posted_by_hand_carries_its_link_and_no_text_needs_a_reason(b: Backend) {
+    let s = setup(b, |_| {}).await;
+    let marcus = s.ctx.playbooks().team.person("marcus").unwrap().clone();
+    let yelp = claimed(&s, "yelp", "y-2", "Billed twice at Riverside").await;
+    let err =
+        submit_reply(&s.ctx, yelp, &marcus, None, false, ReplyOptions::default()).await.err().unwrap().to_string();
+    assert!(err.contains("record the reply exactly as posted (--text), or say why there is none"), "{err}");
+    assert_eq!(s.ctx.store.case(yelp).await.unwrap().unwrap().state.as_str(), "claimed", "refused: nothing changed");
+    let link = "https://www.yelp.com/biz/riverside?hrid=abc";
+    let posted = ReplyOptions { link: Some(link.into()), ..Default::default() };
+    let Replied::Responded(acted) =
+        submit_reply(&s.ctx, yelp, &marcus, Some(REPLY.into()), false, posted).await.unwrap()
+    else {
+        panic!("not responded")
+    };
+    assert_eq!(acted.summary, format!("reply posted by Marcus Bell — {link}"));
+    assert_eq!(acted.event.detail["link"], link);
+    assert_eq!(acted.event.detail["text"], REPLY);
+
+    let other = claimed(&s, "yelp", "y-3", "Rude front desk at Riverside").await;
+    let why = ReplyOptions { no_text: Some("posted by the press office".into()), ..Default::default() };
+    let Replied::Responded(acted) = submit_reply(&s.ctx, other, &marcus, None, false, why).await.unwrap() else {
+        panic!("not responded")
+    };
+    assert_eq!(acted.summary, "marked responded by Marcus Bell, no reply text recorded");
+    assert_eq!(acted.event.detail["no_text_reason"], "posted by the press office");
+    let both = ReplyOptions { publish: true, link: Some(link.into()), ..Default::default() };
+    let g = claimed(&s, "google", "g-1", "Waited 4 hours at Riverside").await;
+    let err = submit_reply(&s.ctx, g, &marcus, Some(REPLY.into()), false, both).await.err().unwrap().to_string();
+    assert!(err.contains("--link is for a reply you posted yourself"), "{err}");
+}
+
 on_both_backends!(
+    a_published_reply_is_changed_in_place_or_taken_down,
+    a_refused_change_keeps_the_earlier_reply,
+    a_rating_raised_after_a_published_reply_counts_for_that_reply,
+    a_reply_posted_by_hand_carries_its_link_and_no_text_needs_a_reason,
     a_refused_reply_sent_again_never_lands_beside_the_newer_one,
     a_google_reply_is_posted_once_and_shown_on_the_card,
     a_retry_after_a_lost_answer_does_not_post_twice,

@@ -4,6 +4,8 @@
 mod common;
 #[path = "fakes/slack.rs"]
 mod fake_slack;
+#[path = "fakes/platforms.rs"]
+mod platforms;
 
 use carebot::app::chat_surfaces;
 use carebot::chat::ChatOp;
@@ -519,6 +521,58 @@ async fn the_reply_modal_edits_checks_and_records_the_exact_text(b: Backend) {
         .await;
 }
 
+/// With publishing on for Google at the review's site, the reply modal offers "Post it on
+/// Google"; ticked, the submitted text is posted as the review's reply and the thread says
+/// so. Left unticked, nothing reaches Google.
+async fn the_reply_modal_can_post_the_reply_on_google(b: Backend) {
+    let google = platforms::FakePlatforms::start().await;
+    let r = start_with(b, |s| {
+        s.publish.mode = carebot::config::PublishMode::Live;
+        s.publish.sites.insert("riverside".into(), vec!["google".into()]);
+        let g = &mut s.sources.google_business;
+        g.api_url = google.url.as_str().into();
+        g.token_url = format!("{}/token", google.url).as_str().into();
+        g.locations.push(serde_json::from_value(json!({"id": "accounts/1/locations/9", "site": "riverside"})).unwrap());
+        s.secrets.google_client_id = Some(format!("client-{}", google.url));
+        s.secrets.google_client_secret = Some("g-secret".into());
+        s.secrets.google_refresh_token = Some("1//refresh".into());
+    })
+    .await;
+    google.with(|f| f.known_reviews.insert("accounts/1/locations/9/reviews/rev-30".into()));
+    let case_id = case_with_card(&r, "rev-30").await;
+    let (_, ts) = card_ref(&r, case_id).await;
+    let view = open_reply_modal(&r, case_id, &ts, 1).await;
+    let tick =
+        view["blocks"].as_array().unwrap().iter().find(|b| b["block_id"] == "publish").expect("a publish tick box");
+    assert_eq!(tick["element"]["options"][0]["text"]["text"], "Post it on Google as the organisation");
+    let text = format!("{}\nWe look forward to hearing from you.", input_value(&view, "note"));
+    let values = json!({
+        "note": {"note": {"type": "plain_text_input", "value": text}},
+        "publish": {"publish": {"type": "checkboxes",
+            "selected_options": [{"text": {"type": "mrkdwn", "text": "Post it"}, "value": "publish"}]}},
+    });
+    let body = view_body(SAM, &format!("reply:{case_id}"), values);
+    let (status, body) = post_signed(&format!("{}/slack/interactions", r.base), &body, now(), SIGNING_SECRET).await;
+    assert_eq!((status, body.as_str()), (200, ""), "the modal closes");
+    r.fake
+        .wait_for("the thread line", |c| {
+            c.iter().any(|c| c.body["text"].as_str().unwrap_or("").starts_with("replied on Google at "))
+        })
+        .await;
+    assert_eq!(google.with(|f| f.google_replies.values().cloned().collect::<Vec<_>>()), [text]);
+
+    // Unticked: recorded as responded, nothing posted.
+    google.with(|f| f.known_reviews.insert("accounts/1/locations/9/reviews/rev-31".into()));
+    let other = case_with_card(&r, "rev-31").await;
+    let (_, ts) = card_ref(&r, other).await;
+    let view = open_reply_modal(&r, other, &ts, 2).await;
+    let (status, _) = reply_modal_values(&r, SAM, other, &input_value(&view, "note"), false).await;
+    assert_eq!(status, 200);
+    assert_eq!(r.ctx.store.case(other).await.unwrap().unwrap().state, CaseState::Responded);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(google.writes(), 1, "only the ticked reply reached Google");
+}
+
 /// Clicks Draft reply and returns the `n`-th modal carebot opened (counting from 1).
 async fn open_reply_modal(r: &Running, case_id: i64, ts: &str, n: usize) -> Value {
     assert_eq!(click(r, SAM, "draft_reply", case_id, ts).await.0, 200);
@@ -981,6 +1035,7 @@ async fn a_possible_risk_is_confirmed_or_dismissed_with_one_click(b: Backend) {
 }
 
 on_both_backends!(
+    the_reply_modal_can_post_the_reply_on_google,
     a_possible_risk_is_confirmed_or_dismissed_with_one_click,
     the_app_home_shows_my_cases_and_the_queue_most_urgent_first,
     a_lead_fixes_the_triage_and_the_clocks_and_channel_follow,

@@ -165,6 +165,10 @@ pub fn buttons_for(state: CaseState) -> Vec<Button> {
     }
 }
 
+fn platform_name(id: Option<String>) -> &'static str {
+    id.and_then(|p| crate::publish::Platform::parse(&p)).map_or("the platform", |p| p.name())
+}
+
 /// One line describing an event, for the card and the thread ("claimed by Dena Ortiz").
 pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
     let who = playbooks.team.person(&e.actor).map(|p| p.name.clone()).unwrap_or_else(|| e.actor.clone());
@@ -189,10 +193,17 @@ pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
                 (Some(p), Some(true)) => {
                     format!("reply marked responded by {who}{overridden}; dry run: not sent to {p}")
                 }
+                (Some(p), _) if d.pointer("/publish/edit").is_some_and(|e| !e.is_null()) => {
+                    format!("changed reply by {who} sent to {p}{overridden}")
+                }
                 (Some(p), _) => {
                     format!("reply by {who} sent to {p}{overridden}; it shows as replied once {p} takes it")
                 }
-                _ => format!("public reply posted by {who}{overridden}"),
+                _ if d.get("no_text_reason").is_some() => format!("marked responded by {who}, no reply text recorded"),
+                _ => match s("link") {
+                    Some(link) => format!("reply posted by {who}{overridden} — {link}"),
+                    None => format!("public reply posted by {who}{overridden}"),
+                },
             }
         }
         "offline" => format!("taken offline ({}) by {who}", s("via").unwrap_or_default()),
@@ -290,6 +301,25 @@ pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
                 format!("replied on {platform} at {at} by {who}{link}")
             }
         }
+        "reply_edited" => {
+            let at = crate::clock::from_ms(e.at).with_timezone(&playbooks.team.timezone).format("%H:%M");
+            format!("our reply on {} was changed at {at} by {who}", platform_name(s("platform")))
+        }
+        "unpublish" => format!("{who} asked carebot to take our reply down from {}", platform_name(s("platform"))),
+        "unpublished" => {
+            let at = crate::clock::from_ms(e.at).with_timezone(&playbooks.team.timezone).format("%H:%M");
+            format!("our reply was taken down from {} at {at} (asked by {who})", platform_name(s("platform")))
+        }
+        "unpublish_failed" => format!(
+            "our reply on {} was NOT taken down: {}; it is still public",
+            platform_name(s("platform")),
+            s("reason").unwrap_or_default()
+        ),
+        "publish_failed" if d.get("edit").and_then(|v| v.as_bool()) == Some(true) => format!(
+            "the change to our reply was NOT made on {}: {}; the earlier reply is still public",
+            platform_name(s("platform")),
+            s("reason").unwrap_or_default()
+        ),
         "publish_failed" => format!(
             "the reply was NOT posted on {}: {}{}",
             s("platform").and_then(|p| crate::publish::Platform::parse(&p)).map_or("the platform", |p| p.name()),

@@ -50,6 +50,10 @@ pub enum Command {
         override_block: bool,
         /// Also post it where the review lives (Google, Facebook, X).
         publish: bool,
+        /// Posted by hand on a page carebot cannot post to: the link to the posted reply.
+        link: Option<String>,
+        /// `--no-text`: no reply text is recorded, and why.
+        no_text: Option<String>,
     },
     /// A lead approves a reply: the text given, or the one waiting for approval.
     Approve {
@@ -219,7 +223,27 @@ pub const COMMANDS: &[Spec] = &[
             arg("text", ArgKind::Rest, false, "The reply exactly as posted"),
             arg("override", ArgKind::Flag, false, "Lead: accept blocking findings"),
             arg("publish", ArgKind::Flag, false, "Also post it to Google, Facebook or X"),
+            arg("no-text", ArgKind::Flag, false, "Record no reply text; say why (in chat, as the text)"),
+            arg("reason", ArgKind::Rest, false, "With --no-text: why no text is recorded").terminal_only(),
         ],
+        case_cli: true,
+    },
+    Spec {
+        name: "posted",
+        aliases: &[],
+        help: "mark a reply you posted yourself on a page carebot cannot post to (Yelp, Healthgrades…)",
+        args: &[
+            CASE,
+            arg("link", ArgKind::Url, true, "Link to your posted reply"),
+            arg("text", ArgKind::Rest, true, "The reply exactly as posted"),
+        ],
+        case_cli: true,
+    },
+    Spec {
+        name: "unpublish",
+        aliases: &[],
+        help: "take down the reply carebot published (owner or lead)",
+        args: &[CASE, arg("reason", ArgKind::Rest, false, "Why (no patient details)")],
         case_cli: true,
     },
     Spec {
@@ -499,12 +523,39 @@ impl Command {
                 case_id: args.case(spec)?,
                 to: args.text("person").ok_or_else(|| missing("a person, e.g. `reassign 42 @sam`"))?,
             },
+            "respond" if args.flag("no-text") => Command::Respond {
+                case_id: args.case(spec)?,
+                text: None,
+                override_block: args.flag("override"),
+                publish: args.flag("publish"),
+                link: None,
+                // In chat the words after the case are the reason.
+                no_text: Some(args.text("reason").or_else(|| args.text("text")).ok_or_else(|| {
+                    missing("the reason no text is recorded, e.g. `respond 42 --no-text posted by the press office`")
+                })?),
+            },
+            "respond" if args.text("reason").is_some() => {
+                return Err("`--reason` goes with `--no-text` (a reply recorded without its text)".into())
+            }
             "respond" => Command::Respond {
                 case_id: args.case(spec)?,
                 text: args.text("text"),
                 override_block: args.flag("override"),
                 publish: args.flag("publish"),
+                link: None,
+                no_text: None,
             },
+            "posted" => Command::Respond {
+                case_id: args.case(spec)?,
+                text: Some(args.text("text").ok_or_else(|| missing("the reply as posted"))?),
+                override_block: false,
+                publish: false,
+                link: Some(args.text("link").ok_or_else(|| missing("the link to your posted reply"))?),
+                no_text: None,
+            },
+            "unpublish" => {
+                Command::Act { case_id: args.case(spec)?, action: Action::Unpublish { reason: args.text("reason") } }
+            }
             "approve" => Command::Approve { case_id: args.case(spec)?, text: args.text("text") },
             "changes" => Command::Act {
                 case_id: args.case(spec)?,
@@ -669,11 +720,25 @@ mod tests {
         );
         assert_eq!(
             "respond 4 Thank you --override".parse(),
-            Ok(Command::Respond { case_id: 4, text: Some("Thank you".into()), override_block: true, publish: false })
+            Ok(Command::Respond {
+                case_id: 4,
+                text: Some("Thank you".into()),
+                override_block: true,
+                publish: false,
+                link: None,
+                no_text: None
+            })
         );
         assert_eq!(
             "respond 4 Thank you --override --publish".parse(),
-            Ok(Command::Respond { case_id: 4, text: Some("Thank you".into()), override_block: true, publish: true })
+            Ok(Command::Respond {
+                case_id: 4,
+                text: Some("Thank you".into()),
+                override_block: true,
+                publish: true,
+                link: None,
+                no_text: None
+            })
         );
         assert_eq!("approve 4".parse(), Ok(Command::Approve { case_id: 4, text: None }));
         assert_eq!(
@@ -704,7 +769,40 @@ mod tests {
                 case_id: 4,
                 text: Some("Thank you\nfor waiting".into()),
                 override_block: true,
-                publish: false
+                publish: false,
+                link: None,
+                no_text: None,
+            })
+        );
+        assert_eq!(
+            "respond 4 --no-text posted by the press office".parse(),
+            Ok(Command::Respond {
+                case_id: 4,
+                text: None,
+                override_block: false,
+                publish: false,
+                link: None,
+                no_text: Some("posted by the press office".into()),
+            })
+        );
+        assert!("respond 4 --no-text".parse::<Command>().unwrap_err().contains("reason"));
+        assert_eq!(
+            "posted 4 <https://www.yelp.com/biz/x?hrid=1|yelp> Thank you for telling us".parse(),
+            Ok(Command::Respond {
+                case_id: 4,
+                text: Some("Thank you for telling us".into()),
+                override_block: false,
+                publish: false,
+                link: Some("https://www.yelp.com/biz/x?hrid=1".into()),
+                no_text: None,
+            })
+        );
+        assert!("posted 4 Thank you".parse::<Command>().unwrap_err().contains("link"));
+        assert_eq!(
+            "unpublish 4 posted on the wrong review".parse(),
+            Ok(Command::Act {
+                case_id: 4,
+                action: Action::Unpublish { reason: Some("posted on the wrong review".into()) }
             })
         );
         assert_eq!(

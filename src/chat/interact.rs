@@ -51,6 +51,10 @@ pub struct Form {
     pub info: Vec<String>,
     /// Offer a lead's "accept blocking findings" tick box.
     pub can_override: bool,
+    /// The reply form: offer "also post it on PLATFORM" (its name; publishing is on there).
+    pub publish_to: Option<String>,
+    /// The reply form on a page carebot cannot post to: ask for the link of the posted reply.
+    pub ask_link: bool,
     pub submit: String,
 }
 
@@ -138,7 +142,7 @@ pub enum Pressed {
     /// Shown only to the person who pressed (refusals, drafts).
     Private(String),
     /// Ask this first, then call [`submit`].
-    Ask(Form),
+    Ask(Box<Form>),
 }
 
 /// The text a person sees for an action error; internal errors are logged there.
@@ -161,6 +165,8 @@ fn ask(kind: FormKind, case_id: i64, title: String, prompt: &str, choices: Vec<C
         text: Some(TextField::note()),
         info: Vec::new(),
         can_override: false,
+        publish_to: None,
+        ask_link: false,
         submit: submit.into(),
     }
 }
@@ -215,6 +221,34 @@ pub async fn reply_form(ctx: &Ctx, person: &Person, case_id: i64, template: Opti
             }
         }
     };
+    // Where the reply goes: carebot posts it (publishing on for the platform and site), or
+    // the agent posts it on the page and gives the link.
+    let case = ctx.store.case(case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
+    let mention = ctx.store.mention(case.mention_id).await?.ok_or(ActError::UnknownCase(case_id))?;
+    let platform = crate::publish::Platform::of_source(&mention.source);
+    let publishing = &ctx.settings.publish;
+    let publish_to = platform
+        .filter(|p| {
+            publishing.mode != crate::config::PublishMode::Off
+                && !case.confidential
+                && publishing
+                    .sites
+                    .get(case.site.as_deref().unwrap_or(""))
+                    .is_some_and(|l| l.iter().any(|x| x == p.id()))
+        })
+        .map(|p| p.name().to_string());
+    let ask_link = platform.is_none() && mention.url.is_some() && !case.confidential;
+    let (mut info, mut submit) = (info, submit);
+    if let (Some(p), false) = (&publish_to, submit == "Send for approval") {
+        info.push(format!("Tick \"Post it on {p}\" and carebot posts it for you as the organisation."));
+    }
+    if let (true, Some(url), false) = (ask_link, &mention.url, submit == "Send for approval") {
+        info.push(format!(
+            "{} has no reply API: post it yourself on {url}, then paste the link of your reply.",
+            mention.source
+        ));
+        submit = "Mark posted";
+    }
     let mut templates = vec![choice(d.template.clone(), d.title.clone())];
     templates.extend(d.alternatives.iter().map(|(id, title)| choice(id.clone(), title.clone())));
     // Opened on a text from the approval round: no template is selected (Discord's editor
@@ -230,6 +264,8 @@ pub async fn reply_form(ctx: &Ctx, person: &Person, case_id: i64, template: Opti
         text: Some(TextField { label: "Reply (edit before posting)".into(), initial, required: true }),
         info,
         can_override: is_lead,
+        publish_to,
+        ask_link,
         submit: submit.into(),
     })
 }
@@ -374,7 +410,7 @@ pub async fn press(ctx: &Ctx, person: &Person, p: Press) -> Pressed {
                 _ => FormKind::Reply,
             };
             return match form(ctx, person, kind, p.case_id).await {
-                Ok(f) => Pressed::Ask(f),
+                Ok(f) => Pressed::Ask(Box::new(f)),
                 Err(e) => Pressed::Private(explain(&e, kind.id(), Some(p.case_id))),
             };
         }
@@ -392,6 +428,10 @@ pub struct Answer {
     pub text: Option<String>,
     /// A lead ticked "accept blocking findings".
     pub override_block: bool,
+    /// The reply form: also post it to the review's platform.
+    pub publish: bool,
+    /// The reply form: the link of a reply posted by hand.
+    pub link: Option<String>,
 }
 
 /// What a reply submission led to, worded for the person.
@@ -430,7 +470,8 @@ pub async fn submit(ctx: &Ctx, person: &Person, kind: FormKind, case_id: i64, a:
         FormKind::Changes => Action::RequestChanges { note: needs_text()? },
         FormKind::Reply => {
             let text = needs_text()?;
-            return crate::drafting::submit_reply(ctx, case_id, person, Some(text), a.override_block, false)
+            let opts = crate::workflow::ReplyOptions { publish: a.publish, link: a.link.clone(), no_text: None };
+            return crate::drafting::submit_reply(ctx, case_id, person, Some(text), a.override_block, opts)
                 .await
                 .map(|r| replied(case_id, r))
                 .map_err(|e| explain(&e, kind.id(), Some(case_id)));
@@ -608,10 +649,10 @@ pub async fn execute(ctx: &Ctx, person: &Person, cmd: Command, command_name: &st
                 let to = teammate(ctx, &to)?;
                 crate::present::case_act(ctx, case_id, &person.id, Action::Reassign { to }).await?
             }
-            Command::Respond { case_id, text, override_block, publish } => replied(
-                case_id,
-                crate::drafting::submit_reply(ctx, case_id, person, text, override_block, publish).await?,
-            ),
+            Command::Respond { case_id, text, override_block, publish, link, no_text } => {
+                let opts = crate::workflow::ReplyOptions { publish, link, no_text };
+                replied(case_id, crate::drafting::submit_reply(ctx, case_id, person, text, override_block, opts).await?)
+            }
             Command::Approve { case_id, text: Some(text) } => {
                 crate::present::case_act(ctx, case_id, &person.id, Action::ApproveReply { text }).await?
             }

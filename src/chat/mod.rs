@@ -69,6 +69,21 @@ pub enum ChatOp {
         by: String,
         #[serde(default)]
         dry_run: bool,
+        /// Our reply already there (its platform id): change its text instead of posting.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        edit: Option<String>,
+        /// The `respond` event that queued it: a reply published or removed after it wins.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<i64>,
+    },
+    /// Take our published reply `remote_id` down from the review's platform; the result
+    /// is recorded on the case.
+    RemoveReply {
+        case_id: i64,
+        target: crate::publish::Target,
+        remote_id: String,
+        /// Who asked: told if the platform refuses.
+        by: String,
     },
     /// The weekly PX report for the seven days ending on a local date: its text, or with
     /// `file` its CSV.
@@ -104,6 +119,7 @@ impl ChatOp {
             ChatOp::WeeklyReport { file: false, .. } => "weekly_report",
             ChatOp::WeeklyReport { file: true, .. } => "weekly_report_csv",
             ChatOp::PublishReply { .. } => "publish_reply",
+            ChatOp::RemoveReply { .. } => "remove_reply",
         }
     }
     pub fn case_id(&self) -> Option<i64> {
@@ -112,7 +128,7 @@ impl ChatOp {
                 Some(*case_id)
             }
             ChatOp::DirectMessage { case_id, .. } => *case_id,
-            ChatOp::PublishReply { case_id, .. } => Some(*case_id),
+            ChatOp::PublishReply { case_id, .. } | ChatOp::RemoveReply { case_id, .. } => Some(*case_id),
             _ => None,
         }
     }
@@ -127,7 +143,9 @@ impl ChatOp {
             ChatOp::UpdateCard { .. } | ChatOp::ThreadReply { .. } => None,
             ChatOp::DirectMessage { person, .. } => Some(format!("dm:{person}")),
             ChatOp::Digest { .. } | ChatOp::WeeklyReport { .. } => Some("reports".into()),
-            ChatOp::PublishReply { target, .. } => Some(format!("publish:{}", target.platform.id())),
+            ChatOp::PublishReply { target, .. } | ChatOp::RemoveReply { target, .. } => {
+                Some(format!("publish:{}", target.platform.id()))
+            }
         }
     }
 }

@@ -190,6 +190,38 @@ pub struct Digest {
     pub snoozes: Vec<Snooze>,
     /// What the four-panel chart draws (the 30 days ending on `date`).
     pub chart: ChartData,
+    /// Replies carebot published in the 30 days ending on `date`, and how many of them a
+    /// reviewer answered by raising the rating (by the end of `date`).
+    pub published: PublishedFigures,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct PublishedFigures {
+    pub replies: i64,
+    /// Per platform id.
+    pub by_platform: BTreeMap<String, i64>,
+    /// Replies after which the reviewer raised the rating: recoveries per published reply.
+    pub recovered: i64,
+}
+
+impl PublishedFigures {
+    /// From the `published` events of the window and the `revised` events since.
+    pub fn of(published: &[EventRow], revisions: &[EventRow]) -> PublishedFigures {
+        let mut f = PublishedFigures { replies: published.len() as i64, ..Default::default() };
+        for e in published {
+            let platform = e.detail["platform"].as_str().unwrap_or("other").to_string();
+            *f.by_platform.entry(platform).or_default() += 1;
+        }
+        let ids: std::collections::BTreeSet<i64> = published.iter().map(|e| e.id).collect();
+        let recovered: std::collections::BTreeSet<i64> = revisions
+            .iter()
+            .filter(|e| e.detail["recovery"] == true)
+            .filter_map(|e| e.detail["published_reply"].as_i64())
+            .filter(|id| ids.contains(id))
+            .collect();
+        f.recovered = recovered.len() as i64;
+        f
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -300,6 +332,9 @@ pub struct DayRows<'a> {
     pub live: bool,
     pub revisions: &'a [EventRow],
     pub snoozes: &'a [EventRow],
+    /// Replies carebot published in the 30 days ending on `date`, and the revisions since.
+    pub published: &'a [EventRow],
+    pub month_revisions: &'a [EventRow],
     pub as_of: i64,
 }
 
@@ -343,6 +378,7 @@ pub fn compute(rows: &DayRows<'_>, team: &Team, names: Names) -> Digest {
             })
             .collect(),
         chart: ChartData::default(),
+        published: PublishedFigures::of(rows.published, rows.month_revisions),
     };
     for r in rows.day {
         let c = &r.case;
@@ -429,6 +465,8 @@ pub async fn gather(ctx: &Ctx, date: NaiveDate) -> anyhow::Result<Digest> {
     let open = if live { ctx.store.unresolved_cases().await? } else { ctx.store.cases_open_at(as_of).await? };
     let revisions = ctx.store.events_between("revised", start, end).await?;
     let snoozes = ctx.store.events_between("snooze", start, end).await?;
+    let published = ctx.store.events_between("published", month_start, end).await?;
+    let month_revisions = ctx.store.events_between("revised", month_start, end).await?;
     let rows = DayRows {
         date,
         timezone: tz,
@@ -439,6 +477,8 @@ pub async fn gather(ctx: &Ctx, date: NaiveDate) -> anyhow::Result<Digest> {
         live,
         revisions: &revisions,
         snoozes: &snoozes,
+        published: &published,
+        month_revisions: &month_revisions,
         as_of,
     };
     Ok(compute(&rows, &playbooks.team, Names::from_playbooks(&playbooks)))
@@ -615,6 +655,18 @@ impl Digest {
         for r in &self.recoveries {
             let why = if r.after_reply { " — recovery candidate" } else { "" };
             o.push_str(&format!("  #{}: {}★ → {}★{why}\n", r.case_id, r.from, r.to));
+        }
+        let p = &self.published;
+        if p.replies > 0 {
+            let platforms = counts(&p.by_platform, |id| {
+                crate::publish::Platform::parse(id).map_or(id.to_string(), |p| p.name().to_string())
+            });
+            o.push_str(&format!(
+                "Replies published by carebot (30 days): {} ({platforms}); rating raised after {} of them ({:.0}%)\n",
+                p.replies,
+                p.recovered,
+                100.0 * p.recovered as f64 / p.replies as f64
+            ));
         }
         if !self.shout_outs.is_empty() {
             o.push_str("Shout-outs to share:\n");

@@ -311,6 +311,11 @@ pub enum Action {
         platform: String,
         reason: String,
     },
+    /// The owner or a lead takes our published reply down from its platform. The state
+    /// does not change (the reviewer did see a reply); respond again to post a new one.
+    Unpublish {
+        reason: Option<String>,
+    },
 }
 
 /// What a platform reported changed about a mention already on a case.
@@ -323,6 +328,9 @@ pub struct Revision {
     pub revision: i64,
     /// The team had already replied publicly when the change arrived.
     pub after_reply: bool,
+    /// The reply carebot published that was live then: its event id and the platform's
+    /// name. A recovery after it is counted for that reply.
+    pub published: Option<(i64, String)>,
 }
 
 impl Revision {
@@ -334,9 +342,12 @@ impl Revision {
     /// The line for the case's thread.
     pub fn line(&self) -> String {
         match (self.old_rating, self.new_rating) {
-            (Some(o), Some(n)) if self.recovery() => {
-                format!("Review revised: rating {o} → {n} after our reply — recovery candidate")
-            }
+            (Some(o), Some(n)) if self.recovery() => match &self.published {
+                Some((_, on)) => {
+                    format!("Review revised: rating {o} → {n} after our reply on {on} — recovery candidate")
+                }
+                None => format!("Review revised: rating {o} → {n} after our reply — recovery candidate"),
+            },
             (Some(o), Some(n)) if o != n => format!("Review revised: rating {o} → {n}"),
             _ => "Review text revised".to_string(),
         }
@@ -365,6 +376,7 @@ impl Action {
             Action::JudgeRisk { confirm: false } => "dismiss its possible risk",
             Action::Revise(_) => "record a revision of its post",
             Action::ReplyNotPosted { .. } => "record a refused reply",
+            Action::Unpublish { .. } => "remove its published reply",
         }
     }
 
@@ -389,6 +401,7 @@ impl Action {
             Action::JudgeRisk { confirm: false } => "dismissing a possible risk",
             Action::Revise(_) => "recording a revision",
             Action::ReplyNotPosted { .. } => "recording a refused reply",
+            Action::Unpublish { .. } => "removing a published reply",
         }
     }
 
@@ -413,6 +426,7 @@ impl Action {
             Action::Note { .. } => "note",
             Action::Revise(_) => "revised",
             Action::ReplyNotPosted { .. } => "publish_failed",
+            Action::Unpublish { .. } => "unpublish",
         }
     }
 }
@@ -644,11 +658,19 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
             }
             detail = serde_json::json!({ "platform": platform, "reason": reason, "reopened": cur.state == Responded });
         }
+        Action::Unpublish { reason } => match cur.state {
+            Open => return Err(illegal(cur.state, verb, "; nothing has been published for it")),
+            _ => {
+                guard_owner()?;
+                detail = serde_json::json!({ "reason": reason });
+            }
+        },
         // Any state: a resolved case keeps its outcome; the history and the card say what changed.
         Action::Revise(r) => {
             detail = serde_json::json!({
                 "old_rating": r.old_rating, "new_rating": r.new_rating, "text_changed": r.text_changed,
                 "revision": r.revision, "after_reply": r.after_reply, "recovery": r.recovery(),
+                "published_reply": r.published.as_ref().map(|(id, _)| id),
             });
         }
     }
@@ -900,6 +922,7 @@ mod tests {
             text_changed: false,
             revision: 1,
             after_reply: true,
+            published: None,
         };
         let resolved = CaseStatus {
             state: Resolved,
@@ -919,6 +942,7 @@ mod tests {
             text_changed: true,
             revision: 2,
             after_reply: false,
+            published: None,
         };
         assert!(!before_reply.recovery());
         assert_eq!(before_reply.line(), "Review revised: rating 1 → 4");

@@ -130,33 +130,80 @@ async fn deliver(ctx: &Ctx, op: &ChatOp, catch_up: bool, retry: bool) -> Result<
                 ctx.chat.channel_message(&ch, &digest.to_text()).await?;
             }
         }
-        ChatOp::PublishReply { case_id, target, text, by, dry_run } => {
+        ChatOp::PublishReply { case_id, target, text, by, dry_run, edit, after } => {
             use crate::publish::{PublishError, Published};
-            // A reply already published there since this one was queued (an edited text
-            // sent after a refusal): this older one must not follow it.
+            // A reply published, changed or taken down there since this one was queued (an
+            // edited text sent after a refusal): this older one must not follow it.
             let events = ctx.store.events(*case_id).await.map_err(internal)?;
             let newer = events.iter().any(|e| {
-                e.action == "published"
+                let since = after.is_none_or(|a| e.id > a);
+                let other_text = e.detail["text"].as_str() != Some(text.as_str());
+                since
                     && e.detail["platform"] == target.platform.id()
-                    && e.detail["text"].as_str() != Some(text.as_str())
+                    && match e.action.as_str() {
+                        "published" | "reply_edited" => other_text,
+                        "unpublished" => after.is_some(),
+                        _ => false,
+                    }
             });
             if newer {
                 return Err(DeliveryError::Permanent(format!(
-                    "not sent: another reply to case {case_id} was published on {} since",
+                    "not sent: our reply to case {case_id} on {} changed since",
                     target.platform.name()
                 )));
             }
-            let result = if *dry_run {
-                Ok(Published::default())
-            } else {
-                ctx.publisher.publish(&ctx.settings, target, text, retry).await
+            let result = match (dry_run, edit) {
+                (true, _) => Ok(Published::default()),
+                (false, Some(remote_id)) => ctx.publisher.edit(&ctx.settings, target, remote_id, text).await,
+                (false, None) => ctx.publisher.publish(&ctx.settings, target, text, retry).await,
             };
             match result {
-                Ok(p) => published(ctx, *case_id, by, target, text, &p, *dry_run).await.map_err(internal)?,
+                Ok(p) => {
+                    let how = match (dry_run, edit) {
+                        (true, _) => "publish_dry_run",
+                        (false, Some(_)) => "reply_edited",
+                        (false, None) => "published",
+                    };
+                    published(ctx, *case_id, by, target, text, &p, how).await.map_err(internal)?
+                }
                 Err(PublishError::Transient(m)) => return Err(DeliveryError::Transient(m)),
                 Err(e) => {
                     let reason = e.to_string();
-                    not_published(ctx, *case_id, by, target, &reason).await.map_err(internal)?;
+                    not_published(ctx, *case_id, by, target, &reason, edit.is_some()).await.map_err(internal)?;
+                    return Err(DeliveryError::Permanent(reason));
+                }
+            }
+        }
+        ChatOp::RemoveReply { case_id, target, remote_id, by } => {
+            use crate::publish::PublishError;
+            let events = ctx.store.events(*case_id).await.map_err(internal)?;
+            let gone = events.iter().any(|e| {
+                e.action == "unpublished"
+                    && e.detail["platform"] == target.platform.id()
+                    && e.detail["remote_id"] == **remote_id
+            });
+            if gone {
+                return Ok(()); // recorded before a crash, not yet marked delivered
+            }
+            match ctx.publisher.remove(&ctx.settings, target, remote_id).await {
+                Ok(()) => {
+                    let detail = serde_json::json!({ "platform": target.platform.id(), "remote_id": remote_id });
+                    record(ctx, *case_id, by, "unpublished", &detail, None).await.map_err(internal)?;
+                }
+                Err(PublishError::Transient(m)) => return Err(DeliveryError::Transient(m)),
+                Err(e) => {
+                    let reason = e.to_string();
+                    let detail = serde_json::json!({ "platform": target.platform.id(), "reason": reason });
+                    let dm = format!(
+                        "Your request to take down our reply on case #{case_id} failed: {} refused it ({}). It is \
+                         still public: delete it on the platform, or fix the cause and send it again \
+                         (`carebot outbox retry --id N`).",
+                        target.platform.name(),
+                        reason.trim_end_matches('.')
+                    );
+                    record(ctx, *case_id, "carebot", "unpublish_failed", &detail, Some((by, dm)))
+                        .await
+                        .map_err(internal)?;
                     return Err(DeliveryError::Permanent(reason));
                 }
             }
@@ -176,7 +223,8 @@ async fn deliver(ctx: &Ctx, op: &ChatOp, catch_up: bool, retry: bool) -> Result<
     Ok(())
 }
 
-/// Records a published (or dry-run) reply on the case, once, and shows it on the card.
+/// Records a published, edited (or dry-run) reply on the case, once, and shows it on the
+/// card.
 async fn published(
     ctx: &Ctx,
     case_id: i64,
@@ -184,15 +232,15 @@ async fn published(
     target: &crate::publish::Target,
     text: &str,
     p: &crate::publish::Published,
-    dry_run: bool,
+    action: &str,
 ) -> anyhow::Result<()> {
-    let action = if dry_run { "publish_dry_run" } else { "published" };
     let events = ctx.store.events(case_id).await?;
     let platform = target.platform.id();
-    let seen = events
-        .iter()
-        .any(|e| e.action == action && e.detail["platform"] == platform && e.detail["text"].as_str() == Some(text));
-    if seen {
+    let last = events.iter().rev().find(|e| {
+        e.detail["platform"] == platform
+            && matches!(e.action.as_str(), "published" | "reply_edited" | "unpublished" | "publish_dry_run")
+    });
+    if last.is_some_and(|e| e.action == action && e.detail["text"].as_str() == Some(text)) {
         return Ok(()); // recorded before a crash, not yet marked delivered
     }
     let detail = serde_json::json!({
@@ -210,9 +258,21 @@ async fn not_published(
     by: &str,
     target: &crate::publish::Target,
     reason: &str,
+    edit: bool,
 ) -> anyhow::Result<()> {
     use crate::domain::{apply, Action, Actor, CaseState};
     use crate::store::cases;
+    if edit {
+        // Our earlier reply is still there: nothing to reopen.
+        let dm = format!(
+            "Your change to our reply on case #{case_id} was not made: {} refused it ({}). The earlier reply is \
+             still public.",
+            target.platform.name(),
+            reason.trim_end_matches('.')
+        );
+        let detail = serde_json::json!({ "platform": target.platform.id(), "reason": reason, "edit": true });
+        return record(ctx, case_id, "carebot", "publish_failed", &detail, Some((by, dm))).await;
+    }
     let action = Action::ReplyNotPosted { platform: target.platform.id().to_string(), reason: reason.to_string() };
     let dm = format!(
         "Your reply on case #{case_id} was not posted to {}: {}. Nothing is public, so the case is back to claimed \

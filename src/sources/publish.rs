@@ -10,6 +10,12 @@
 //!   and the account's user-context token. On a retry, X's "duplicate content" refusal
 //!   means the first attempt went through.
 //!
+//! Edits and removals: Google replaces the reply with the same PUT and deletes it with
+//! `DELETE …/reply`; Facebook edits a comment with `POST {graph}/{comment id}` and deletes it
+//! with `DELETE`; X deletes with `DELETE /2/tweets/{id}` (X posts cannot be edited). A
+//! reply already gone (404, or Facebook's "does not exist") counts as removed, so a retried
+//! removal never fails on its own earlier success.
+//!
 //! Tokens travel in the Authorization header only, never in a URL, and errors are reported
 //! without the request URL.
 
@@ -65,9 +71,7 @@ fn token<'a>(t: &'a Option<String>, platform: Platform, var: &str) -> Result<&'a
 impl HttpPublisher {
     async fn google(&self, s: &Settings, review: &str, text: &str) -> Result<Published, PublishError> {
         let p = Platform::Google;
-        let token = super::google_business::access_token_with(s, &self.http)
-            .await
-            .map_err(|e| PublishError::Auth(format!("{e:#}")))?;
+        let token = self.google_token(s).await?;
         let url = format!("{}/v4/{}/reply", s.sources.google_business.api_url, review.trim_matches('/'));
         let resp = self
             .http
@@ -148,8 +152,80 @@ impl HttpPublisher {
     }
 }
 
+impl HttpPublisher {
+    /// Sends a removal and reads the platform's answer: gone (or already gone) is success.
+    async fn delete(&self, p: Platform, url: &str, token: &str) -> Result<(), PublishError> {
+        let resp = self.http.delete(url).bearer_auth(token).send().await.map_err(|e| network(p, e))?;
+        if resp.status().is_success() || resp.status() == StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        match refused(p, resp).await {
+            PublishError::Rejected(m) if m.contains("does not exist") => Ok(()),
+            e => Err(e),
+        }
+    }
+
+    async fn google_token(&self, s: &Settings) -> Result<String, PublishError> {
+        super::google_business::access_token_with(s, &self.http).await.map_err(|e| PublishError::Auth(format!("{e:#}")))
+    }
+}
+
 #[async_trait]
 impl Publisher for HttpPublisher {
+    async fn edit(
+        &self,
+        s: &Settings,
+        target: &Target,
+        remote_id: &str,
+        text: &str,
+    ) -> Result<Published, PublishError> {
+        match target.platform {
+            // One reply per review: the same PUT replaces its text.
+            Platform::Google => self.google(s, &target.object, text).await,
+            Platform::Facebook => {
+                let p = Platform::Facebook;
+                let token = token(&s.secrets.facebook_page_token, p, "FACEBOOK_PAGE_TOKEN")?;
+                let url = format!("{}/{remote_id}", s.publish.facebook_graph_url);
+                let resp = self
+                    .http
+                    .post(&url)
+                    .bearer_auth(token)
+                    .json(&json!({ "message": text }))
+                    .send()
+                    .await
+                    .map_err(|e| network(p, e))?;
+                if !resp.status().is_success() {
+                    return Err(refused(p, resp).await);
+                }
+                Ok(Published {
+                    remote_id: Some(remote_id.to_string()),
+                    url: Some(format!("https://www.facebook.com/{remote_id}")),
+                })
+            }
+            Platform::X => Err(PublishError::Rejected("X posts cannot be edited".into())),
+        }
+    }
+
+    async fn remove(&self, s: &Settings, target: &Target, remote_id: &str) -> Result<(), PublishError> {
+        match target.platform {
+            Platform::Google => {
+                let token = self.google_token(s).await?;
+                let url = format!("{}/v4/{}/reply", s.sources.google_business.api_url, target.object.trim_matches('/'));
+                self.delete(Platform::Google, &url, &token).await
+            }
+            Platform::Facebook => {
+                let token = token(&s.secrets.facebook_page_token, Platform::Facebook, "FACEBOOK_PAGE_TOKEN")?;
+                let url = format!("{}/{remote_id}", s.publish.facebook_graph_url);
+                self.delete(Platform::Facebook, &url, token).await
+            }
+            Platform::X => {
+                let token = token(&s.secrets.x_user_token, Platform::X, "X_USER_TOKEN")?;
+                let url = format!("{}/2/tweets/{remote_id}", s.sources.x.api_url);
+                self.delete(Platform::X, &url, token).await
+            }
+        }
+    }
+
     async fn publish(&self, s: &Settings, target: &Target, text: &str, retry: bool) -> Result<Published, PublishError> {
         match target.platform {
             Platform::Google => self.google(s, &target.object, text).await,

@@ -9,6 +9,10 @@
 //! - X API v2: `POST /2/tweets` `{"text", "reply": {"in_reply_to_tweet_id"}}` (≤ 280
 //!   chars, Bearer user token); 403 "duplicate content" for the same text twice.
 //!
+//! Edits and removals: Google `DELETE …/reply`; Facebook `POST /v21.0/{comment id}`
+//! `{"message"}` (edit, `{"success": true}`) and `DELETE` of the same path (code 100
+//! "does not exist" for an unknown comment); X `DELETE /2/tweets/{id}` (404 when unknown).
+//!
 //! `fail_after_write(n)`: the next n writes are applied and then answered 503, as when the
 //! platform did the work but the answer was lost.
 
@@ -116,6 +120,15 @@ async fn answer(
 
     // Google Business Profile.
     if let Some(review) = path.strip_prefix("/v4/").and_then(|p| p.strip_suffix("/reply")) {
+        if method == Method::DELETE {
+            if bearer(&headers).as_deref() != Some(GOOGLE_ACCESS) {
+                return google_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.");
+            }
+            return match s.google_replies.remove(review) {
+                Some(_) => answer(Json(json!({})).into_response()),
+                None => google_error(404, "NOT_FOUND", "Requested entity was not found."),
+            };
+        }
         if method != Method::PUT {
             return google_error(405, "METHOD_NOT_ALLOWED", "use PUT to reply");
         }
@@ -161,7 +174,54 @@ async fn answer(
             _ => return fb_error(100, "(#100) The parameter message is required"),
         }
     }
+    // Facebook Graph: one comment of ours, edited or deleted.
+    if let Some(comment) = path.strip_prefix("/v21.0/").filter(|p| !p.contains('/')) {
+        if bearer(&headers).as_deref() != Some(PAGE_TOKEN) || s.expired_page_token {
+            return fb_error(190, "Error validating access token: Session has expired on Monday, 23-Nov-26.");
+        }
+        let found = s.fb_comments.values_mut().flat_map(|l| l.iter_mut()).any(|c| c.0 == comment);
+        if !found {
+            return fb_error(
+                100,
+                &format!("Unsupported request. Object with ID '{comment}' does not exist, cannot be loaded due to missing permissions, or does not support this operation."),
+            );
+        }
+        if method == Method::DELETE {
+            for list in s.fb_comments.values_mut() {
+                list.retain(|c| c.0 != comment);
+            }
+            return answer(Json(json!({"success": true})).into_response());
+        }
+        if method == Method::POST {
+            let message = json.as_ref().and_then(|v| v.get("message")).and_then(Value::as_str);
+            let Some(m) = message.filter(|m| !m.trim().is_empty() && m.chars().count() <= 8000) else {
+                return fb_error(100, "(#100) The parameter message is required");
+            };
+            for c in s.fb_comments.values_mut().flat_map(|l| l.iter_mut()).filter(|c| c.0 == comment) {
+                c.1 = m.to_string();
+            }
+            return answer(Json(json!({"success": true})).into_response());
+        }
+    }
     // X API v2.
+    if let Some(id) = path.strip_prefix("/2/tweets/").filter(|_| method == Method::DELETE) {
+        if bearer(&headers).as_deref() != Some(X_TOKEN) {
+            return err(
+                401,
+                json!({"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}),
+            );
+        }
+        let before = s.tweets.len();
+        s.tweets.retain(|t| t.0 != id);
+        if s.tweets.len() == before {
+            return err(
+                404,
+                json!({"title": "Not Found Error", "detail": format!("Could not find tweet with id: [{id}]."),
+                "type": "https://api.twitter.com/2/problems/resource-not-found"}),
+            );
+        }
+        return answer(Json(json!({"data": {"deleted": true}})).into_response());
+    }
     if path == "/2/tweets" && method == Method::POST {
         if bearer(&headers).as_deref() != Some(X_TOKEN) {
             return err(

@@ -173,7 +173,9 @@ async fn answer(ctx: &Ctx, interaction: Interaction) -> Value {
             let text = input(layout::TEXT_INPUT);
             let override_block =
                 input(layout::OVERRIDE_INPUT).is_some_and(|v| v.trim().eq_ignore_ascii_case("override"));
-            let answer = Answer { choice: None, text: text.clone(), override_block };
+            let publish = input(layout::PUBLISH_INPUT).is_some_and(|v| v.trim().eq_ignore_ascii_case("yes"));
+            let link = input(layout::LINK_INPUT).filter(|l| !l.trim().is_empty());
+            let answer = Answer { choice: None, text: text.clone(), override_block, publish, link };
             match interact::submit(ctx, &person, kind, case_id, answer).await {
                 Ok(done) => private(&done),
                 // The modal is gone: give the person their text back with the reason.

@@ -22,6 +22,8 @@ pub const EDIT_PREFIX: &str = "edit:";
 /// The custom ids of a modal's text inputs.
 pub const TEXT_INPUT: &str = "text";
 pub const OVERRIDE_INPUT: &str = "override";
+pub const PUBLISH_INPUT: &str = "publish";
+pub const LINK_INPUT: &str = "link";
 
 fn colour(priority: &str) -> u32 {
     match priority {
@@ -149,6 +151,24 @@ pub fn modal(form: &Form) -> Value {
             CreateInputText::new(InputTextStyle::Short, "Lead: type override to accept findings", OVERRIDE_INPUT)
                 .required(false)
                 .max_length(20),
+        ));
+    }
+    if let Some(platform) = &form.publish_to {
+        rows.push(CreateActionRow::InputText(
+            CreateInputText::new(
+                InputTextStyle::Short,
+                cap(&format!("Post it on {platform}? Type yes"), 45),
+                PUBLISH_INPUT,
+            )
+            .required(false)
+            .max_length(10),
+        ));
+    }
+    if form.ask_link {
+        rows.push(CreateActionRow::InputText(
+            CreateInputText::new(InputTextStyle::Short, "Link to your posted reply", LINK_INPUT)
+                .required(true)
+                .max_length(2000),
         ));
     }
     json!({

@@ -13,6 +13,10 @@ pub const NOTE_BLOCK: &str = "note";
 pub const NOTE_ACTION: &str = "note";
 pub const OVERRIDE_BLOCK: &str = "override";
 pub const OVERRIDE_ACTION: &str = "override";
+pub const PUBLISH_BLOCK: &str = "publish";
+pub const PUBLISH_ACTION: &str = "publish";
+pub const LINK_BLOCK: &str = "link";
+pub const LINK_ACTION: &str = "link";
 /// Every card button's action id starts with this; the value carries `ACTION:CASE`.
 pub const BUTTON_PREFIX: &str = "carebot_";
 /// The callback id of carebot's modals.
@@ -238,6 +242,25 @@ pub fn modal(form: &Form) -> SlackView {
                 .into(),
         );
     }
+    if let Some(platform) = &form.publish_to {
+        let tick =
+            SlackBlockChoiceItem::new(md(format!("Post it on {platform} as the organisation")), "publish".into());
+        let boxes = SlackBlockCheckboxesElement::new(vec![tick]).with_action_id(PUBLISH_ACTION.into());
+        blocks.push(
+            SlackInputBlock::new("Publish".into(), SlackInputBlockElement::Checkboxes(boxes))
+                .with_block_id(PUBLISH_BLOCK.into())
+                .with_optional(true)
+                .into(),
+        );
+    }
+    if form.ask_link {
+        let input = SlackBlockPlainTextInputElement::new().with_action_id(LINK_ACTION.into()).with_max_length(2000);
+        blocks.push(
+            SlackInputBlock::new("Link to your posted reply".into(), SlackInputBlockElement::PlainTextInput(input))
+                .with_block_id(LINK_BLOCK.into())
+                .into(),
+        );
+    }
     // Slack limits modal titles to 24 characters and button labels to 24.
     let title: String = form.title.chars().take(24).collect();
     let submit: String = form.submit.chars().take(24).collect();
@@ -323,6 +346,8 @@ mod tests {
             text: None,
             info: vec![],
             can_override: false,
+            publish_to: None,
+            ask_link: false,
             submit: "Resolve".into(),
         };
         let v = serde_json::to_value(modal(&form)).unwrap();

@@ -206,6 +206,12 @@ async fn view_submission(
         override_block: value(OVERRIDE_BLOCK, OVERRIDE_ACTION)
             .and_then(|s| s.selected_options.as_ref())
             .is_some_and(|o| o.iter().any(|o| o.value == "override")),
+        publish: value(blocks::PUBLISH_BLOCK, blocks::PUBLISH_ACTION)
+            .and_then(|s| s.selected_options.as_ref())
+            .is_some_and(|o| o.iter().any(|o| o.value == "publish")),
+        link: value(blocks::LINK_BLOCK, blocks::LINK_ACTION)
+            .and_then(|s| s.value.clone())
+            .filter(|l| !l.trim().is_empty()),
     };
     let done = interact::submit(ctx, &person, kind, case_id, answer).await.map_err(|why| (block, why))?;
     // The modal closes; say what happened (e.g. "sent for approval") in a DM-like ephemeral way.
