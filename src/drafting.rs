@@ -255,7 +255,6 @@ pub async fn submit_reply(
         .any(|e| e.action == "approve_reply" && event_text(e).is_some_and(|a| compliance::same_text(a, &text)));
     let action =
         if approved { Action::Respond { text: Some(text), override_block } } else { Action::RequestApproval { text } };
-    let opts = crate::workflow::ReplyOptions { publish: opts.publish && approved, ..opts };
     let done = crate::workflow::act_publishing(ctx, case_id, &person.id, action, &opts).await?;
     Ok(if done.event.action == "request_approval" {
         Replied::SentForApproval

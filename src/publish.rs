@@ -49,6 +49,10 @@ impl Platform {
     pub fn can_edit(&self) -> bool {
         !matches!(self, Platform::X)
     }
+    /// A reply's length as the platform counts it (X weighs links and emoji).
+    pub fn length(&self, text: &str) -> usize {
+        crate::domain::compliance::platform_length(Some(self.id()), text)
+    }
     /// The longest reply the platform takes, in characters.
     pub fn max_chars(&self) -> usize {
         match self {

@@ -204,15 +204,22 @@ pub async fn act_publishing(
             }
             extra
         }
+        // An agent's reply on a risk case waits for a lead; the wish to publish it is kept,
+        // so the approval tells them how to post it.
+        Action::RequestApproval { text } => {
+            let mut extra = gate_request(ctx, case_id, person, text).await?;
+            if let (true, Some(e)) = (publish, extra.as_object_mut()) {
+                e.insert("publish".into(), true.into());
+            }
+            extra
+        }
         _ if publish => return Err(ActError::Invalid("only a reply can be published".into())),
         Action::Unpublish { .. } => {
             let plan = remove_plan(ctx, case_id).await?;
             serde_json::json!({ "platform": plan.target.platform, "remove": plan })
         }
         // A lead approves wording, never a privacy slip: the blocking checks run first.
-        Action::RequestApproval { text } | Action::ApproveReply { text } => {
-            gate_request(ctx, case_id, person, text).await?
-        }
+        Action::ApproveReply { text } => gate_request(ctx, case_id, person, text).await?,
         _ => serde_json::json!({}),
     };
     let mut attempt = 0u64;
@@ -385,10 +392,11 @@ async fn publish_plan(ctx: &Ctx, case_id: i64, text: Option<&str>) -> Result<Pub
             }
         },
     };
-    let chars = text.chars().count();
+    let chars = platform.length(text);
     if chars > platform.max_chars() {
+        let counted = if platform == Platform::X { " as X counts them (a link is 23, an emoji 2)" } else { "" };
         return Err(ActError::Invalid(format!(
-            "{} takes at most {} characters; this reply has {chars}",
+            "{} takes at most {} characters; this reply has {chars}{counted}",
             platform.name(),
             platform.max_chars()
         )));
@@ -488,7 +496,7 @@ async fn try_act(
     let requester = match action {
         Action::ApproveReply { .. } | Action::RequestChanges { .. } => {
             let events = cases::events_with(&mut *tx, case_id).await?;
-            cases::awaiting_approval(&events).map(|e| e.actor.clone())
+            cases::awaiting_approval(&events).map(|e| (e.actor.clone(), e.detail["publish"] == true))
         }
         _ => None,
     };
@@ -589,7 +597,7 @@ async fn try_act(
             approve: None,
         });
     }
-    ops.extend(approval_messages(ctx, &case, &actor.id, action, requester.as_deref(), &event));
+    ops.extend(approval_messages(ctx, &case, &actor.id, action, requester.as_ref(), &event));
     if let (Some(plan), Action::Respond { text: Some(text), .. }) = (extra.get("publish"), action) {
         let plan: PublishPlan = serde_json::from_value(plan.clone()).map_err(anyhow::Error::from)?;
         ops.push(ChatOp::PublishReply {
@@ -623,7 +631,7 @@ fn approval_messages(
     case: &CaseRow,
     actor: &str,
     action: &Action,
-    requester: Option<&str>,
+    requester: Option<&(String, bool)>,
     event: &EventRow,
 ) -> Vec<ChatOp> {
     let team = &ctx.playbooks().team;
@@ -666,20 +674,26 @@ fn approval_messages(
                 .collect()
         }
         Action::ApproveReply { .. } => requester
-            .filter(|r| *r != actor)
-            .map(|r| {
-                dm(
-                    r,
+            .filter(|(r, _)| r != actor)
+            .map(|(r, publish)| {
+                let how = if *publish {
                     format!(
-                        "{who} approved your reply for case #{id}. Post it, then mark the case responded: \
-                         Draft reply on the card (the approved text is filled in) or `/care respond {id}`."
-                    ),
-                )
+                        "Nothing is posted yet: publish it with `/care respond {id} --publish` (or Draft reply on the \
+                         card, then tick Post it on …); carebot posts exactly the approved text."
+                    )
+                } else {
+                    format!(
+                        "Post it, then mark the case responded: Draft reply on the card (the approved text is filled \
+                         in) or `/care respond {id}`."
+                    )
+                };
+                dm(r, format!("{who} approved your reply for case #{id}. {how}"))
             })
             .into_iter()
             .collect(),
         Action::RequestChanges { note } => requester
-            .filter(|r| *r != actor)
+            .filter(|(r, _)| r != actor)
+            .map(|(r, _)| r.as_str())
             .map(|r| dm(r, format!("{who} sent your reply for case #{id} back: {note}")))
             .into_iter()
             .collect(),

@@ -256,6 +256,18 @@ async fn a_risk_reply_is_published_only_as_approved(b: Backend) {
     deliver_due(&s.ctx, t0()).await.unwrap();
     assert_eq!(s.fake.writes(), 0, "nothing is posted before a lead approves");
     act(&s.ctx, case, "dena", Action::ApproveReply { text: text.into() }).await.unwrap();
+    deliver_due(&s.ctx, t0()).await.unwrap();
+    assert_eq!(s.fake.writes(), 0, "an approval alone posts nothing");
+    let dms: Vec<String> = s
+        .chat
+        .calls()
+        .into_iter()
+        .filter_map(|c| if let Call::Dm { person, text } = c { (person == "marcus").then_some(text) } else { None })
+        .collect();
+    assert!(
+        dms.iter().any(|t| t.contains("approved your reply") && t.contains(&format!("/care respond {case} --publish"))),
+        "the agent who asked to publish is told how: {dms:?}"
+    );
     assert!(matches!(publish(&s, case, "marcus", text).await.unwrap(), Replied::Responded(_)));
     deliver_due(&s.ctx, t0() + Duration::minutes(1)).await.unwrap();
     assert_eq!(s.fake.with(|f| f.google_replies.values().cloned().collect::<Vec<_>>()), [text]);

@@ -149,6 +149,30 @@ impl Vocabulary {
 pub const PLATFORMS: [&str; 9] =
     ["google", "yelp", "x", "twitter", "facebook", "instagram", "healthgrades", "vitals", "ratemds"];
 
+static LINK: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"https?://\S+").expect("link pattern"));
+
+/// A text's length as the platform counts it against its limit. X weighs characters: a
+/// link counts 23 (X shortens every link), Latin and common punctuation 1, other scripts
+/// and emoji 2 (joiners, variation selectors and skin tones add nothing); elsewhere one
+/// per character.
+pub fn platform_length(source: Option<&str>, text: &str) -> usize {
+    if !matches!(source, Some("x" | "twitter")) {
+        return text.chars().count();
+    }
+    let weight = |c: char| match c as u32 {
+        0x200D | 0xFE00..=0xFE0F | 0x1F3FB..=0x1F3FF => 0,
+        0..=4351 | 8192..=8205 | 8208..=8223 | 8242..=8247 => 1,
+        _ => 2,
+    };
+    let mut len = 0;
+    let mut at = 0;
+    for m in LINK.find_iter(text) {
+        len += text[at..m.start()].chars().map(weight).sum::<usize>() + 23;
+        at = m.end();
+    }
+    len + text[at..].chars().map(weight).sum::<usize>()
+}
+
 /// Public character limits by platform (source name); `None` where none applies.
 pub fn platform_limit(source: &str) -> Option<usize> {
     match source {
@@ -405,7 +429,7 @@ pub fn check(text: &str, cx: &ReplyContext) -> Vec<Finding> {
         excerpt: String::new(),
         suggestion,
     };
-    let len = text.chars().count();
+    let len = platform_length(cx.platform.as_deref(), text);
     if let Some(max) = cx.max_chars.filter(|m| len > *m) {
         out.push(whole(Rule::TooLong, Severity::Block, format!("{len} characters; this platform allows {max}")));
     }
@@ -610,5 +634,17 @@ mod tests {
     fn approvals_compare_text_ignoring_spacing_and_case() {
         assert!(same_text("We are  sorry.\nEmail us", "we are sorry. email us"));
         assert!(!same_text("We are sorry.", "We are not sorry."));
+    }
+
+    #[test]
+    fn x_counts_links_as_23_and_emoji_as_2() {
+        assert_eq!(platform_length(Some("x"), "Thank you"), 9);
+        assert_eq!(
+            platform_length(Some("x"), "See https://lakeshore-health.example/a/very/long/path/to/a/page ok"),
+            4 + 23 + 3
+        );
+        assert_eq!(platform_length(Some("x"), "Gracias 🙏"), 8 + 2);
+        assert_eq!(platform_length(Some("x"), "❤️"), 2);
+        assert_eq!(platform_length(Some("google"), "See https://x.example 🙏"), 23);
     }
 }

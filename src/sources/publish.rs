@@ -4,8 +4,8 @@
 //!   authorised by the same refresh-token flow as review intake. A PUT replaces the
 //!   review's one reply, so a retry can never post twice.
 //! - Facebook Pages: `POST {graph}/{post or comment id}/comments` with `{"message": …}` and
-//!   the page token. Before a retry it reads the object's comments and takes a comment by
-//!   one of our pages with the same text as already posted.
+//!   the page token. Before a retry it reads the object's newest 100 comments and takes a
+//!   comment by one of our pages with the same text as already posted.
 //! - X: `POST {api_url}/2/tweets` with `{"text": …, "reply": {"in_reply_to_tweet_id": …}}`
 //!   and the account's user-context token. On a retry, X's "duplicate content" refusal
 //!   means the first attempt went through.
@@ -100,7 +100,13 @@ impl HttpPublisher {
                 .http
                 .get(&url)
                 .bearer_auth(token)
-                .query(&[("fields", "id,message,from"), ("filter", "stream"), ("limit", "100")])
+                // Newest first: the reply a lost answer hid is among the latest comments.
+                .query(&[
+                    ("fields", "id,message,from"),
+                    ("filter", "stream"),
+                    ("order", "reverse_chronological"),
+                    ("limit", "100"),
+                ])
                 .send()
                 .await
                 .map_err(|e| network(p, e))?;
