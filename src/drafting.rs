@@ -204,8 +204,8 @@ fn check_reply_options(
         }
         _ => {}
     }
-    if opts.publish && opts.no_text.is_some() {
-        return invalid("--publish needs the reply text".into());
+    if (opts.publish || opts.private) && opts.no_text.is_some() {
+        return invalid("--publish and --private need the reply text".into());
     }
     if let Some(link) = &opts.link {
         if opts.publish {
@@ -238,6 +238,12 @@ pub async fn submit_reply(
     let approved_text = approved_reply(&events).and_then(event_text).map(str::to_string);
     // A risk case without text is answered below (the lead's approval comes first).
     check_reply_options(case_id, text.as_deref(), approved_text.is_some(), case.risk, &opts)?;
+    if opts.link.is_some() && case.confidential {
+        return Err(ActError::Invalid(format!(
+            "Case {case_id} is confidential (forwarded privately): there is no public reply to link; record it with \
+             its text only"
+        )));
+    }
     if !case.risk || is_lead {
         let text = text.or(approved_text.filter(|_| opts.no_text.is_none()));
         let action = Action::Respond { text, override_block };

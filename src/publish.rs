@@ -114,6 +114,18 @@ pub trait Publisher: Send + Sync {
         text: &str,
     ) -> Result<Published, PublishError>;
 
+    /// Sends `text` privately to the author of `target` (a Facebook post or comment) from
+    /// `page`, by Messenger: one private reply per post or comment. `retry`: an earlier
+    /// attempt may have gone through.
+    async fn reply_privately(
+        &self,
+        settings: &Settings,
+        target: &Target,
+        page: &str,
+        text: &str,
+        retry: bool,
+    ) -> Result<Published, PublishError>;
+
     /// Deletes our reply `remote_id` under `target`. A reply already gone counts as removed.
     async fn remove(&self, settings: &Settings, target: &Target, remote_id: &str) -> Result<(), PublishError>;
 }
@@ -126,6 +138,8 @@ pub fn live_reply(events: &[crate::store::EventRow], platform: Platform) -> Opti
         match e.action.as_str() {
             "published" => live = Some(e),
             "unpublished" => live = None,
+            // Deleted by hand: the platform never gave us its id.
+            "unpublish" if e.detail["by_hand"] == true => live = None,
             _ => {}
         }
     }
@@ -145,6 +159,16 @@ impl Publisher for Unattached {
     }
     async fn remove(&self, _: &Settings, target: &Target, _: &str) -> Result<(), PublishError> {
         Err(unattached(target))
+    }
+    async fn reply_privately(
+        &self,
+        _: &Settings,
+        t: &Target,
+        _: &str,
+        _: &str,
+        _: bool,
+    ) -> Result<Published, PublishError> {
+        Err(unattached(t))
     }
 }
 

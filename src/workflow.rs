@@ -165,6 +165,9 @@ pub struct ReplyOptions {
     pub link: Option<String>,
     /// No text is recorded (`--no-text`): why.
     pub no_text: Option<String>,
+    /// Facebook: send the reply privately on Messenger (a private reply to the post or
+    /// comment) instead of as a public comment. Implies `publish`.
+    pub private: bool,
 }
 
 /// `act`; with `opts.publish`, a reply marked responded is also posted to the review's
@@ -177,7 +180,7 @@ pub async fn act_publishing(
     action: Action,
     opts: &ReplyOptions,
 ) -> Result<Acted, ActError> {
-    let publish = opts.publish;
+    let publish = opts.publish || opts.private;
     let pb = ctx.playbooks();
     let person = pb.team.person(actor_id).ok_or_else(|| ActError::UnknownPerson(actor_id.to_string()))?;
     let actor = person.actor();
@@ -197,7 +200,7 @@ pub async fn act_publishing(
                 e.insert("no_text_reason".into(), why.clone().into());
             }
             if publish {
-                let plan = publish_plan(ctx, case_id, text.as_deref()).await?;
+                let plan = publish_plan(ctx, case_id, text.as_deref(), opts.private).await?;
                 if let Some(e) = extra.as_object_mut() {
                     e.insert("publish".into(), serde_json::to_value(plan).map_err(anyhow::Error::from)?);
                 }
@@ -216,7 +219,8 @@ pub async fn act_publishing(
         _ if publish => return Err(ActError::Invalid("only a reply can be published".into())),
         Action::Unpublish { .. } => {
             let plan = remove_plan(ctx, case_id).await?;
-            serde_json::json!({ "platform": plan.target.platform, "remove": plan })
+            let by_hand = plan.remote_id.is_none();
+            serde_json::json!({ "platform": plan.target.platform, "remove": plan, "by_hand": by_hand })
         }
         // A lead approves wording, never a privacy slip: the blocking checks run first.
         Action::ApproveReply { text } => gate_request(ctx, case_id, person, text).await?,
@@ -314,12 +318,15 @@ pub struct PublishPlan {
     /// Our reply already on the platform (its id): its text is replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edit: Option<String>,
+    /// Sent privately on Messenger from this Facebook page, not as a public comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_from: Option<String>,
 }
 
 /// Checks that the case's reply can be published, before anything is recorded: publishing
 /// is on, the platform has a reply API carebot speaks, the site may publish there, the
 /// text fits, and the review is known to the platform.
-async fn publish_plan(ctx: &Ctx, case_id: i64, text: Option<&str>) -> Result<PublishPlan, ActError> {
+async fn publish_plan(ctx: &Ctx, case_id: i64, text: Option<&str>, private: bool) -> Result<PublishPlan, ActError> {
     use crate::config::PublishMode;
     use crate::publish::{Platform, Target};
     let settings = &ctx.settings.publish;
@@ -371,6 +378,34 @@ async fn publish_plan(ctx: &Ctx, case_id: i64, text: Option<&str>) -> Result<Pub
         )));
     }
     let events = ctx.store.events(case_id).await?;
+    if private {
+        if platform != Platform::Facebook {
+            return Err(ActError::Invalid(format!(
+                "a private reply goes by Messenger to a Facebook post or comment; this case is from {}",
+                platform.name()
+            )));
+        }
+        if events.iter().any(|e| e.action == "published" && e.detail["private"] == true) {
+            return Err(ActError::Invalid(format!(
+                "Case {case_id} already had its private reply: Facebook allows one per post or comment; continue in \
+                 the Page inbox"
+            )));
+        }
+        let page = ctx.settings.sources.facebook.pages.iter().find(|(_, s)| s.as_str() == site).map(|(p, _)| p);
+        let Some(page) = page else {
+            return Err(ActError::Invalid(format!(
+                "no Facebook page for this site in sources.facebook.pages, so carebot cannot tell which page sends \
+                 the private reply for case {case_id}"
+            )));
+        };
+        let plan = PublishPlan {
+            target: Target { platform, object: mention.external_id.clone() },
+            dry_run: settings.mode == PublishMode::DryRun,
+            edit: None,
+            private_from: Some(page.clone()),
+        };
+        return Ok(plan);
+    }
     // Our reply already there: a second publish changes its text (X cannot: take it down first).
     let edit = match crate::publish::live_reply(&events, platform) {
         None => None,
@@ -417,14 +452,20 @@ async fn publish_plan(ctx: &Ctx, case_id: i64, text: Option<&str>) -> Result<Pub
         }
         Platform::Facebook | Platform::X => mention.external_id.clone(),
     };
-    Ok(PublishPlan { target: Target { platform, object }, dry_run: settings.mode == PublishMode::DryRun, edit })
+    Ok(PublishPlan {
+        target: Target { platform, object },
+        dry_run: settings.mode == PublishMode::DryRun,
+        edit,
+        private_from: None,
+    })
 }
 
 /// What `unpublish` takes down: our live reply on the review's platform.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RemovePlan {
     pub target: crate::publish::Target,
-    pub remote_id: String,
+    /// `None`: carebot has no id for it; it is deleted by hand and only recorded here.
+    pub remote_id: Option<String>,
 }
 
 async fn remove_plan(ctx: &Ctx, case_id: i64) -> Result<RemovePlan, ActError> {
@@ -446,18 +487,14 @@ async fn remove_plan(ctx: &Ctx, case_id: i64) -> Result<RemovePlan, ActError> {
             )))
         }
     }
-    let remote_id = live.detail["remote_id"].as_str().ok_or_else(|| {
-        ActError::Invalid(format!(
-            "Case {case_id}: {} did not tell us the id of our reply, so carebot cannot take it down; delete it on \
-             the platform",
-            platform.name()
-        ))
-    })?;
+    // A post whose id the platform never gave us (X's answer lost, then "duplicate"):
+    // carebot cannot delete it; the person deletes it by hand and this records that.
+    let remote_id = live.detail["remote_id"].as_str().map(str::to_string);
     let target: crate::publish::Target = serde_json::from_value(serde_json::json!({
         "platform": platform, "object": live.detail["object"],
     }))
     .map_err(anyhow::Error::from)?;
-    Ok(RemovePlan { target, remote_id: remote_id.to_string() })
+    Ok(RemovePlan { target, remote_id })
 }
 
 /// A reply sent for approval must already pass the blocking checks: a lead approves
@@ -608,12 +645,15 @@ async fn try_act(
             dry_run: plan.dry_run,
             edit: plan.edit,
             after: Some(event.id),
+            private_from: plan.private_from,
         });
     }
     if let (Some(plan), Action::Unpublish { .. }) = (extra.get("remove"), action) {
         let plan: RemovePlan = serde_json::from_value(plan.clone()).map_err(anyhow::Error::from)?;
         let by = actor.id.clone();
-        ops.push(ChatOp::RemoveReply { case_id, target: plan.target, remote_id: plan.remote_id, by });
+        if let Some(remote_id) = plan.remote_id {
+            ops.push(ChatOp::RemoveReply { case_id, target: plan.target, remote_id, by });
+        }
     }
     ops.extend(new_channels.into_iter().map(|channel| ChatOp::PostCard { case_id, channel }));
     for op in &ops {

@@ -477,7 +477,120 @@ async fn a_reply_posted_by_hand_carries_its_link_and_no_text_needs_a_reason(b: B
     assert!(err.contains("--link is for a reply you posted yourself"), "{err}");
 }
 
+/// A Facebook reply sent privately by Messenger (a private reply to the comment): sent once
+/// even when the answer is lost, shown as private, and only one per comment.
+async fn a_private_reply_goes_by_messenger_once(b: Backend) {
+    let s = setup(b, |_| {}).await;
+    let fb = claimed(&s, "facebook", "555_42", "Parking at Riverside is awful").await;
+    let marcus = s.ctx.playbooks().team.person("marcus").unwrap().clone();
+    let private = || ReplyOptions { private: true, ..Default::default() };
+    s.fake.with(|f| f.fail_after_write = 1);
+    let Replied::Responded(acted) =
+        submit_reply(&s.ctx, fb, &marcus, Some(REPLY.into()), false, private()).await.unwrap()
+    else {
+        panic!("not responded")
+    };
+    assert!(acted.summary.starts_with("private reply by Marcus Bell sent on Messenger"), "{}", acted.summary);
+    deliver_due(&s.ctx, t0()).await.unwrap();
+    deliver_due(&s.ctx, t0() + Duration::minutes(5)).await.unwrap();
+    s.fake.with(|f| {
+        assert_eq!(f.fb_private.len(), 1, "one private reply, not two");
+        assert_eq!(f.fb_private[0], (PAGE_ID.to_string(), "comment_id".into(), "555_42".into(), REPLY.to_string()));
+        assert!(f.fb_comments.is_empty(), "nothing public");
+    });
+    let events = s.ctx.store.events(fb).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.action == "published" && e.detail["private"] == true).count(), 1);
+    deliver_due(&s.ctx, t0() + Duration::minutes(5)).await.unwrap();
+    assert!(
+        thread_lines(&s).iter().any(|l| l == "replied privately on Messenger at 09:00 by Marcus Bell"),
+        "{:?}",
+        thread_lines(&s)
+    );
+    let err = submit_reply(&s.ctx, fb, &marcus, Some(REPLY.into()), false, private()).await.err().unwrap().to_string();
+    assert!(err.contains("already had its private reply"), "{err}");
+    let x = claimed(&s, "x", "1860000000000000021", "Riverside ER wait is 5 hours").await;
+    let err = submit_reply(&s.ctx, x, &marcus, Some(REPLY.into()), false, private()).await.err().unwrap().to_string();
+    assert!(err.contains("a private reply goes by Messenger to a Facebook post or comment"), "{err}");
+}
+
+fn refuse_once(s: &Setup) {
+    s.fake.with(|f| {
+        f.refuse_next = Some((400, serde_json::json!({"error": {"message": "(#368) The action attempted has been deemed abusive or is otherwise disallowed", "type": "OAuthException", "code": 368}})))
+    });
+}
+
+/// A refused reply sent again with `outbox retry` after the agent moved on (published the
+/// same text again, or posted by hand) is dropped, not posted a second time; one retried
+/// once the cause is fixed goes out and puts the case back to responded.
+async fn a_refused_reply_retried_later_never_doubles_and_reopens_what_went_out(b: Backend) {
+    let s = setup(b, |_| {}).await;
+    let marcus = s.ctx.playbooks().team.person("marcus").unwrap().clone();
+    // Published again with the same text, then the old one retried.
+    let again = claimed(&s, "facebook", "1001_20", "Parking at Riverside is awful").await;
+    refuse_once(&s);
+    publish(&s, again, "marcus", REPLY).await.unwrap();
+    deliver_due(&s.ctx, t0()).await.unwrap();
+    publish(&s, again, "marcus", REPLY).await.unwrap();
+    deliver_due(&s.ctx, t0() + Duration::minutes(1)).await.unwrap();
+    // Posted by hand after the refusal, then the old one retried.
+    let by_hand = claimed(&s, "facebook", "1001_21", "Rude staff at Riverside").await;
+    refuse_once(&s);
+    publish(&s, by_hand, "marcus", REPLY).await.unwrap();
+    deliver_due(&s.ctx, t0() + Duration::minutes(2)).await.unwrap();
+    let link = ReplyOptions { link: Some("https://www.facebook.com/1001_21_1".into()), ..Default::default() };
+    submit_reply(&s.ctx, by_hand, &marcus, Some(REPLY.into()), false, link).await.unwrap();
+    s.ctx.store.outbox_requeue(None, s.ctx.now_ms()).await.unwrap();
+    deliver_due(&s.ctx, t0() + Duration::minutes(3)).await.unwrap();
+    s.fake.with(|f| {
+        assert_eq!(f.fb_comments["1001_20"].len(), 1, "the same text is not posted twice");
+        assert!(!f.fb_comments.contains_key("1001_21"), "not posted beside the one posted by hand");
+    });
+    assert_eq!(s.ctx.store.outbox_depth().await.unwrap(), (0, 0), "the superseded ones are done, not failed");
+
+    // Refused, the cause fixed, retried: it goes out and the case is responded again.
+    let fixed = claimed(&s, "facebook", "1001_22", "Billing at Riverside is a mess").await;
+    refuse_once(&s);
+    publish(&s, fixed, "marcus", REPLY).await.unwrap();
+    deliver_due(&s.ctx, t0() + Duration::minutes(4)).await.unwrap();
+    let case = s.ctx.store.case(fixed).await.unwrap().unwrap();
+    assert_eq!((case.state.as_str(), case.first_response_at), ("claimed", None));
+    s.clock.set(t0() + Duration::minutes(30));
+    s.ctx.store.outbox_requeue(None, s.ctx.now_ms()).await.unwrap();
+    deliver_due(&s.ctx, t0() + Duration::minutes(30)).await.unwrap();
+    assert_eq!(s.fake.with(|f| f.fb_comments["1001_22"].len()), 1);
+    let case = s.ctx.store.case(fixed).await.unwrap().unwrap();
+    assert_eq!(case.state.as_str(), "responded");
+    assert_eq!(case.first_response_at, Some((t0() + Duration::minutes(30)).timestamp_millis()));
+    deliver_due(&s.ctx, t0() + Duration::minutes(30)).await.unwrap();
+    let lines = thread_lines(&s);
+    assert!(
+        lines.iter().any(|l| l == "the reply reached Facebook after all; the case is responded again"),
+        "{lines:?}"
+    );
+}
+
+/// X's answer was lost and the retry met "duplicate content": carebot has no id for the
+/// post, so `unpublish` records it as deleted by hand, and a new reply can then go out.
+async fn an_x_post_without_an_id_is_taken_down_by_hand(b: Backend) {
+    let s = setup(b, |_| {}).await;
+    let x = claimed(&s, "x", "1860000000000000031", "Riverside ER wait is 5 hours").await;
+    s.fake.with(|f| f.fail_after_write = 1);
+    publish(&s, x, "marcus", REPLY).await.unwrap();
+    deliver_due(&s.ctx, t0()).await.unwrap();
+    deliver_due(&s.ctx, t0() + Duration::minutes(5)).await.unwrap();
+    let summary = unpublish(&s, x, "marcus").await.unwrap();
+    assert!(summary.contains("as deleted by hand (carebot has no id for it: delete it on X"), "{summary}");
+    s.fake.with(|f| f.tweets.clear()); // the agent deleted it on X
+    let better = "Thank you for waiting. Please email patientrelations.riverside@lakeshore-health.example.";
+    publish(&s, x, "marcus", better).await.unwrap();
+    deliver_due(&s.ctx, t0() + Duration::minutes(6)).await.unwrap();
+    assert_eq!(s.fake.with(|f| f.tweets.iter().map(|t| t.1.clone()).collect::<Vec<_>>()), [better]);
+}
+
 on_both_backends!(
+    a_refused_reply_retried_later_never_doubles_and_reopens_what_went_out,
+    an_x_post_without_an_id_is_taken_down_by_hand,
+    a_private_reply_goes_by_messenger_once,
     a_published_reply_is_changed_in_place_or_taken_down,
     a_refused_change_keeps_the_earlier_reply,
     a_rating_raised_after_a_published_reply_counts_for_that_reply,

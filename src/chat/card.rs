@@ -189,7 +189,11 @@ pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
                 .and_then(|v| v.as_str())
                 .and_then(crate::publish::Platform::parse)
                 .map(|p| p.name());
+            let private = d.pointer("/publish/private_from").is_some_and(|p| !p.is_null());
             match (platform, d.pointer("/publish/dry_run").and_then(|v| v.as_bool())) {
+                (Some(_), Some(false)) if private => {
+                    format!("private reply by {who} sent on Messenger{overridden}; the case shows it once Facebook takes it")
+                }
                 (Some(p), Some(true)) => {
                     format!("reply marked responded by {who}{overridden}; dry run: not sent to {p}")
                 }
@@ -293,7 +297,9 @@ pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
                 s("platform").and_then(|p| crate::publish::Platform::parse(&p)).map_or("the platform", |p| p.name());
             let at = crate::clock::from_ms(e.at).with_timezone(&playbooks.team.timezone).format("%H:%M");
             let link = s("url").map(|u| format!(" — {u}")).unwrap_or_default();
-            if e.action == "publish_dry_run" {
+            if d.get("private").and_then(|v| v.as_bool()) == Some(true) {
+                format!("replied privately on Messenger at {at} by {who}")
+            } else if e.action == "publish_dry_run" {
                 format!(
                     "dry run: the reply would have been posted on {platform} at {at} by {who} (publish.mode = dry-run)"
                 )
@@ -305,6 +311,20 @@ pub fn describe_event(e: &EventRow, playbooks: &Playbooks) -> String {
             let at = crate::clock::from_ms(e.at).with_timezone(&playbooks.team.timezone).format("%H:%M");
             format!("our reply on {} was changed at {at} by {who}", platform_name(s("platform")))
         }
+        "reply_posted" => format!(
+            "the reply reached {} after all{}",
+            platform_name(s("platform")),
+            if d.get("responded").and_then(|v| v.as_bool()) == Some(true) {
+                "; the case is responded again"
+            } else {
+                ""
+            }
+        ),
+        "unpublish" if d.get("by_hand").and_then(|v| v.as_bool()) == Some(true) => format!(
+            "{who} recorded our reply on {0} as deleted by hand (carebot has no id for it: delete it on {0} if that \
+             is not done)",
+            platform_name(s("platform"))
+        ),
         "unpublish" => format!("{who} asked carebot to take our reply down from {}", platform_name(s("platform"))),
         "unpublished" => {
             let at = crate::clock::from_ms(e.at).with_timezone(&playbooks.team.timezone).format("%H:%M");

@@ -54,6 +54,8 @@ pub enum Command {
         link: Option<String>,
         /// `--no-text`: no reply text is recorded, and why.
         no_text: Option<String>,
+        /// Facebook: send it privately on Messenger instead of as a public comment.
+        private: bool,
     },
     /// A lead approves a reply: the text given, or the one waiting for approval.
     Approve {
@@ -223,6 +225,7 @@ pub const COMMANDS: &[Spec] = &[
             arg("text", ArgKind::Rest, false, "The reply exactly as posted"),
             arg("override", ArgKind::Flag, false, "Lead: accept blocking findings"),
             arg("publish", ArgKind::Flag, false, "Also post it to Google, Facebook or X"),
+            arg("private", ArgKind::Flag, false, "Facebook: send it privately on Messenger instead"),
             arg("no-text", ArgKind::Flag, false, "Record no reply text; say why (in chat, as the text)"),
             arg("reason", ArgKind::Rest, false, "With --no-text: why no text is recorded").terminal_only(),
         ],
@@ -529,9 +532,12 @@ impl Command {
                 override_block: args.flag("override"),
                 publish: args.flag("publish"),
                 link: None,
+                private: false,
                 // In chat the words after the case are the reason.
                 no_text: Some(args.text("reason").or_else(|| args.text("text")).ok_or_else(|| {
-                    missing("the reason no text is recorded, e.g. `respond 42 --no-text posted by the press office`")
+                    missing(
+                        "the reason no text is recorded: `--reason R` in a terminal, the words after --no-text in chat",
+                    )
                 })?),
             },
             "respond" if args.text("reason").is_some() => {
@@ -544,6 +550,7 @@ impl Command {
                 publish: args.flag("publish"),
                 link: None,
                 no_text: None,
+                private: args.flag("private"),
             },
             "posted" => Command::Respond {
                 case_id: args.case(spec)?,
@@ -552,6 +559,7 @@ impl Command {
                 publish: false,
                 link: Some(args.text("link").ok_or_else(|| missing("the link to your posted reply"))?),
                 no_text: None,
+                private: false,
             },
             "unpublish" => {
                 Command::Act { case_id: args.case(spec)?, action: Action::Unpublish { reason: args.text("reason") } }
@@ -726,7 +734,8 @@ mod tests {
                 override_block: true,
                 publish: false,
                 link: None,
-                no_text: None
+                no_text: None,
+                private: false,
             })
         );
         assert_eq!(
@@ -737,7 +746,20 @@ mod tests {
                 override_block: true,
                 publish: true,
                 link: None,
-                no_text: None
+                no_text: None,
+                private: false,
+            })
+        );
+        assert_eq!(
+            "respond 4 Thank you, please email us --private".parse(),
+            Ok(Command::Respond {
+                case_id: 4,
+                text: Some("Thank you, please email us".into()),
+                override_block: false,
+                publish: false,
+                link: None,
+                no_text: None,
+                private: true,
             })
         );
         assert_eq!("approve 4".parse(), Ok(Command::Approve { case_id: 4, text: None }));
@@ -772,6 +794,7 @@ mod tests {
                 publish: false,
                 link: None,
                 no_text: None,
+                private: false,
             })
         );
         assert_eq!(
@@ -783,6 +806,7 @@ mod tests {
                 publish: false,
                 link: None,
                 no_text: Some("posted by the press office".into()),
+                private: false,
             })
         );
         assert!("respond 4 --no-text".parse::<Command>().unwrap_err().contains("reason"));
@@ -795,6 +819,7 @@ mod tests {
                 publish: false,
                 link: Some("https://www.yelp.com/biz/x?hrid=1".into()),
                 no_text: None,
+                private: false,
             })
         );
         assert!("posted 4 Thank you".parse::<Command>().unwrap_err().contains("link"));

@@ -470,7 +470,7 @@ pub async fn submit(ctx: &Ctx, person: &Person, kind: FormKind, case_id: i64, a:
         FormKind::Changes => Action::RequestChanges { note: needs_text()? },
         FormKind::Reply => {
             let text = needs_text()?;
-            let opts = crate::workflow::ReplyOptions { publish: a.publish, link: a.link.clone(), no_text: None };
+            let opts = crate::workflow::ReplyOptions { publish: a.publish, link: a.link.clone(), ..Default::default() };
             return crate::drafting::submit_reply(ctx, case_id, person, Some(text), a.override_block, opts)
                 .await
                 .map(|r| replied(case_id, r))
@@ -649,8 +649,8 @@ pub async fn execute(ctx: &Ctx, person: &Person, cmd: Command, command_name: &st
                 let to = teammate(ctx, &to)?;
                 crate::present::case_act(ctx, case_id, &person.id, Action::Reassign { to }).await?
             }
-            Command::Respond { case_id, text, override_block, publish, link, no_text } => {
-                let opts = crate::workflow::ReplyOptions { publish, link, no_text };
+            Command::Respond { case_id, text, override_block, publish, link, no_text, private } => {
+                let opts = crate::workflow::ReplyOptions { publish, link, no_text, private };
                 replied(case_id, crate::drafting::submit_reply(ctx, case_id, person, text, override_block, opts).await?)
             }
             Command::Approve { case_id, text: Some(text) } => {

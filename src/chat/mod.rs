@@ -75,6 +75,9 @@ pub enum ChatOp {
         /// The `respond` event that queued it: a reply published or removed after it wins.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         after: Option<i64>,
+        /// Facebook: send it privately on Messenger from this page instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        private_from: Option<String>,
     },
     /// Take our published reply `remote_id` down from the review's platform; the result
     /// is recorded on the case.

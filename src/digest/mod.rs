@@ -205,19 +205,26 @@ pub struct PublishedFigures {
 }
 
 impl PublishedFigures {
-    /// From the `published` events of the window and the `revised` events since.
+    /// From the `published` events of the window and the `revised` events since. A case
+    /// counts once (a reply changed, taken down and posted again is one answered case).
     pub fn of(published: &[EventRow], revisions: &[EventRow]) -> PublishedFigures {
-        let mut f = PublishedFigures { replies: published.len() as i64, ..Default::default() };
-        for e in published {
+        let mut f = PublishedFigures::default();
+        let mut cases = std::collections::BTreeMap::new();
+        for e in published.iter().filter(|e| e.detail["private"] != true) {
+            cases.entry(e.case_id).or_insert(e);
+        }
+        f.replies = cases.len() as i64;
+        for e in cases.values() {
             let platform = e.detail["platform"].as_str().unwrap_or("other").to_string();
             *f.by_platform.entry(platform).or_default() += 1;
         }
-        let ids: std::collections::BTreeSet<i64> = published.iter().map(|e| e.id).collect();
+        let ids: std::collections::BTreeSet<i64> =
+            published.iter().filter(|e| cases.contains_key(&e.case_id)).map(|e| e.id).collect();
         let recovered: std::collections::BTreeSet<i64> = revisions
             .iter()
             .filter(|e| e.detail["recovery"] == true)
-            .filter_map(|e| e.detail["published_reply"].as_i64())
-            .filter(|id| ids.contains(id))
+            .filter(|e| e.detail["published_reply"].as_i64().is_some_and(|id| ids.contains(&id)))
+            .map(|e| e.case_id)
             .collect();
         f.recovered = recovered.len() as i64;
         f

@@ -311,6 +311,12 @@ pub enum Action {
         platform: String,
         reason: String,
     },
+    /// A reply the platform had refused went out on a later attempt (`outbox retry` after
+    /// the cause was fixed): a case sent back to `claimed` by that refusal is `responded`
+    /// again. Recorded by carebot only.
+    ReplyPosted {
+        platform: String,
+    },
     /// The owner or a lead takes our published reply down from its platform. The state
     /// does not change (the reviewer did see a reply); respond again to post a new one.
     Unpublish {
@@ -377,6 +383,7 @@ impl Action {
             Action::Revise(_) => "record a revision of its post",
             Action::ReplyNotPosted { .. } => "record a refused reply",
             Action::Unpublish { .. } => "remove its published reply",
+            Action::ReplyPosted { .. } => "record a reply posted after all",
         }
     }
 
@@ -402,6 +409,7 @@ impl Action {
             Action::Revise(_) => "recording a revision",
             Action::ReplyNotPosted { .. } => "recording a refused reply",
             Action::Unpublish { .. } => "removing a published reply",
+            Action::ReplyPosted { .. } => "recording a reply posted after all",
         }
     }
 
@@ -427,6 +435,7 @@ impl Action {
             Action::Revise(_) => "revised",
             Action::ReplyNotPosted { .. } => "publish_failed",
             Action::Unpublish { .. } => "unpublish",
+            Action::ReplyPosted { .. } => "reply_posted",
         }
     }
 }
@@ -486,10 +495,12 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
     match action {
         Action::Note { .. } => {}
         // Only carebot records what a platform changed; no person can.
-        Action::Revise(_) | Action::ReplyNotPosted { .. } if actor.id != Actor::system().id => {
+        Action::Revise(_) | Action::ReplyNotPosted { .. } | Action::ReplyPosted { .. }
+            if actor.id != Actor::system().id =>
+        {
             return Err(Refusal::NotPermitted { action: gerund, needs: "carebot (system)" })
         }
-        Action::Revise(_) | Action::ReplyNotPosted { .. } => {}
+        Action::Revise(_) | Action::ReplyNotPosted { .. } | Action::ReplyPosted { .. } => {}
         Action::JudgeRisk { confirm: false } if !is_lead && !roles.has(Role::Risk) => {
             return Err(Refusal::NotPermitted { action: gerund, needs: "risk or lead" })
         }
@@ -657,6 +668,13 @@ pub fn apply(cur: &CaseStatus, actor: &Actor, action: &Action) -> Result<Transit
                 next.state = Claimed;
             }
             detail = serde_json::json!({ "platform": platform, "reason": reason, "reopened": cur.state == Responded });
+        }
+        // Only a case the refusal sent back (still claimed) moves; any later step stands.
+        Action::ReplyPosted { platform } => {
+            if cur.state == Claimed {
+                next.state = Responded;
+            }
+            detail = serde_json::json!({ "platform": platform, "responded": cur.state == Claimed });
         }
         Action::Unpublish { reason } => match cur.state {
             Open => return Err(illegal(cur.state, verb, "; nothing has been published for it")),

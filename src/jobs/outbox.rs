@@ -130,30 +130,31 @@ async fn deliver(ctx: &Ctx, op: &ChatOp, catch_up: bool, retry: bool) -> Result<
                 ctx.chat.channel_message(&ch, &digest.to_text()).await?;
             }
         }
-        ChatOp::PublishReply { case_id, target, text, by, dry_run, edit, after } => {
+        ChatOp::PublishReply { case_id, target, text, by, dry_run, edit, after, private_from } => {
             use crate::publish::{PublishError, Published};
-            // A reply published, changed or taken down there since this one was queued (an
-            // edited text sent after a refusal): this older one must not follow it.
+            // Superseded: the case got a newer reply (published, posted by hand or marked
+            // responded) or a take-down since this one was queued, e.g. a failed reply sent
+            // again by `outbox retry` after the agent moved on. Nothing to send.
             let events = ctx.store.events(*case_id).await.map_err(internal)?;
-            let newer = events.iter().any(|e| {
-                let since = after.is_none_or(|a| e.id > a);
-                let other_text = e.detail["text"].as_str() != Some(text.as_str());
-                since
-                    && e.detail["platform"] == target.platform.id()
-                    && match e.action.as_str() {
-                        "published" | "reply_edited" => other_text,
-                        "unpublished" => after.is_some(),
-                        _ => false,
-                    }
-            });
-            if newer {
-                return Err(DeliveryError::Permanent(format!(
-                    "not sent: our reply to case {case_id} on {} changed since",
-                    target.platform.name()
-                )));
+            let superseded = match after {
+                Some(a) => events.iter().any(|e| e.id > *a && matches!(e.action.as_str(), "respond" | "unpublish")),
+                // Queued before replies carried their event: the older rule, by text.
+                None => events.iter().any(|e| {
+                    e.action == "published"
+                        && e.detail["platform"] == target.platform.id()
+                        && e.detail["text"].as_str() != Some(text.as_str())
+                }),
+            };
+            if superseded {
+                tracing::info!(case_id, platform = target.platform.id(), "reply not sent: a newer one replaced it");
+                return Ok(());
             }
             let result = match (dry_run, edit) {
                 (true, _) => Ok(Published::default()),
+                (false, _) if private_from.is_some() => {
+                    let page = private_from.as_deref().unwrap_or_default();
+                    ctx.publisher.reply_privately(&ctx.settings, target, page, text, retry).await
+                }
                 (false, Some(remote_id)) => ctx.publisher.edit(&ctx.settings, target, remote_id, text).await,
                 (false, None) => ctx.publisher.publish(&ctx.settings, target, text, retry).await,
             };
@@ -164,7 +165,9 @@ async fn deliver(ctx: &Ctx, op: &ChatOp, catch_up: bool, retry: bool) -> Result<
                         (false, Some(_)) => "reply_edited",
                         (false, None) => "published",
                     };
-                    published(ctx, *case_id, by, target, text, &p, how).await.map_err(internal)?
+                    let private = private_from.is_some();
+                    let sent = Sent { by, target, text, private, after: *after };
+                    published(ctx, *case_id, sent, &p, how).await.map_err(internal)?
                 }
                 Err(PublishError::Transient(m)) => return Err(DeliveryError::Transient(m)),
                 Err(e) => {
@@ -225,28 +228,96 @@ async fn deliver(ctx: &Ctx, op: &ChatOp, catch_up: bool, retry: bool) -> Result<
 
 /// Records a published, edited (or dry-run) reply on the case, once, and shows it on the
 /// card.
+/// What went out: the reply op's parts that the record needs.
+struct Sent<'a> {
+    by: &'a str,
+    target: &'a crate::publish::Target,
+    text: &'a str,
+    /// Sent privately on Messenger.
+    private: bool,
+    /// The `respond` event that queued it.
+    after: Option<i64>,
+}
+
 async fn published(
     ctx: &Ctx,
     case_id: i64,
-    by: &str,
-    target: &crate::publish::Target,
-    text: &str,
+    sent: Sent<'_>,
     p: &crate::publish::Published,
     action: &str,
 ) -> anyhow::Result<()> {
+    let Sent { by, target, text, private, after } = sent;
     let events = ctx.store.events(case_id).await?;
-    let platform = target.platform.id();
+    let platform = if private { "messenger" } else { target.platform.id() };
     let last = events.iter().rev().find(|e| {
         e.detail["platform"] == platform
             && matches!(e.action.as_str(), "published" | "reply_edited" | "unpublished" | "publish_dry_run")
     });
-    if last.is_some_and(|e| e.action == action && e.detail["text"].as_str() == Some(text)) {
+    let ours = |e: &crate::store::EventRow| match after {
+        Some(a) => e.detail["respond_event"] == a,
+        None => e.action == action && e.detail["text"].as_str() == Some(text),
+    };
+    if last.is_some_and(ours) {
         return Ok(()); // recorded before a crash, not yet marked delivered
     }
-    let detail = serde_json::json!({
+    let mut detail = serde_json::json!({
         "platform": platform, "object": target.object, "remote_id": p.remote_id, "url": p.url, "text": text,
     });
-    record(ctx, case_id, by, action, &detail, None).await
+    if private {
+        // A Messenger message: not our public reply, so never edited or taken down as one.
+        detail["private"] = true.into();
+    }
+    if let Some(a) = after {
+        detail["respond_event"] = a.into();
+    }
+    record(ctx, case_id, by, action, &detail, None).await?;
+    // It had been refused before (the case went back to claimed) and went out now.
+    let reopened = events
+        .iter()
+        .any(|e| e.action == "publish_failed" && after.is_some_and(|a| e.id > a) && e.detail["reopened"] == true);
+    if reopened && action == "published" {
+        reply_posted(ctx, case_id, target).await?;
+    }
+    Ok(())
+}
+
+/// A refused reply went out after all: a case its refusal sent back to claimed is
+/// responded again, with its first response now (through the state machine, as carebot).
+async fn reply_posted(ctx: &Ctx, case_id: i64, target: &crate::publish::Target) -> anyhow::Result<()> {
+    use crate::domain::{apply, Action, Actor, CaseState};
+    use crate::store::cases;
+    let action = Action::ReplyPosted { platform: target.platform.id().to_string() };
+    for _ in 0..5 {
+        let now = ctx.now_ms();
+        let mut tx = ctx.store.begin().await?;
+        let case =
+            cases::case_in_tx(&mut tx, case_id).await?.ok_or_else(|| anyhow::anyhow!("case {case_id} vanished"))?;
+        if case.state != CaseState::Claimed {
+            return Ok(()); // someone took it further meanwhile
+        }
+        let t = apply(&case.status(), &Actor::system(), &action).map_err(|r| anyhow::anyhow!("case {case_id} {r}"))?;
+        let stamps = cases::Stamps { first_response_at: Some(now), ..Default::default() };
+        if !cases::update_status(&mut tx, case_id, case.version, &t.next, stamps, now).await? {
+            tx.rollback().await?;
+            continue;
+        }
+        let id = cases::append_event(&mut tx, case_id, now, &Actor::system().id, t.event, &t.detail).await?;
+        let event = crate::store::EventRow {
+            id,
+            case_id,
+            at: now,
+            actor: Actor::system().id,
+            action: t.event.to_string(),
+            detail: t.detail.clone(),
+        };
+        let line = crate::chat::card::describe_event(&event, &ctx.playbooks());
+        for op in [ChatOp::UpdateCard { case_id }, ChatOp::ThreadReply { case_id, text: line, here: false }] {
+            crate::chat::queue(&mut tx, &op, now, now).await?;
+        }
+        tx.commit().await?;
+        return Ok(());
+    }
+    anyhow::bail!("case {case_id} kept changing while its posted reply was recorded")
 }
 
 /// The platform refused the reply: nothing is public, so a case still marked responded

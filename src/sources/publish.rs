@@ -10,6 +10,11 @@
 //!   and the account's user-context token. On a retry, X's "duplicate content" refusal
 //!   means the first attempt went through.
 //!
+//! Private replies (Facebook): `POST {graph}/{page id}/messages` with
+//! `{"recipient": {"comment_id"|"post_id": …}, "message": {"text": …}}`. Facebook allows one
+//! per post or comment, so on a retry its "already replied" refusal means the first went
+//! through.
+//!
 //! Edits and removals: Google replaces the reply with the same PUT and deletes it with
 //! `DELETE …/reply`; Facebook edits a comment with `POST {graph}/{comment id}` and deletes it
 //! with `DELETE`; X deletes with `DELETE /2/tweets/{id}` (X posts cannot be edited). A
@@ -39,10 +44,17 @@ fn network(platform: Platform, e: reqwest::Error) -> PublishError {
     PublishError::Transient(format!("calling {}: {}", platform.name(), e.without_url()))
 }
 
-/// The platform's answer as an error a person can act on.
-async fn refused(platform: Platform, resp: reqwest::Response) -> PublishError {
+/// The platform's answer as an error a person can act on. What we sent that must not
+/// reach a log or a chat (the token, the reply text) is cut out if the platform echoes it.
+async fn refused(platform: Platform, resp: reqwest::Response, hide: &[&str]) -> PublishError {
     let status = resp.status();
-    let body: String = resp.text().await.unwrap_or_default().chars().take(300).collect();
+    let mut body = resp.text().await.unwrap_or_default();
+    for h in hide.iter().filter(|h| h.len() >= 4) {
+        // As sent, and as it reads inside a JSON string.
+        let quoted = serde_json::to_string(h).unwrap_or_default();
+        body = body.replace(quoted.trim_matches('"'), "[…]").replace(h, "[…]");
+    }
+    let body: String = body.chars().take(300).collect();
     let said = serde_json::from_str::<Value>(&body)
         .ok()
         .and_then(|v| {
@@ -71,21 +83,28 @@ fn token<'a>(t: &'a Option<String>, platform: Platform, var: &str) -> Result<&'a
 impl HttpPublisher {
     async fn google(&self, s: &Settings, review: &str, text: &str) -> Result<Published, PublishError> {
         let p = Platform::Google;
-        let token = self.google_token(s).await?;
         let url = format!("{}/v4/{}/reply", s.sources.google_business.api_url, review.trim_matches('/'));
-        let resp = self
-            .http
-            .put(&url)
-            .bearer_auth(token)
-            .json(&json!({ "comment": text }))
-            .send()
-            .await
-            .map_err(|e| network(p, e))?;
-        if !resp.status().is_success() {
+        // An access token can expire between refresh and use: refresh once and try again.
+        for fresh in [false, true] {
+            let token = self.google_token(s).await?;
+            let resp = self
+                .http
+                .put(&url)
+                .bearer_auth(&token)
+                .json(&json!({ "comment": text }))
+                .send()
+                .await
+                .map_err(|e| network(p, e))?;
             if resp.status() == StatusCode::UNAUTHORIZED {
                 super::google_business::forget_token_with(s);
+                if !fresh {
+                    continue;
+                }
             }
-            return Err(refused(p, resp).await);
+            if !resp.status().is_success() {
+                return Err(refused(p, resp, &[token.as_str(), text]).await);
+            }
+            break;
         }
         Ok(Published { remote_id: Some(format!("{}/reply", review.trim_matches('/'))), url: None })
     }
@@ -111,7 +130,7 @@ impl HttpPublisher {
                 .await
                 .map_err(|e| network(p, e))?;
             if !resp.status().is_success() {
-                return Err(refused(p, resp).await);
+                return Err(refused(p, resp, &[token]).await);
             }
             let page: Value = resp.json().await.map_err(|e| network(p, e))?;
             let ours = page["data"].as_array().into_iter().flatten().find(|c| {
@@ -131,7 +150,7 @@ impl HttpPublisher {
             .await
             .map_err(|e| network(p, e))?;
         if !resp.status().is_success() {
-            return Err(refused(p, resp).await);
+            return Err(refused(p, resp, &[token, text]).await);
         }
         let body: Value = resp.json().await.map_err(|e| network(p, e))?;
         let id = body["id"].as_str().map(str::to_string);
@@ -145,7 +164,7 @@ impl HttpPublisher {
         let body = json!({ "text": text, "reply": { "in_reply_to_tweet_id": tweet } });
         let resp = self.http.post(&url).bearer_auth(token).json(&body).send().await.map_err(|e| network(p, e))?;
         if !resp.status().is_success() {
-            let err = refused(p, resp).await;
+            let err = refused(p, resp, &[token, text]).await;
             if retry && err.to_string().to_lowercase().contains("duplicate content") {
                 // The earlier attempt reached X; its id was lost with the answer.
                 return Ok(Published::default());
@@ -165,7 +184,7 @@ impl HttpPublisher {
         if resp.status().is_success() || resp.status() == StatusCode::NOT_FOUND {
             return Ok(());
         }
-        match refused(p, resp).await {
+        match refused(p, resp, &[token]).await {
             PublishError::Rejected(m) if m.contains("does not exist") => Ok(()),
             e => Err(e),
         }
@@ -201,7 +220,7 @@ impl Publisher for HttpPublisher {
                     .await
                     .map_err(|e| network(p, e))?;
                 if !resp.status().is_success() {
-                    return Err(refused(p, resp).await);
+                    return Err(refused(p, resp, &[token, text]).await);
                 }
                 Ok(Published {
                     remote_id: Some(remote_id.to_string()),
@@ -210,6 +229,35 @@ impl Publisher for HttpPublisher {
             }
             Platform::X => Err(PublishError::Rejected("X posts cannot be edited".into())),
         }
+    }
+
+    async fn reply_privately(
+        &self,
+        s: &Settings,
+        target: &Target,
+        page: &str,
+        text: &str,
+        retry: bool,
+    ) -> Result<Published, PublishError> {
+        let p = Platform::Facebook;
+        if target.platform != p {
+            return Err(PublishError::Rejected(format!("{} has no private replies", target.platform.name())));
+        }
+        let token = token(&s.secrets.facebook_page_token, p, "FACEBOOK_PAGE_TOKEN")?;
+        // A visitor post's id is PAGE_POST; a comment's is POST_COMMENT on someone else's post.
+        let to = if target.object.starts_with(&format!("{page}_")) { "post_id" } else { "comment_id" };
+        let body = json!({ "recipient": { to: target.object }, "message": { "text": text } });
+        let url = format!("{}/{page}/messages", s.publish.facebook_graph_url);
+        let resp = self.http.post(&url).bearer_auth(token).json(&body).send().await.map_err(|e| network(p, e))?;
+        if !resp.status().is_success() {
+            let err = refused(p, resp, &[token, text]).await;
+            if retry && err.to_string().contains("already replied") {
+                return Ok(Published::default());
+            }
+            return Err(err);
+        }
+        let body: Value = resp.json().await.map_err(|e| network(p, e))?;
+        Ok(Published { remote_id: body["message_id"].as_str().map(str::to_string), url: None })
     }
 
     async fn remove(&self, s: &Settings, target: &Target, remote_id: &str) -> Result<(), PublishError> {

@@ -9,6 +9,9 @@
 //! - X API v2: `POST /2/tweets` `{"text", "reply": {"in_reply_to_tweet_id"}}` (≤ 280
 //!   chars, Bearer user token); 403 "duplicate content" for the same text twice.
 //!
+//! Private replies: `POST /v21.0/{page}/messages` `{"recipient": {"comment_id"|"post_id"},
+//! "message": {"text"}}`, one per post or comment ((#10900) "Activity already replied to").
+//!
 //! Edits and removals: Google `DELETE …/reply`; Facebook `POST /v21.0/{comment id}`
 //! `{"message"}` (edit, `{"success": true}`) and `DELETE` of the same path (code 100
 //! "does not exist" for an unknown comment); X `DELETE /2/tweets/{id}` (404 when unknown).
@@ -40,6 +43,8 @@ pub struct State_ {
     pub known_reviews: HashSet<String>,
     /// Facebook: object → comments (id, message, from page id).
     pub fb_comments: BTreeMap<String, Vec<(String, String, String)>>,
+    /// Facebook private replies (Messenger): (page, recipient kind, object, text).
+    pub fb_private: Vec<(String, String, String, String)>,
     /// X: posts (id, text, in reply to).
     pub tweets: Vec<(String, String, String)>,
     pub fail_after_write: usize,
@@ -173,6 +178,29 @@ async fn answer(
             }
             _ => return fb_error(100, "(#100) The parameter message is required"),
         }
+    }
+    // Facebook private replies: one per post or comment, by Messenger.
+    if let Some(page) = path.strip_prefix("/v21.0/").and_then(|p| p.strip_suffix("/messages")) {
+        if bearer(&headers).as_deref() != Some(PAGE_TOKEN) || s.expired_page_token {
+            return fb_error(190, "Error validating access token: Session has expired on Monday, 23-Nov-26.");
+        }
+        let v = json.unwrap_or_default();
+        let recipient = ["comment_id", "post_id"]
+            .into_iter()
+            .find_map(|k| v.pointer(&format!("/recipient/{k}")).and_then(Value::as_str).map(|o| (k, o.to_string())));
+        let text = v
+            .pointer("/message/text")
+            .and_then(Value::as_str)
+            .filter(|t| !t.trim().is_empty() && t.chars().count() <= 2000);
+        let (Some((kind, object)), Some(text)) = (recipient, text) else {
+            return fb_error(100, "(#100) The parameter recipient is required");
+        };
+        if s.fb_private.iter().any(|m| m.2 == object) {
+            return fb_error(10900, "(#10900) Activity already replied to");
+        }
+        s.fb_private.push((page.to_string(), kind.to_string(), object.clone(), text.to_string()));
+        let id = format!("m_{}", s.fb_private.len());
+        return answer(Json(json!({"recipient_id": "2002", "message_id": id})).into_response());
     }
     // Facebook Graph: one comment of ours, edited or deleted.
     if let Some(comment) = path.strip_prefix("/v21.0/").filter(|p| !p.contains('/')) {
