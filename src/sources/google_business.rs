@@ -95,7 +95,12 @@ pub(super) async fn access_token_with(
     let resp = http.post(token_url.as_str()).form(&form).send().await.context("calling the Google token endpoint")?;
     if !resp.status().is_success() {
         // The body names the OAuth error (e.g. invalid_grant: the refresh token was revoked).
-        return Err(http_error("the Google token endpoint", resp).await);
+        // A body that repeats the request must not carry our secrets into a log or a chat.
+        let mut said = format!("{:#}", http_error("the Google token endpoint", resp).await);
+        for hide in [secret, refresh].into_iter().filter(|h| h.len() >= 4) {
+            said = said.replace(hide, "[…]");
+        }
+        anyhow::bail!(said);
     }
     let t: Token = super::decode("the Google token endpoint", resp).await?;
     // Renew a minute early so a token never expires mid-poll.
