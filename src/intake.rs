@@ -5,7 +5,7 @@
 use crate::chat::ChatOp;
 use crate::ctx::Ctx;
 use crate::domain::{apply, fingerprint, Action, Actor, Mention, Revision};
-use crate::store::{cases, is_contention, NewCase, Tx};
+use crate::store::{bulk, cases, is_contention, NewCase, Tx};
 use anyhow::Context as _;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +46,7 @@ pub async fn ingest(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Inges
                 ctx.outbox_wake.notify_one();
                 return Ok(out);
             }
-            Err(e) if attempt < 8 && is_contention(&e) && std::time::Instant::now() < give_up => {
+            Err(e) if attempt < 8 && (is_contention(&e) || e.is::<BatchRaced>()) && std::time::Instant::now() < give_up => {
                 tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
             }
             Err(e) => return Err(e),
@@ -54,33 +54,208 @@ pub async fn ingest(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Inges
     }
 }
 
+/// A new case must not be folded into a case that raced it: the batch is tried again.
+#[derive(Debug, thiserror::Error)]
+#[error("another writer stored some of these mentions at the same moment")]
+struct BatchRaced;
+
+/// Where a new mention of the batch goes.
+enum Plan {
+    /// Opens a case: index into the batch's new cases.
+    Open(usize),
+    /// Joins a case that existed before the batch.
+    JoinStored(i64),
+    /// Joins a case this batch opens.
+    JoinNew(usize),
+}
+
+/// A storm candidate: a stored case, or one this batch opens (with its index).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Candidate {
+    Stored(i64),
+    New(usize),
+}
+
+/// One batch, set-based: one lookup of the known keys; triage and storm folding in
+/// memory; then one multi-row statement per table (mentions, cases, events, outbox).
+/// Known mentions (revisions) go one by one after that, as before.
 async fn ingest_once(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Ingested>> {
     let now = ctx.now_ms();
+    let pb = ctx.playbooks();
     let mut tx = ctx.store.begin().await?;
-    let mut out = Vec::with_capacity(mentions.len());
-    // Recent storm candidates, read once per batch and extended with the cases it opens.
-    let mut candidates: Option<Vec<(i64, i64)>> = None;
-    for m in mentions {
-        let r = match cases::insert_mention(&mut tx, m, now).await? {
-            Some(mention_id) => {
-                let fp = storm_fingerprint(ctx, m);
-                match storm_case(ctx, &mut tx, &mut candidates, fp, mention_id, now).await? {
-                    Some(case_id) => Ingested::Similar(case_id),
-                    None => {
-                        let case_id = open_case(ctx, &mut tx, mention_id, m, fp, now).await?;
-                        if let (Some(list), Some(fp)) = (candidates.as_mut(), fp) {
-                            list.push((case_id, fp));
-                        }
-                        Ingested::Opened(case_id)
-                    }
-                }
-            }
-            None => revise(&mut tx, m, now).await?,
+    let keys: Vec<(&str, &str)> = mentions.iter().map(|m| (m.source.as_str(), m.external_id.as_str())).collect();
+    let known = bulk::known_keys(&mut tx, &keys).await?;
+    // The first sight of an unknown key is new; anything else is (maybe) a revision.
+    let mut seen = std::collections::HashSet::new();
+    let (mut fresh, mut again) = (Vec::new(), Vec::new());
+    for (i, k) in keys.iter().enumerate() {
+        let key = (k.0.to_string(), k.1.to_string());
+        if known.contains(&key) || !seen.insert(key) {
+            again.push(i);
+        } else {
+            fresh.push(i);
+        }
+    }
+
+    // Storm folding against recent stored cases and the cases this batch opens.
+    let storm = pb.triage_rules.storm.as_ref();
+    let mut candidates: Vec<(Candidate, i64)> = match storm {
+        Some(s) if !fresh.is_empty() => cases::storm_candidates(&mut tx, now - s.window.as_millis(), STORM_CANDIDATES)
+            .await?
+            .into_iter()
+            .map(|(id, fp)| (Candidate::Stored(id), fp))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut plans = Vec::with_capacity(fresh.len());
+    let mut opened: Vec<(usize, NewCase, Vec<String>)> = Vec::new();
+    for &i in &fresh {
+        let m = &mentions[i];
+        let fp = storm_fingerprint(ctx, m);
+        let joined = match (storm, fp) {
+            (Some(s), Some(fp)) => candidates
+                .iter()
+                .map(|(c, other)| (*c, fingerprint::distance(fp, *other)))
+                .filter(|(_, d)| *d <= s.max_distance)
+                .min_by_key(|(c, d)| (*d, *c))
+                .map(|(c, _)| c),
+            _ => None,
         };
-        out.push(r);
+        plans.push(match joined {
+            Some(Candidate::Stored(id)) => Plan::JoinStored(id),
+            Some(Candidate::New(n)) => Plan::JoinNew(n),
+            None => {
+                let (case, channels) = new_case(ctx, m, fp, now);
+                if let Some(fp) = fp {
+                    candidates.push((Candidate::New(opened.len()), fp));
+                }
+                opened.push((i, case, channels));
+                Plan::Open(opened.len() - 1)
+            }
+        });
+    }
+
+    // Ids first, so every row can name the rows it belongs to.
+    let backend = ctx.store.backend();
+    let mention_ids = bulk::reserve_ids(&mut tx, backend, "mentions", fresh.len()).await?;
+    let case_ids = bulk::reserve_ids(&mut tx, backend, "cases", opened.len()).await?;
+    let mut similar = vec![0i64; opened.len()];
+    let mut joined_stored: Vec<(i64, i64)> = Vec::new(); // (case, mentions joined)
+    let mut rows = Vec::with_capacity(fresh.len());
+    let mut out = vec![Ingested::Duplicate(0); mentions.len()];
+    for ((&i, plan), &id) in fresh.iter().zip(&plans).zip(&mention_ids) {
+        let case_id = match *plan {
+            Plan::Open(n) => {
+                out[i] = Ingested::Opened(case_ids[n]);
+                case_ids[n]
+            }
+            Plan::JoinNew(n) => {
+                similar[n] += 1;
+                out[i] = Ingested::Similar(case_ids[n]);
+                case_ids[n]
+            }
+            Plan::JoinStored(c) => {
+                match joined_stored.iter_mut().find(|(id, _)| *id == c) {
+                    Some((_, k)) => *k += 1,
+                    None => joined_stored.push((c, 1)),
+                }
+                out[i] = Ingested::Similar(c);
+                c
+            }
+        };
+        rows.push(bulk::MentionInsert { id, mention: &mentions[i], case_id });
+    }
+    if bulk::insert_mentions(&mut tx, &rows, now).await? < rows.len() as u64 {
+        return Err(BatchRaced.into());
+    }
+    let mut mention_of = vec![0i64; mentions.len()];
+    for (&i, &id) in fresh.iter().zip(&mention_ids) {
+        mention_of[i] = id;
+    }
+    let inserts: Vec<_> = opened
+        .iter()
+        .zip(&case_ids)
+        .zip(&similar)
+        .map(|(((i, case, _), &id), &similar)| bulk::CaseInsert { id, mention_id: mention_of[*i], case, similar })
+        .collect();
+    bulk::insert_cases(&mut tx, &inserts).await?;
+
+    let mut events = Vec::with_capacity(opened.len());
+    let mut outbox = Vec::with_capacity(opened.len());
+    for (((i, case, channels), &case_id), &similar) in opened.iter().zip(&case_ids).zip(&similar) {
+        let m = &mentions[*i];
+        let mut detail = serde_json::json!({
+            "source": m.source, "situation": case.situation, "priority": case.priority.as_str(),
+            "site": case.site, "categories": case.categories, "risk": case.risk, "urgent": case.urgent,
+        });
+        if !m.notes.is_empty() {
+            detail["notes"] = serde_json::json!(m.notes);
+        }
+        events.push(bulk::EventInsert {
+            case_id,
+            at: now,
+            actor: Actor::system().id,
+            action: "opened",
+            detail: detail.to_string(),
+        });
+        let rank = outbox_rank(case.priority);
+        let home = format!("channel:{}", case.channel);
+        let mut ops: Vec<(ChatOp, i64)> = channels
+            .iter()
+            .map(|channel| (ChatOp::PostCard { case_id, channel: channel.clone() }, now))
+            .collect();
+        if similar > 0 {
+            ops.extend(storm_ops(ctx, case_id, &case.situation, similar, now));
+        }
+        for (op, due) in ops {
+            outbox.push(bulk::OutboxInsert {
+                case_id: Some(case_id),
+                op: op.name(),
+                payload: serde_json::to_string(&op)?,
+                lane: op.lane().unwrap_or_else(|| home.clone()),
+                priority: rank,
+                created_at: now,
+                due,
+            });
+        }
+    }
+    bulk::insert_events(&mut tx, &events).await?;
+    bulk::insert_outbox(&mut tx, &outbox).await?;
+    for (case_id, k) in joined_stored {
+        join_stored(ctx, &mut tx, case_id, k, now).await?;
+    }
+    for i in again {
+        out[i] = revise(&mut tx, &mentions[i], now).await?;
     }
     tx.commit().await.context("committing intake")?;
     Ok(out)
+}
+
+/// The outbox priority of a case's messages (1 = P1 … 4 = P4).
+fn outbox_rank(p: crate::domain::Priority) -> i64 {
+    use crate::domain::Priority::*;
+    match p {
+        P1 => 1,
+        P2 => 2,
+        P3 => 3,
+        P4 => 4,
+    }
+}
+
+/// What a storm's growth queues on its case: the card refreshed after a short delay, so a
+/// burst costs one update and the last count always shows, and — where the situation
+/// asks — a line under the card with the count as of now.
+fn storm_ops(ctx: &Ctx, case_id: i64, situation: &str, count: i64, now: i64) -> Vec<(ChatOp, i64)> {
+    let pb = ctx.playbooks();
+    let Some(storm) = pb.triage_rules.storm.as_ref() else { return Vec::new() };
+    let mut ops = Vec::new();
+    if pb.situations.get(situation).is_some_and(|s| s.storm_lines) {
+        let at = crate::clock::from_ms(now).with_timezone(&pb.team.timezone).format("%H:%M");
+        let text = format!("+{count} similar mention(s) as of {at}");
+        ops.push((ChatOp::ThreadReply { case_id, text, here: false }, now));
+    }
+    ops.push((ChatOp::UpdateCard { case_id }, now + storm.update_every.as_millis()));
+    ops
 }
 
 /// The storm fingerprint of a mention, if storms are configured and it may join one
@@ -97,61 +272,26 @@ fn storm_fingerprint(ctx: &Ctx, m: &Mention) -> Option<i64> {
 /// How many recent cases a new mention is compared with.
 const STORM_CANDIDATES: i64 = 2000;
 
-/// If the mention is a near-duplicate of a recent unresolved case (a storm), attaches it
-/// there and returns that case; the card's "+N similar" is refreshed after a short delay
-/// so a burst costs one update and the last count always shows.
-async fn storm_case(
-    ctx: &Ctx,
-    tx: &mut Tx<'_>,
-    candidates: &mut Option<Vec<(i64, i64)>>,
-    fp: Option<i64>,
-    mention_id: i64,
-    now: i64,
-) -> anyhow::Result<Option<i64>> {
-    let pb = ctx.playbooks();
-    let (Some(storm), Some(fp)) = (&pb.triage_rules.storm, fp) else { return Ok(None) };
-    if candidates.is_none() {
-        *candidates = Some(cases::storm_candidates(tx, now - storm.window.as_millis(), STORM_CANDIDATES).await?);
-    }
-    let Some((case_id, _)) = candidates
-        .iter()
-        .flatten()
-        .map(|(id, other)| (*id, fingerprint::distance(fp, *other)))
-        .filter(|(_, d)| *d <= storm.max_distance)
-        .min_by_key(|(id, d)| (*d, *id))
-    else {
-        return Ok(None);
-    };
-    let every = storm.update_every.as_millis();
-    if cases::attach_similar(tx, case_id, mention_id, now, every).await? {
-        let case = cases::case_in_tx(tx, case_id).await?;
-        let quiet = case.as_ref().and_then(|c| pb.situations.get(&c.situation)).is_none_or(|s| !s.storm_lines);
-        if !quiet {
-            // The count as of now, said as such: the card itself shows the latest count.
-            let n = case.map(|c| c.similar_count).unwrap_or_default();
-            let at = crate::clock::from_ms(now).with_timezone(&pb.team.timezone).format("%H:%M");
-            let text = format!("+{n} similar mention(s) as of {at}");
-            crate::chat::queue(tx, &ChatOp::ThreadReply { case_id, text, here: false }, now, now).await?;
+/// `k` mentions of this batch joined a stored case: counted there, and its card refreshed
+/// unless a refresh is already pending.
+async fn join_stored(ctx: &Ctx, tx: &mut Tx<'_>, case_id: i64, k: i64, now: i64) -> anyhow::Result<()> {
+    let Some(storm) = ctx.playbooks().triage_rules.storm.clone() else { return Ok(()) };
+    if cases::count_similar(tx, case_id, k, now, storm.update_every.as_millis()).await? {
+        let Some(case) = cases::case_in_tx(tx, case_id).await? else { return Ok(()) };
+        for (op, due) in storm_ops(ctx, case_id, &case.situation, case.similar_count, now) {
+            crate::chat::queue(tx, &op, now, due).await?;
         }
-        let op = ChatOp::UpdateCard { case_id };
-        crate::chat::queue(tx, &op, now, now + every).await?;
     }
-    Ok(Some(case_id))
+    Ok(())
 }
 
-async fn open_case(
-    ctx: &Ctx,
-    tx: &mut Tx<'_>,
-    mention_id: i64,
-    m: &Mention,
-    fingerprint: Option<i64>,
-    now: i64,
-) -> anyhow::Result<i64> {
+/// Triage, situation and due times of a new case, and the channels its card goes to.
+fn new_case(ctx: &Ctx, m: &Mention, fingerprint: Option<i64>, now: i64) -> (NewCase, Vec<String>) {
     let pb = ctx.playbooks();
     let t = ctx.triage().triage(m);
     let situation = pb.situations.pick(&t, m);
     let due = |s: Option<crate::domain::Span>| s.map(|s| now + s.as_millis());
-    let new = NewCase {
+    let case = NewCase {
         situation: situation.id.clone(),
         priority: situation.priority,
         channel: situation.channel.clone(),
@@ -164,7 +304,7 @@ async fn open_case(
         spam: t.spam,
         positive: t.positive,
         confidential: m.confidential,
-        reasons: t.reasons.clone(),
+        reasons: t.reasons,
         opened_at: now,
         ack_due: due(situation.sla.acknowledge),
         response_due: due(situation.sla.first_response),
@@ -172,20 +312,8 @@ async fn open_case(
         resolve_due: due(situation.sla.resolve),
         fingerprint,
     };
-    let case_id = cases::insert_case(tx, mention_id, &new).await?;
-    let mut detail = serde_json::json!({
-        "source": m.source, "situation": situation.id, "priority": new.priority.as_str(),
-        "site": t.site, "categories": t.categories, "risk": t.risk, "urgent": t.urgent,
-    });
-    if !m.notes.is_empty() {
-        detail["notes"] = serde_json::json!(m.notes);
-    }
-    cases::append_event(tx, case_id, now, "carebot", "opened", &detail).await?;
-    for channel in std::iter::once(&situation.channel).chain(&situation.also_post_to) {
-        let op = ChatOp::PostCard { case_id, channel: channel.clone() };
-        crate::chat::queue(tx, &op, now, now).await?;
-    }
-    Ok(case_id)
+    let channels = std::iter::once(&situation.channel).chain(&situation.also_post_to).cloned().collect();
+    (case, channels)
 }
 
 /// A known mention that changed: recorded on its case through the state machine and the

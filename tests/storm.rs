@@ -103,7 +103,8 @@ async fn storm_lines_are_posted_only_where_the_situation_asks(b: Backend) {
         .into_iter()
         .filter_map(|c| if let Call::Thread { text, .. } = c { Some(text) } else { None })
         .collect();
-    assert_eq!(lines, ["+1 similar mention(s) as of 09:00"], "one line per refresh, not per mention");
+    // The burst arrives in one batch: one line, with the count the batch left.
+    assert_eq!(lines, ["+2 similar mention(s) as of 09:00"], "one line per refresh, not per mention");
     assert_eq!(ctx.store.case(case_id).await.unwrap().unwrap().similar_count, 2);
 
     // The shipped playbooks: no line.

@@ -32,72 +32,139 @@ fn clock_name(step: &EscalationStep) -> &'static str {
     }
 }
 
-/// One sweep as of `at`; returns a summary for the job record.
+/// Cases looked at per page: memory stays bounded however many are due.
+const PAGE: i64 = 500;
+/// A step due outside its hours is looked at again this much later.
+const OUTSIDE_HOURS_RECHECK_MS: i64 = 5 * 60_000;
+
+/// What looking at one case did.
+#[derive(Default)]
+struct Looked {
+    fired: usize,
+    reminded: usize,
+    /// When the sweep must look at the case next (`i64::MAX`: only after it changes).
+    next: i64,
+    /// The case changed (or may have): it keeps its "look again" mark.
+    changed: bool,
+}
+
+/// One sweep as of `at`; returns a summary for the job record. It reads only the cases
+/// whose next check has come (new, changed, or with a step, round or reminder falling
+/// due), a page at a time, and records each one's next check.
 pub async fn sweep(ctx: &Ctx, at: DateTime<Utc>) -> anyhow::Result<String> {
+    // The version before the playbooks: a reload in between makes the next sweep look again.
+    let version = ctx.playbook_version();
     let pb = ctx.playbooks();
     let at_ms = at.timestamp_millis();
-    let open = ctx.store.unresolved_cases().await?;
-    let fired = ctx.store.fired_rounds().await?;
-    let mut sent = 0;
-    for case in &open {
-        let Some(situation) = pb.situations.get(&case.situation) else { continue };
-        // Snoozed: nothing fires until the snooze ends; then the latest round does.
-        if case.snoozed_until.is_some_and(|u| u > at_ms) {
-            continue;
-        }
-        for (i, step) in situation.escalation.iter().enumerate() {
-            let Some(round) = step.due_round(case.state, clocks(case), at_ms) else { continue };
-            if fired.get(&(case.id, i as i64)).is_some_and(|r| *r >= round) {
-                continue;
-            }
-            let tz = case.site.as_deref().and_then(|s| pb.team.site(s)).map(|s| s.timezone);
-            let local = at.with_timezone(&tz.unwrap_or(pb.team.timezone)).time();
-            if !step.inside_hours(local) {
-                continue;
-            }
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                match fire(ctx, case.id, i, step, round, at).await {
-                    Ok(true) => {
-                        sent += 1;
-                        break;
-                    }
-                    Ok(false) => break,
-                    Err(e) if attempt < 10 && is_contention(&e) => {
-                        tokio::time::sleep(std::time::Duration::from_millis(10 * attempt)).await;
-                    }
-                    Err(e) => return Err(e),
-                }
+    ctx.store.recheck_unless(&version).await?;
+    let (mut sent, mut reminded, mut checked) = (0, 0, 0);
+    let mut after = 0;
+    loop {
+        let page = ctx.store.cases_to_check(at_ms, after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        checked += page.len();
+        let ids: Vec<i64> = page.iter().map(|c| c.id).collect();
+        let fired = ctx.store.fired_rounds(&ids).await?;
+        let mut next = Vec::with_capacity(page.len());
+        for case in &page {
+            let looked = look_at(ctx, &pb, case, &fired, at).await?;
+            sent += looked.fired;
+            reminded += looked.reminded;
+            if !looked.changed {
+                next.push((case.id, case.version, looked.next));
             }
         }
-    }
-    let mut reminded = 0;
-    for case in &open {
-        let Some(lead) = pb.situations.get(&case.situation).and_then(|s| s.remind_before) else { continue };
-        if case.owner.is_none() || case.snoozed_until.is_some_and(|u| u > at_ms) {
-            continue;
-        }
-        for (step, name, due) in reminder_clocks(case) {
-            if fired.contains_key(&(case.id, step)) || at_ms < due - lead.as_millis() || at_ms >= due {
-                continue;
-            }
-            match remind(ctx, case.id, step, name, at).await {
-                Ok(true) => reminded += 1,
-                Ok(false) => {}
-                // Taken by a concurrent sweep or action: the next sweep looks again.
-                Err(e) if is_contention(&e) => {}
-                Err(e) => return Err(e),
-            }
+        ctx.store.set_next_checks(&next).await?;
+        if (page.len() as i64) < PAGE {
+            break;
         }
     }
     if sent + reminded > 0 {
         ctx.outbox_wake.notify_one();
     }
-    Ok(format!(
-        "{sent} escalation step(s) fired; {reminded} reminder(s) sent; {} unresolved case(s) checked",
-        open.len()
-    ))
+    Ok(format!("{sent} escalation step(s) fired; {reminded} reminder(s) sent; {checked} case(s) due a look"))
+}
+
+/// Fires what is due on one case and works out when it is next due.
+async fn look_at(
+    ctx: &Ctx,
+    pb: &crate::playbook::Playbooks,
+    case: &CaseRow,
+    fired: &std::collections::HashMap<(i64, i64), i64>,
+    at: DateTime<Utc>,
+) -> anyhow::Result<Looked> {
+    let at_ms = at.timestamp_millis();
+    let mut looked = Looked { next: i64::MAX, ..Looked::default() };
+    // Snoozed: nothing fires until the snooze ends; then the latest round does.
+    if let Some(until) = case.snoozed_until.filter(|u| *u > at_ms) {
+        looked.next = until;
+        return Ok(looked);
+    }
+    // A situation the playbook no longer has: looked at again after a reload.
+    let Some(situation) = pb.situations.get(&case.situation) else { return Ok(looked) };
+    let soon = |looked: &mut Looked, t: i64| looked.next = looked.next.min(t);
+    for (i, step) in situation.escalation.iter().enumerate() {
+        let Some(round) = step.due_round(case.state, clocks(case), at_ms) else {
+            // Not yet due (or not in this state: a change of state marks the case again).
+            if step.while_states.contains(&case.state) {
+                if let Some(start) = step.starts_at(clocks(case)) {
+                    soon(&mut looked, start);
+                }
+            }
+            continue;
+        };
+        if let Some(t) = step.round_at(clocks(case), round + 1) {
+            soon(&mut looked, t);
+        }
+        if fired.get(&(case.id, i as i64)).is_some_and(|r| *r >= round) {
+            continue;
+        }
+        let tz = case.site.as_deref().and_then(|s| pb.team.site(s)).map(|s| s.timezone);
+        let local = at.with_timezone(&tz.unwrap_or(pb.team.timezone)).time();
+        if !step.inside_hours(local) {
+            soon(&mut looked, at_ms + OUTSIDE_HOURS_RECHECK_MS);
+            continue;
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match fire(ctx, case.id, i, step, round, at).await {
+                Ok(fired) => {
+                    looked.fired += usize::from(fired);
+                    // Fired (the case changed) or not (it changed, or another sweep fired
+                    // it): either way the next sweep looks again.
+                    looked.changed = true;
+                    break;
+                }
+                Err(e) if attempt < 10 && is_contention(&e) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10 * attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let Some(lead) = situation.remind_before else { return Ok(looked) };
+    if case.owner.is_none() {
+        return Ok(looked);
+    }
+    for (step, name, due) in reminder_clocks(case) {
+        if fired.contains_key(&(case.id, step)) || at_ms >= due {
+            continue;
+        }
+        if at_ms < due - lead.as_millis() {
+            soon(&mut looked, due - lead.as_millis());
+            continue;
+        }
+        match remind(ctx, case.id, step, name, at).await {
+            Ok(true) => looked.reminded += 1,
+            Ok(false) => {}
+            // Taken by a concurrent sweep or action: the next sweep looks again.
+            Err(e) if is_contention(&e) => soon(&mut looked, at_ms),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(looked)
 }
 
 /// The due times an owner is reminded of, as (fire key, clock name, due): the first

@@ -162,14 +162,7 @@ impl EscalationStep {
         if !self.while_states.contains(&state) {
             return None;
         }
-        let base = match self.clock {
-            None => Some(clocks.opened),
-            Some(SlaClock::Acknowledge) => clocks.acknowledge,
-            Some(SlaClock::FirstResponse) => clocks.first_response,
-            Some(SlaClock::FollowUp) => clocks.follow_up,
-            Some(SlaClock::Resolve) => clocks.resolve,
-        }?;
-        let start = base + self.after.as_millis();
+        let start = self.starts_at(clocks)?;
         if at < start {
             return None;
         }
@@ -177,6 +170,27 @@ impl EscalationStep {
             Some(r) => (at - start) / r.as_millis().max(1),
             None => 0,
         })
+    }
+
+    /// When the step's first round falls due (its clock plus `after`), if its clock is set.
+    pub fn starts_at(&self, clocks: ClockTimes) -> Option<i64> {
+        let base = match self.clock {
+            None => Some(clocks.opened),
+            Some(SlaClock::Acknowledge) => clocks.acknowledge,
+            Some(SlaClock::FirstResponse) => clocks.first_response,
+            Some(SlaClock::FollowUp) => clocks.follow_up,
+            Some(SlaClock::Resolve) => clocks.resolve,
+        }?;
+        Some(base + self.after.as_millis())
+    }
+
+    /// When `round` falls due, if the step repeats (`None`: there is no such round).
+    pub fn round_at(&self, clocks: ClockTimes, round: i64) -> Option<i64> {
+        match (self.starts_at(clocks), self.repeat) {
+            (Some(start), _) if round == 0 => Some(start),
+            (Some(start), Some(r)) => Some(start + round * r.as_millis().max(1)),
+            _ => None,
+        }
     }
 
     /// Whether local time `t` is inside the step's hours (always, if it has none).

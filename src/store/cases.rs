@@ -380,7 +380,8 @@ pub async fn update_status(
         "UPDATE cases SET state = $1, owner = $2, outcome = $3, escalation_level = $4, updated_at = $5, \
          claimed_at = COALESCE(claimed_at, $6), \
          first_response_at = CASE WHEN $12 = 1 THEN NULL ELSE COALESCE(first_response_at, $7) END, \
-         resolved_at = CASE WHEN $8 = 1 THEN NULL ELSE COALESCE($9, resolved_at) END, version = version + 1 \
+         resolved_at = CASE WHEN $8 = 1 THEN NULL ELSE COALESCE($9, resolved_at) END, version = version + 1, \
+         next_check_at = 0 \
          WHERE id = $10 AND version = $11",
     )
     .bind(s.state.as_str())
@@ -740,25 +741,15 @@ pub async fn mark_recovery(tx: &mut Tx<'_>, case_id: i64, now: i64) -> anyhow::R
     Ok(())
 }
 
-/// Attaches a mention to an existing case as "+1 similar". Returns true when the card's
-/// refresh should be queued (none is pending within `every_ms`).
-pub async fn attach_similar(
-    tx: &mut Tx<'_>,
-    case_id: i64,
-    mention_id: i64,
-    now: i64,
-    every_ms: i64,
-) -> anyhow::Result<bool> {
-    sqlx::query("UPDATE mentions SET case_id = $1 WHERE id = $2")
-        .bind(case_id)
-        .bind(mention_id)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("UPDATE cases SET similar_count = similar_count + 1 WHERE id = $1")
+/// Counts `k` more similar mentions on a case. Returns true when the card's refresh should
+/// be queued (none is pending within `every_ms`).
+pub async fn count_similar(tx: &mut Tx<'_>, case_id: i64, k: i64, now: i64, every_ms: i64) -> anyhow::Result<bool> {
+    sqlx::query("UPDATE cases SET similar_count = similar_count + $1 WHERE id = $2")
+        .bind(k)
         .bind(case_id)
         .execute(&mut **tx)
         .await
-        .context("counting a similar mention")?;
+        .context("counting similar mentions")?;
     // Only the first similar mention after a quiet spell schedules a refresh.
     let noted = sqlx::query(
         "UPDATE cases SET similar_noted_at = $1 WHERE id = $2 AND (similar_noted_at IS NULL OR similar_noted_at <= $3)",

@@ -1,6 +1,8 @@
 //! Escalation bookkeeping: which steps fired for which cases, and on-call overrides.
 
+use super::cases::{case_from_row, CASE_COLS};
 use super::{cases, Store, Tx};
+use anyhow::Context as _;
 use crate::store::CaseRow;
 use sqlx::Row;
 use std::collections::HashMap;
@@ -11,15 +13,82 @@ impl Store {
         self.list_cases(&cases::CaseFilter { open_only: true, ..Default::default() }).await
     }
 
-    /// The highest round fired so far per (case, step), for unresolved cases.
-    pub async fn fired_rounds(&self) -> anyhow::Result<HashMap<(i64, i64), i64>> {
-        let rows = sqlx::query(
-            "SELECT f.case_id, f.step, MAX(f.round) AS round FROM escalation_fires f \
-             JOIN cases c ON c.id = f.case_id WHERE c.state <> 'resolved' GROUP BY f.case_id, f.step",
-        )
+    /// Up to `limit` unresolved cases the sweep must look at by `at` (their next check has
+    /// come), with ids above `after`: one page of what is due, not everything open
+    /// (served by the partial index `cases_next_check`).
+    pub async fn cases_to_check(&self, at: i64, after: i64, limit: i64) -> anyhow::Result<Vec<CaseRow>> {
+        let sql = format!(
+            "SELECT {CASE_COLS} FROM cases WHERE state <> 'resolved' AND next_check_at <= $1 AND id > $2 \
+             ORDER BY id LIMIT $3"
+        );
+        let rows = sqlx::query(&sql).bind(at).bind(after).bind(limit).fetch_all(self.pool()).await?;
+        rows.iter().map(case_from_row).collect()
+    }
+
+    /// The highest round fired so far per (case, step), for these cases.
+    pub async fn fired_rounds(&self, case_ids: &[i64]) -> anyhow::Result<HashMap<(i64, i64), i64>> {
+        if case_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let list: Vec<String> = case_ids.iter().map(|id| id.to_string()).collect();
+        let rows = sqlx::query(&format!(
+            "SELECT case_id, step, MAX(round) AS round FROM escalation_fires WHERE case_id IN ({}) \
+             GROUP BY case_id, step",
+            list.join(", ")
+        ))
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(|r| Ok(((r.try_get("case_id")?, r.try_get("step")?), r.try_get("round")?))).collect()
+    }
+
+    /// Records when the sweep must next look at each case, given as (case, version it was
+    /// read at, time). A case changed since it was read keeps its "look again" mark.
+    pub async fn set_next_checks(&self, next: &[(i64, i64, i64)]) -> anyhow::Result<()> {
+        for chunk in next.chunks(500) {
+            let mut when = String::new();
+            let mut version = String::new();
+            let mut ids = Vec::with_capacity(chunk.len());
+            for (id, v, at) in chunk {
+                when.push_str(&format!(" WHEN {id} THEN {at}"));
+                version.push_str(&format!(" WHEN {id} THEN {v}"));
+                ids.push(id.to_string());
+            }
+            let sql = format!(
+                "UPDATE cases SET next_check_at = CASE id{when} END WHERE id IN ({}) AND version = CASE id{version} END",
+                ids.join(", ")
+            );
+            sqlx::query(&sql).execute(self.pool()).await.context("recording the next escalation checks")?;
+        }
+        Ok(())
+    }
+
+    /// Makes sure the next checks were worked out with `version` of the playbooks; if not
+    /// (a reload, an edit between runs), every unresolved case is looked at again. Returns
+    /// how many were marked.
+    pub async fn recheck_unless(&self, version: &str) -> anyhow::Result<u64> {
+        let mut tx = self.begin().await?;
+        let stored: Option<String> = sqlx::query("SELECT playbook_version FROM sweep_state WHERE id = 1")
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+        if stored.as_deref() == Some(version) {
+            return Ok(0);
+        }
+        let marked = sqlx::query("UPDATE cases SET next_check_at = 0 WHERE state <> 'resolved' AND next_check_at <> 0")
+            .execute(&mut *tx)
+            .await
+            .context("marking open cases for the escalation sweep")?
+            .rows_affected();
+        sqlx::query(
+            "INSERT INTO sweep_state (id, playbook_version) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET playbook_version = excluded.playbook_version",
+        )
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(marked)
     }
 
     /// The person covering `rotation` at `at` by override, if any (latest override wins).

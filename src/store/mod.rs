@@ -8,6 +8,7 @@
 //! The DDL differs per backend, so each has its own migrations directory. The one place
 //! the backends behave differently — claiming outbox rows — branches on `Backend`.
 
+pub mod bulk;
 pub mod cases;
 pub mod cursors;
 pub mod escalation;
@@ -127,11 +128,23 @@ impl Store {
     /// Starts a write transaction. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`) so a concurrent writer is waited for (busy_timeout) instead of
     /// failing at the first write of a transaction that started by reading.
+    ///
+    /// The BEGIN runs in a task of its own, so it always finishes: sqlx 0.8 leaves a
+    /// connection inside an open transaction when `begin()` is dropped while its BEGIN is
+    /// in flight (a request timeout, a `select!`), and the next user of that connection
+    /// then runs inside the leaked transaction — Postgres warns "there is already a
+    /// transaction in progress", and plain writes on it are never committed. A transaction
+    /// nobody waits for any more is dropped in that task, which rolls it back.
     pub async fn begin(&self) -> anyhow::Result<Tx<'static>> {
-        let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
-        };
+        let (pool, backend) = (self.pool.clone(), self.backend);
+        let tx = tokio::spawn(async move {
+            match backend {
+                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+                Backend::Postgres => pool.begin().await,
+            }
+        })
+        .await
+        .context("starting a transaction")?;
         tx.context("starting a transaction")
     }
 
