@@ -46,7 +46,11 @@ pub async fn ingest(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Inges
                 ctx.outbox_wake.notify_one();
                 return Ok(out);
             }
-            Err(e) if attempt < 8 && (is_contention(&e) || e.is::<BatchRaced>()) && std::time::Instant::now() < give_up => {
+            Err(e)
+                if attempt < 8
+                    && (is_contention(&e) || e.is::<BatchRaced>())
+                    && std::time::Instant::now() < give_up =>
+            {
                 tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
             }
             Err(e) => return Err(e),
@@ -200,10 +204,8 @@ async fn ingest_once(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Inge
         });
         let rank = outbox_rank(case.priority);
         let home = format!("channel:{}", case.channel);
-        let mut ops: Vec<(ChatOp, i64)> = channels
-            .iter()
-            .map(|channel| (ChatOp::PostCard { case_id, channel: channel.clone() }, now))
-            .collect();
+        let mut ops: Vec<(ChatOp, i64)> =
+            channels.iter().map(|channel| (ChatOp::PostCard { case_id, channel: channel.clone() }, now)).collect();
         if similar > 0 {
             ops.extend(storm_ops(ctx, case_id, &case.situation, similar, now));
         }

@@ -245,4 +245,45 @@ on_both_backends!(
     an_unclaimed_complaint_climbs_the_chain_and_stops_when_claimed,
     two_sweepers_sharing_one_database_and_a_restart_send_each_nudge_once,
     nudges_wait_for_the_steps_hours_and_follow_the_oncall_override,
+    the_sweep_looks_only_at_cases_with_something_due,
 );
+
+/// The sweep reads what is due, not everything open: a new or changed case is looked at
+/// once, then not again until one of its steps, rounds or reminders falls due; more cases
+/// than one page are all looked at; a sweep under other playbooks looks at every one again.
+async fn the_sweep_looks_only_at_cases_with_something_due(b: Backend) {
+    let e = env(b).await;
+    let batch: Vec<_> = (0..600)
+        .map(|i| mention("google", &format!("d-{i}"), &format!("Waited {i} hours at Riverside"), Some(1.0)))
+        .collect();
+    let ids: Vec<i64> = ingest(&e.ctx, &batch).await.unwrap().iter().map(|r| r.case_id()).collect();
+    let summary = sweep(&e.ctx, t0() + Duration::minutes(1)).await.unwrap();
+    assert_eq!(summary, "0 escalation step(s) fired; 0 reminder(s) sent; 600 case(s) due a look");
+    // Nothing falls due before the acknowledge clock plus 30 minutes (t0 + 60 min).
+    for m in [2, 30, 59] {
+        let summary = sweep(&e.ctx, t0() + Duration::minutes(m)).await.unwrap();
+        assert!(summary.ends_with("; 0 case(s) due a look"), "at +{m} min: {summary}");
+    }
+    // A claim changes a case: it alone is looked at again.
+    e.clock.set(t0() + Duration::minutes(5));
+    act(&e.ctx, ids[7], "sam", Action::Claim).await.unwrap();
+    let summary = sweep(&e.ctx, t0() + Duration::minutes(6)).await.unwrap();
+    assert!(summary.ends_with("; 1 case(s) due a look"), "{summary}");
+    // Step 0 (while open) comes due on the 599 open cases at once, across pages.
+    let summary = sweep(&e.ctx, t0() + Duration::minutes(60)).await.unwrap();
+    assert_eq!(summary, "599 escalation step(s) fired; 0 reminder(s) sent; 599 case(s) due a look");
+    assert_eq!(escalations(&e.ctx, ids[599]).await.len(), 1);
+    assert!(escalations(&e.ctx, ids[7]).await.is_empty(), "the claimed case is past step 0's states");
+    // The fired cases are looked at once more (their level changed), then not until the
+    // next hourly round.
+    sweep(&e.ctx, t0() + Duration::minutes(61)).await.unwrap();
+    let summary = sweep(&e.ctx, t0() + Duration::minutes(62)).await.unwrap();
+    assert!(summary.ends_with("; 0 case(s) due a look"), "{summary}");
+    let summary = sweep(&e.ctx, t0() + Duration::minutes(120)).await.unwrap();
+    assert!(summary.starts_with("599 escalation step(s) fired"), "{summary}");
+
+    // Swept under other playbooks (a reload, an edit between runs): all looked at again.
+    sqlx::query("UPDATE sweep_state SET playbook_version = 'an-older-set'").execute(e.ctx.store.pool()).await.unwrap();
+    let summary = sweep(&e.ctx, t0() + Duration::minutes(130)).await.unwrap();
+    assert_eq!(summary, "0 escalation step(s) fired; 0 reminder(s) sent; 600 case(s) due a look");
+}

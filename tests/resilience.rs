@@ -251,3 +251,31 @@ on_both_backends!(
     control_characters_a_foreign_source_and_odd_ids_and_links,
     a_sender_over_its_rate_gets_429_with_retry_after
 );
+
+/// A caller that gives up while its transaction is starting (a request timeout, a
+/// `select!`) must not leave the connection inside an open transaction: the next writer
+/// on that connection would run inside it, Postgres would warn "there is already a
+/// transaction in progress", and a plain write there would never be committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_abandoned_while_starting_leaks_nothing_into_the_next_write() {
+    use sqlx::{Connection, Row};
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = carebot::store::Store::connect(&db.url, 1, Duration::from_secs(5)).await.unwrap();
+    store.migrate().await.unwrap();
+    let mut other = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    for i in 0..40i64 {
+        // Abandoned at once, and at a few points further along.
+        let _ = tokio::time::timeout(Duration::from_micros((i % 4) as u64 * 100), store.begin()).await;
+        let person = format!("p{i}");
+        store.set_oncall_override("px-oncall", &person, 2_000_000_000_000, "dena", 1).await.unwrap();
+        // Seen from another connection: the write was committed.
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM oncall_overrides WHERE person = $1")
+            .bind(&person)
+            .fetch_one(&mut other)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 1, "write {i} after an abandoned begin was not committed");
+    }
+    store.close().await;
+}

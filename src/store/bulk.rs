@@ -93,13 +93,7 @@ pub async fn insert_mentions(tx: &mut Tx<'_>, rows: &[MentionInsert<'_>], receiv
         // The rating is bound with a presence flag (see `cases::insert_mention`).
         let values = rows_sql(chunk.len(), 15, |b| {
             let p: Vec<String> = (b..b + 15).map(|i| format!("${i}")).collect();
-            format!(
-                "({}, CASE WHEN {} = 1 THEN {} END, {})",
-                p[..6].join(", "),
-                p[14],
-                p[6],
-                p[7..14].join(", ")
-            )
+            format!("({}, CASE WHEN {} = 1 THEN {} END, {})", p[..6].join(", "), p[14], p[6], p[7..14].join(", "))
         });
         let sql = format!(
             "INSERT INTO mentions (id, source, external_id, url, author, text, rating, posted_at, received_at, \
@@ -239,7 +233,14 @@ pub async fn insert_outbox(tx: &mut Tx<'_>, rows: &[OutboxInsert]) -> anyhow::Re
         );
         let mut q = sqlx::query(&sql);
         for o in chunk {
-            q = q.bind(o.case_id).bind(o.op).bind(&o.payload).bind(o.due).bind(o.created_at).bind(&o.lane).bind(o.priority);
+            q = q
+                .bind(o.case_id)
+                .bind(o.op)
+                .bind(&o.payload)
+                .bind(o.due)
+                .bind(o.created_at)
+                .bind(&o.lane)
+                .bind(o.priority);
         }
         q.execute(&mut **tx).await.context("queueing chat messages")?;
     }

@@ -2,8 +2,8 @@
 
 use super::cases::{case_from_row, CASE_COLS};
 use super::{cases, Store, Tx};
-use anyhow::Context as _;
 use crate::store::CaseRow;
+use anyhow::Context as _;
 use sqlx::Row;
 use std::collections::HashMap;
 
