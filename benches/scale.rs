@@ -1,5 +1,6 @@
 //! Escalation sweep and daily digest over a large Postgres table (release build:
-//! `cargo bench --bench scale`): 1,000,000 cases, 10,000 of them unresolved.
+//! `cargo bench --bench scale`): 10,000,000 cases, 100,000 of them unresolved (set
+//! CAREBOT_SCALE_CASES and CAREBOT_SCALE_OPEN for other sizes).
 //! Rows are bulk-loaded with generate_series; the sweep and digest run through the same
 //! code as `carebot serve`. Postgres at CAREBOT_TEST_PG_URL (default postgres://postgres@127.0.0.1:5432/test).
 
@@ -12,9 +13,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-const TOTAL: i64 = 1_000_000;
-const OPEN: i64 = 10_000;
-const STEP_MS: i64 = 30_000; // one case every 30 s: a million spans ~347 days
+const STEP_MS: i64 = 30_000; // one case every 30 s: ten million span ~9.5 years
+
+fn size(var: &str, default: i64) -> i64 {
+    std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -26,6 +29,8 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    #[allow(non_snake_case)] // read as the constants they were
+    let (TOTAL, OPEN) = (size("CAREBOT_SCALE_CASES", 10_000_000), size("CAREBOT_SCALE_OPEN", 100_000));
     let admin =
         std::env::var("CAREBOT_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let mut conn = match sqlx::PgConnection::connect(&admin).await {

@@ -88,13 +88,13 @@ async fn ingest_once(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Inge
     let pb = ctx.playbooks();
     let mut tx = ctx.store.begin().await?;
     let keys: Vec<(&str, &str)> = mentions.iter().map(|m| (m.source.as_str(), m.external_id.as_str())).collect();
-    let known = bulk::known_keys(&mut tx, &keys).await?;
-    // The first sight of an unknown key is new; anything else is (maybe) a revision.
+    // What each key looks like now: as stored, or as first seen in this batch.
+    let mut current = bulk::known_keys(&mut tx, ctx.store.backend(), &keys).await?;
     let mut seen = std::collections::HashSet::new();
     let (mut fresh, mut again) = (Vec::new(), Vec::new());
     for (i, k) in keys.iter().enumerate() {
         let key = (k.0.to_string(), k.1.to_string());
-        if known.contains(&key) || !seen.insert(key) {
+        if current.contains_key(&key) || !seen.insert(key) {
             again.push(i);
         } else {
             fresh.push(i);
@@ -169,7 +169,7 @@ async fn ingest_once(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Inge
         };
         rows.push(bulk::MentionInsert { id, mention: &mentions[i], case_id });
     }
-    if bulk::insert_mentions(&mut tx, &rows, now).await? < rows.len() as u64 {
+    if bulk::insert_mentions(&mut tx, backend, &rows, now).await? < rows.len() as u64 {
         return Err(BatchRaced.into());
     }
     let mut mention_of = vec![0i64; mentions.len()];
@@ -182,7 +182,7 @@ async fn ingest_once(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Inge
         .zip(&similar)
         .map(|(((i, case, _), &id), &similar)| bulk::CaseInsert { id, mention_id: mention_of[*i], case, similar })
         .collect();
-    bulk::insert_cases(&mut tx, &inserts).await?;
+    bulk::insert_cases(&mut tx, backend, &inserts).await?;
 
     let mut events = Vec::with_capacity(opened.len());
     let mut outbox = Vec::with_capacity(opened.len());
@@ -221,13 +221,34 @@ async fn ingest_once(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Inge
             });
         }
     }
-    bulk::insert_events(&mut tx, &events).await?;
-    bulk::insert_outbox(&mut tx, &outbox).await?;
+    bulk::insert_events(&mut tx, backend, &events).await?;
+    bulk::insert_outbox(&mut tx, backend, &outbox).await?;
     for (case_id, k) in joined_stored {
         join_stored(ctx, &mut tx, case_id, k, now).await?;
     }
+    for &i in &fresh {
+        let m = &mentions[i];
+        let known = bulk::Known { case_id: Some(out[i].case_id()), text: Some(m.text.clone()), rating: m.rating };
+        current.insert((m.source.clone(), m.external_id.clone()), known);
+    }
+    // Seen before: unchanged is a duplicate, told apart in memory; a change is a revision.
     for i in again {
-        out[i] = revise(&mut tx, &mentions[i], now).await?;
+        let m = &mentions[i];
+        let key = (m.source.clone(), m.external_id.clone());
+        let unchanged = current.get(&key).and_then(|k| {
+            let text_changed = k.text.as_deref().is_some_and(|t| t != m.text);
+            (!text_changed && k.rating == m.rating).then_some(k.case_id).flatten()
+        });
+        out[i] = match unchanged {
+            Some(case_id) => Ingested::Duplicate(case_id),
+            None => {
+                let r = revise(&mut tx, m, now).await?;
+                if let Some(k) = current.get_mut(&key) {
+                    (k.text, k.rating) = (Some(m.text.clone()), m.rating);
+                }
+                r
+            }
+        };
     }
     tx.commit().await.context("committing intake")?;
     Ok(out)

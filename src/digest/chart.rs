@@ -2,7 +2,7 @@
 //! system font libraries needed): mentions by day stacked by sentiment, share answered
 //! within SLA by site, average rating by site per day, and open cases by age.
 
-use super::{day_bounds, share, DayRows, Names, Summary};
+use super::{share, DayRows, Names};
 use crate::playbook::team::Team;
 use crate::playbook::Sentiment;
 use chrono::{Duration, NaiveDate};
@@ -60,30 +60,41 @@ pub struct ChartData {
 type Span = fn(&DayCount) -> (i64, i64);
 
 /// Age buckets of open cases: upper bound in hours (exclusive) and label.
-const AGES: [(i64, &str); 5] = [(4, "< 4 h"), (24, "4–24 h"), (72, "1–3 d"), (168, "3–7 d"), (i64::MAX, "> 7 d")];
+pub(super) const AGES: [(i64, &str); 5] =
+    [(4, "< 4 h"), (24, "4–24 h"), (72, "1–3 d"), (168, "3–7 d"), (i64::MAX, "> 7 d")];
+
+/// The age buckets' upper bounds in ms (the last bucket has none).
+pub(super) fn age_bounds_ms() -> Vec<i64> {
+    AGES.iter().filter(|(h, _)| *h != i64::MAX).map(|(h, _)| h * 3_600_000).collect()
+}
 
 pub(super) fn data(rows: &DayRows<'_>, team: &Team, names: &Names, _day_start: i64) -> ChartData {
     let from = rows.date - Duration::days(DAYS - 1);
     let dates: Vec<NaiveDate> = (0..DAYS).map(|i| from + Duration::days(i)).collect();
-    let local = |ms: i64| crate::clock::from_ms(ms).with_timezone(&rows.timezone).date_naive();
     let mut days: Vec<DayCount> = dates.iter().map(|d| DayCount { date: *d, ..Default::default() }).collect();
-    for r in rows.month {
-        if let Some(i) = dates.iter().position(|d| *d == local(r.case.opened_at)) {
-            match r.case.sentiment {
-                Sentiment::Negative => days[i].negative += 1,
-                Sentiment::Neutral => days[i].neutral += 1,
-                Sentiment::Positive => days[i].positive += 1,
-            }
+    let mut sla: std::collections::HashMap<Option<&str>, (i64, i64)> = Default::default();
+    let mut ratings: std::collections::HashMap<(Option<&str>, usize), (i64, f64)> = Default::default();
+    for g in rows.month {
+        let Some(day) = days.get_mut(g.day) else { continue };
+        match g.sentiment.parse::<Sentiment>() {
+            Ok(Sentiment::Negative) => day.negative += g.cases,
+            Ok(Sentiment::Neutral) => day.neutral += g.cases,
+            Ok(Sentiment::Positive) => day.positive += g.cases,
+            Err(_) => {}
         }
+        let s = sla.entry(g.site.as_deref()).or_default();
+        s.0 += g.with_clock;
+        s.1 += g.in_time;
+        let r = ratings.entry((g.site.as_deref(), g.day)).or_default();
+        r.0 += g.rated;
+        r.1 += g.rating_sum;
     }
-    let (_, end) = day_bounds(rows.timezone, rows.date);
     let sla_by_site = team
         .sites
         .iter()
         .map(|s| {
-            let f =
-                Summary::of(rows.month.iter().filter(|r| r.case.site.as_deref() == Some(&s.id)), rows.as_of.min(end));
-            SiteShare { site: s.name.clone(), within_sla_share: f.within_sla_share, with_clock: f.with_clock }
+            let (with_clock, in_time) = sla.get(&Some(s.id.as_str())).copied().unwrap_or_default();
+            SiteShare { site: s.name.clone(), within_sla_share: share(in_time, with_clock), with_clock }
         })
         .collect();
     // A trailing 7-day mean: one day's two or three reviews swing too much to read.
@@ -91,31 +102,22 @@ pub(super) fn data(rows: &DayRows<'_>, team: &Team, names: &Names, _day_start: i
         .sites
         .iter()
         .map(|s| {
-            let mine: Vec<(NaiveDate, f64)> = rows
-                .month
-                .iter()
-                .filter(|r| r.case.site.as_deref() == Some(&s.id))
-                .filter_map(|r| Some((local(r.case.opened_at), r.rating?)))
-                .collect();
-            let daily = dates
-                .iter()
+            let daily = (0..dates.len())
                 .map(|d| {
-                    let week: Vec<f64> =
-                        mine.iter().filter(|(x, _)| *x <= *d && *x > *d - Duration::days(7)).map(|(_, r)| *r).collect();
-                    share(1, week.len() as i64).map(|inv| week.iter().sum::<f64>() * inv)
+                    let (n, sum) = (d.saturating_sub(6)..=d)
+                        .filter_map(|x| ratings.get(&(Some(s.id.as_str()), x)))
+                        .fold((0, 0.0), |(n, sum), (k, v)| (n + k, sum + v));
+                    share(1, n).map(|inv| sum * inv)
                 })
                 .collect();
             SiteRatings { site: names.site(Some(&s.id)).to_string(), daily }
         })
         .collect();
-    let mut open_by_age: Vec<AgeBucket> =
-        AGES.iter().map(|(_, label)| AgeBucket { label: label.to_string(), cases: 0 }).collect();
-    for c in rows.open {
-        let hours = (rows.as_of - c.opened_at).max(0) / 3_600_000;
-        if let Some(i) = AGES.iter().position(|(max, _)| hours < *max) {
-            open_by_age[i].cases += 1;
-        }
-    }
+    let open_by_age = AGES
+        .iter()
+        .zip(&rows.open.by_age)
+        .map(|((_, label), n)| AgeBucket { label: label.to_string(), cases: *n })
+        .collect();
     ChartData {
         from: Some(from),
         to: Some(rows.date),

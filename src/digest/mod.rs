@@ -14,7 +14,7 @@ pub use weekly::{gather_weekly, WeeklyReport};
 use crate::ctx::Ctx;
 use crate::playbook::team::{local_midnight, Team};
 use crate::playbook::{Playbooks, Sentiment};
-use crate::store::reports::ReportCase;
+use crate::store::reports::{CaseBrief, DayGroup, OpenSummary, ReportCase};
 use crate::store::{CaseRow, EventRow};
 use chrono::{Duration, NaiveDate};
 use serde::Serialize;
@@ -252,6 +252,18 @@ fn line(c: &CaseRow) -> CaseLine {
     }
 }
 
+fn brief_line(c: &CaseBrief) -> CaseLine {
+    CaseLine {
+        case_id: c.id,
+        priority: c.priority.clone(),
+        situation: c.situation.clone(),
+        site: c.site.clone(),
+        state: c.state.clone(),
+        owner: c.owner.clone(),
+        opened_at: c.opened_at,
+    }
+}
+
 /// Whether a case was overdue at `at`, from its timestamps, for a moment in the past: a
 /// clock whose due time had passed and whose step (claim, first response, resolution) had
 /// not happened by then. A case taken offline has no response clock.
@@ -331,10 +343,11 @@ pub struct DayRows<'a> {
     pub day: &'a [ReportCase],
     /// Cases opened the same weekday a week before.
     pub last_week: &'a [ReportCase],
-    /// Cases opened in the 30 days ending on `date` (the chart; the 7-day trend).
-    pub month: &'a [ReportCase],
-    /// Cases open at `as_of`.
-    pub open: &'a [CaseRow],
+    /// Cases opened in the 30 days ending on `date`, summed up per day, site and sentiment
+    /// (the chart; the 7-day trend).
+    pub month: &'a [DayGroup],
+    /// The cases open at `as_of`, summed up (ages bucketed by `chart::AGES`).
+    pub open: &'a OpenSummary,
     /// Whether `as_of` is now (the live case states apply) rather than a past day's end.
     pub live: bool,
     pub revisions: &'a [EventRow],
@@ -359,19 +372,11 @@ pub fn compute(rows: &DayRows<'_>, team: &Team, names: Names) -> Digest {
         by_category: BTreeMap::new(),
         by_sentiment: BTreeMap::new(),
         sites: Vec::new(),
-        open_cases: rows.open.len() as i64,
-        overdue: rows
-            .open
-            .iter()
-            .filter(|c| if rows.live { c.overdue_at(rows.as_of) } else { overdue_as_of(c, rows.as_of) })
-            .map(line)
-            .collect(),
+        open_cases: rows.open.count,
+        overdue: rows.open.overdue.iter().map(brief_line).collect(),
         risk: Vec::new(),
-        open_risk: {
-            let mut open: Vec<&CaseRow> = rows.open.iter().filter(|c| c.risk).collect();
-            open.sort_by_key(|c| (c.opened_at, c.id));
-            open.into_iter().map(line).collect()
-        },
+        // Oldest first.
+        open_risk: rows.open.risk.iter().map(brief_line).collect(),
         as_of: rows.as_of,
         names,
         recoveries: Vec::new(),
@@ -468,8 +473,11 @@ pub async fn gather(ctx: &Ctx, date: NaiveDate) -> anyhow::Result<Digest> {
     let as_of = end.min(now);
     let day = ctx.store.cases_opened_between(start, end, true).await?;
     let last_week = ctx.store.cases_opened_between(lw_start, lw_end, false).await?;
-    let month = ctx.store.cases_opened_between(month_start, end, false).await?;
-    let open = if live { ctx.store.unresolved_cases().await? } else { ctx.store.cases_open_at(as_of).await? };
+    let day_starts: Vec<i64> = (0..=chart::DAYS)
+        .map(|i| day_bounds(tz, date - Duration::days(chart::DAYS - 1) + Duration::days(i)).0)
+        .collect();
+    let month = ctx.store.day_groups(&day_starts, as_of.min(end)).await?;
+    let open = ctx.store.open_summary(as_of, live, &chart::age_bounds_ms()).await?;
     let revisions = ctx.store.events_between("revised", start, end).await?;
     let snoozes = ctx.store.events_between("snooze", start, end).await?;
     let published = ctx.store.events_between("published", month_start, end).await?;

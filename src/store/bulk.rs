@@ -9,11 +9,21 @@ use super::{flag, Backend, NewCase, Tx};
 use crate::domain::Mention;
 use anyhow::Context as _;
 use sqlx::Row;
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 /// Rows per multi-row statement: well inside SQLite's 32,766 and Postgres's 65,535 bound
 /// parameters for the widest table (cases, 22 per row).
 const CHUNK: usize = 500;
+
+/// The placeholder sign: `$N` on Postgres; `?N` on SQLite, whose parser looks each `$N`
+/// up by name in a list (quadratic in a statement with thousands of them) but takes `?N`
+/// by number.
+fn sign(backend: Backend) -> char {
+    match backend {
+        Backend::Postgres => '$',
+        Backend::Sqlite => '?',
+    }
+}
 
 /// `(…), (…)` for `rows` rows, each written by `row` from its first placeholder number.
 fn rows_sql(rows: usize, cols: usize, row: impl Fn(usize) -> String) -> String {
@@ -27,26 +37,50 @@ fn rows_sql(rows: usize, cols: usize, row: impl Fn(usize) -> String) -> String {
     out
 }
 
-/// `($b, $b+1, …)` with `cols` placeholders.
-fn plain_row(b: usize, cols: usize) -> String {
-    let cells: Vec<String> = (b..b + cols).map(|i| format!("${i}")).collect();
-    format!("({})", cells.join(", "))
+/// `$b, $b+1, …`: `cols` placeholders from `b`.
+fn marks(sign: char, b: usize, cols: usize) -> Vec<String> {
+    (b..b + cols).map(|i| format!("{sign}{i}")).collect()
 }
 
-/// Which of these (source, external id) keys are already stored.
-pub async fn known_keys(tx: &mut Tx<'_>, keys: &[(&str, &str)]) -> anyhow::Result<HashSet<(String, String)>> {
-    let mut known = HashSet::new();
+/// `($b, $b+1, …)` with `cols` placeholders.
+fn plain_row(sign: char, b: usize, cols: usize) -> String {
+    format!("({})", marks(sign, b, cols).join(", "))
+}
+
+/// What a stored mention looks like to intake: its case, and the text and rating a new
+/// sighting is compared with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Known {
+    pub case_id: Option<i64>,
+    /// `None` once retention purged it.
+    pub text: Option<String>,
+    pub rating: Option<f64>,
+}
+
+/// The stored mentions among these (source, external id) keys.
+pub async fn known_keys(
+    tx: &mut Tx<'_>,
+    backend: Backend,
+    keys: &[(&str, &str)],
+) -> anyhow::Result<HashMap<(String, String), Known>> {
+    let mut known = HashMap::new();
     for chunk in keys.chunks(CHUNK) {
         let sql = format!(
-            "SELECT source, external_id FROM mentions WHERE (source, external_id) IN (VALUES {})",
-            rows_sql(chunk.len(), 2, |b| plain_row(b, 2))
+            // A join, not `(source, external_id) IN (VALUES …)`: SQLite scans the whole
+            // table for the latter; both backends name VALUES columns column1, column2.
+            "SELECT m.source, m.external_id, m.case_id, m.text, m.rating FROM (VALUES {}) AS v \
+             JOIN mentions m ON m.source = v.column1 AND m.external_id = v.column2",
+            rows_sql(chunk.len(), 2, |b| plain_row(sign(backend), b, 2))
         );
         let mut q = sqlx::query(&sql);
         for (source, id) in chunk {
             q = q.bind(*source).bind(*id);
         }
         for r in q.fetch_all(&mut **tx).await.context("looking up known mentions")? {
-            known.insert((r.try_get("source")?, r.try_get("external_id")?));
+            known.insert(
+                (r.try_get("source")?, r.try_get("external_id")?),
+                Known { case_id: r.try_get("case_id")?, text: r.try_get("text")?, rating: r.try_get("rating")? },
+            );
         }
     }
     Ok(known)
@@ -87,12 +121,17 @@ pub struct MentionInsert<'a> {
 
 /// Inserts mentions whose keys were not known; returns how many went in. Fewer than asked
 /// means another writer stored one of the keys meanwhile.
-pub async fn insert_mentions(tx: &mut Tx<'_>, rows: &[MentionInsert<'_>], received_at: i64) -> anyhow::Result<u64> {
+pub async fn insert_mentions(
+    tx: &mut Tx<'_>,
+    backend: Backend,
+    rows: &[MentionInsert<'_>],
+    received_at: i64,
+) -> anyhow::Result<u64> {
     let mut inserted = 0;
     for chunk in rows.chunks(CHUNK) {
         // The rating is bound with a presence flag (see `cases::insert_mention`).
         let values = rows_sql(chunk.len(), 15, |b| {
-            let p: Vec<String> = (b..b + 15).map(|i| format!("${i}")).collect();
+            let p = marks(sign(backend), b, 15);
             format!("({}, CASE WHEN {} = 1 THEN {} END, {})", p[..6].join(", "), p[14], p[6], p[7..14].join(", "))
         });
         let sql = format!(
@@ -133,11 +172,11 @@ pub struct CaseInsert<'a> {
     pub similar: i64,
 }
 
-pub async fn insert_cases(tx: &mut Tx<'_>, rows: &[CaseInsert<'_>]) -> anyhow::Result<()> {
+pub async fn insert_cases(tx: &mut Tx<'_>, backend: Backend, rows: &[CaseInsert<'_>]) -> anyhow::Result<()> {
     const COLS: usize = 22;
     for chunk in rows.chunks(CHUNK) {
         let values = rows_sql(chunk.len(), COLS, |b| {
-            let p: Vec<String> = (b..b + COLS).map(|i| format!("${i}")).collect();
+            let p = marks(sign(backend), b, COLS);
             // opened_at doubles as updated_at; a case that similar mentions joined was
             // noted when it opened.
             format!(
@@ -199,11 +238,11 @@ pub struct EventInsert {
     pub detail: String,
 }
 
-pub async fn insert_events(tx: &mut Tx<'_>, rows: &[EventInsert]) -> anyhow::Result<()> {
+pub async fn insert_events(tx: &mut Tx<'_>, backend: Backend, rows: &[EventInsert]) -> anyhow::Result<()> {
     for chunk in rows.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO case_events (case_id, at, actor, action, detail) VALUES {}",
-            rows_sql(chunk.len(), 5, |b| plain_row(b, 5))
+            rows_sql(chunk.len(), 5, |b| plain_row(sign(backend), b, 5))
         );
         let mut q = sqlx::query(&sql);
         for e in chunk {
@@ -225,11 +264,11 @@ pub struct OutboxInsert {
     pub due: i64,
 }
 
-pub async fn insert_outbox(tx: &mut Tx<'_>, rows: &[OutboxInsert]) -> anyhow::Result<()> {
+pub async fn insert_outbox(tx: &mut Tx<'_>, backend: Backend, rows: &[OutboxInsert]) -> anyhow::Result<()> {
     for chunk in rows.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO outbox (case_id, op, payload, next_attempt_at, created_at, lane, priority) VALUES {}",
-            rows_sql(chunk.len(), 7, |b| plain_row(b, 7))
+            rows_sql(chunk.len(), 7, |b| plain_row(sign(backend), b, 7))
         );
         let mut q = sqlx::query(&sql);
         for o in chunk {

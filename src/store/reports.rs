@@ -134,3 +134,159 @@ impl Store {
         rows.iter().map(event_from_row).collect()
     }
 }
+
+/// What a report shows of a case in a list: no text, no triage detail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseBrief {
+    pub id: i64,
+    pub priority: String,
+    pub situation: String,
+    pub site: Option<String>,
+    pub state: String,
+    pub owner: Option<String>,
+    pub opened_at: i64,
+    pub risk: bool,
+}
+
+/// The cases open at a moment, summed up in the database: how many, the overdue and the
+/// risk ones (as briefs), and how many per age bucket (`age_bounds_ms`, exclusive upper
+/// bounds; one bucket more for the rest).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OpenSummary {
+    pub count: i64,
+    pub overdue: Vec<CaseBrief>,
+    pub risk: Vec<CaseBrief>,
+    pub by_age: Vec<i64>,
+}
+
+/// One local day's cases of one site and sentiment, summed up (for the 30-day chart).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DayGroup {
+    /// Index of the day in the bounds asked for.
+    pub day: usize,
+    pub site: Option<String>,
+    pub sentiment: String,
+    pub cases: i64,
+    /// Cases with a response clock that counts at the moment asked for (answered, or due
+    /// and unanswered), and of those the ones answered in time.
+    pub with_clock: i64,
+    pub in_time: i64,
+    pub rated: i64,
+    pub rating_sum: f64,
+}
+
+/// `CASE WHEN col < b1 THEN 0 WHEN col < b2 THEN 1 … END` over increasing bounds.
+fn bucket(col: &str, bounds: &[i64]) -> String {
+    let mut s = String::from("CASE");
+    for (i, b) in bounds.iter().enumerate() {
+        s.push_str(&format!(" WHEN {col} < {b} THEN {i}"));
+    }
+    s.push_str(&format!(" ELSE {} END", bounds.len()));
+    s
+}
+
+impl Store {
+    /// The cases open at `at`: the live states when `live`, else reconstructed from the
+    /// timestamps (opened before, not resolved by then). Overdue is judged as the digest
+    /// does: live, a clock past due in a state it applies to; for a past moment, a clock
+    /// past due whose step had not happened by then.
+    pub async fn open_summary(&self, at: i64, live: bool, age_bounds_ms: &[i64]) -> anyhow::Result<OpenSummary> {
+        let open = if live {
+            "state <> 'resolved'".to_string()
+        } else {
+            format!("opened_at < {at} AND (resolved_at IS NULL OR resolved_at >= {at})")
+        };
+        let overdue = if live {
+            format!(
+                "((state = 'open' AND (ack_due < {at} OR response_due < {at} OR resolve_due < {at})) \
+                 OR (state = 'claimed' AND (response_due < {at} OR resolve_due < {at})) \
+                 OR (state IN ('responded', 'offline') AND resolve_due < {at}))"
+            )
+        } else {
+            format!(
+                "((ack_due < {at} AND (claimed_at IS NULL OR claimed_at > {at})) \
+                 OR (NOT (state = 'offline' AND first_response_at IS NULL) AND response_due < {at} \
+                     AND (first_response_at IS NULL OR first_response_at > {at})) \
+                 OR (resolve_due < {at} AND (resolved_at IS NULL OR resolved_at > {at})))"
+            )
+        };
+        let ages: Vec<i64> = age_bounds_ms.iter().map(|b| at.saturating_sub(*b)).collect();
+        // Older than the bound ⇔ opened before at − bound: buckets from the youngest.
+        let mut age_case = String::from("CASE");
+        for (i, b) in ages.iter().enumerate() {
+            age_case.push_str(&format!(" WHEN opened_at > {b} THEN {i}"));
+        }
+        age_case.push_str(&format!(" ELSE {} END", ages.len()));
+        let rows = sqlx::query(&format!(
+            "SELECT {age_case} AS bucket, COUNT(*) AS n FROM cases WHERE {open} GROUP BY {age_case}"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        let mut summary = OpenSummary { by_age: vec![0; age_bounds_ms.len() + 1], ..Default::default() };
+        for r in &rows {
+            let (b, n): (i64, i64) = (r.try_get("bucket")?, r.try_get("n")?);
+            summary.by_age[b as usize] += n;
+            summary.count += n;
+        }
+        let rows = sqlx::query(&format!(
+            "SELECT id, priority, situation, site, state, owner, opened_at, risk, \
+             CASE WHEN {overdue} THEN 1 ELSE 0 END AS late FROM cases \
+             WHERE {open} AND ({overdue} OR risk = 1) ORDER BY opened_at, id"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        for r in &rows {
+            let brief = CaseBrief {
+                id: r.try_get("id")?,
+                priority: r.try_get("priority")?,
+                situation: r.try_get("situation")?,
+                site: r.try_get("site")?,
+                state: r.try_get("state")?,
+                owner: r.try_get("owner")?,
+                opened_at: r.try_get("opened_at")?,
+                risk: r.try_get::<i64, _>("risk")? == 1,
+            };
+            if brief.risk {
+                summary.risk.push(brief.clone());
+            }
+            if r.try_get::<i64, _>("late")? == 1 {
+                summary.overdue.push(brief);
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Cases opened in [bounds[0], bounds[last]) summed up per day (`bounds` are the days'
+    /// starts and the last day's end), site and sentiment; response clocks judged at
+    /// `sla_at` as `Summary::of` does.
+    pub async fn day_groups(&self, bounds: &[i64], sla_at: i64) -> anyhow::Result<Vec<DayGroup>> {
+        let (Some(first), Some(last)) = (bounds.first(), bounds.last()) else { return Ok(Vec::new()) };
+        let day = bucket("c.opened_at", &bounds[1..bounds.len() - 1]);
+        let sql = format!(
+            "SELECT {day} AS day, c.site, c.sentiment, COUNT(*) AS n, \
+               CAST(SUM(CASE WHEN c.response_due IS NOT NULL AND (c.first_response_at IS NOT NULL \
+                   OR c.response_due < {sla_at}) THEN 1 ELSE 0 END) AS BIGINT) AS with_clock, \
+               CAST(SUM(CASE WHEN c.response_due IS NOT NULL AND c.first_response_at IS NOT NULL \
+                   AND c.first_response_at <= c.response_due THEN 1 ELSE 0 END) AS BIGINT) AS in_time, \
+               COUNT(m.rating) AS rated, COALESCE(SUM(m.rating), 0.0) AS rating_sum \
+             FROM cases c JOIN mentions m ON m.id = c.mention_id \
+             WHERE c.opened_at >= {first} AND c.opened_at < {last} \
+             GROUP BY {day}, c.site, c.sentiment"
+        );
+        let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DayGroup {
+                    day: r.try_get::<i64, _>("day")? as usize,
+                    site: r.try_get("site")?,
+                    sentiment: r.try_get("sentiment")?,
+                    cases: r.try_get("n")?,
+                    with_clock: r.try_get("with_clock")?,
+                    in_time: r.try_get("in_time")?,
+                    rated: r.try_get("rated")?,
+                    rating_sum: r.try_get("rating_sum")?,
+                })
+            })
+            .collect()
+    }
+}
