@@ -19,6 +19,24 @@ fn size(var: &str, default: i64) -> i64 {
     std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// Resident and peak memory of this process.
+fn memory() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = |key: &str| {
+        status.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+    };
+    format!("RSS {} MiB, peak {} MiB", kb("VmRSS:").unwrap_or(0) / 1024, kb("VmHWM:").unwrap_or(0) / 1024)
+}
+
+async fn explain(pool: &sqlx::AnyPool, sql: &str) {
+    use sqlx::Row;
+    let rows = sqlx::query(&format!("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}")).fetch_all(pool).await.expect("explain");
+    println!("EXPLAIN {sql}");
+    for r in rows {
+        println!("  {}", r.get::<String, _>(0));
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -98,6 +116,23 @@ async fn main() {
         assert!(s.starts_with("0 escalation"), "{s}");
     }
     println!("steady-state sweep over {OPEN} unresolved of {TOTAL}: median {:.1} ms of 5", median(sweeps));
+    // Some cases changed (claims, replies): only they are looked at.
+    sqlx::query(&format!("UPDATE cases SET next_check_at = 0 WHERE id > {TOTAL} - {OPEN} AND id % 100 = 0"))
+        .execute(pool)
+        .await
+        .expect("mark");
+    let t = Instant::now();
+    let s = carebot::jobs::escalation::sweep(&ctx, now + Duration::seconds(10)).await.expect("sweep");
+    println!("sweep after 1% of the open cases changed: {:.1} ms — {s}", t.elapsed().as_secs_f64() * 1000.0);
+    println!("bench process memory after the sweeps: {}", memory());
+    explain(
+        pool,
+        &format!(
+            "SELECT * FROM cases WHERE state <> 'resolved' AND next_check_at <= {} AND id > 0 ORDER BY id LIMIT 500",
+            now.timestamp_millis()
+        ),
+    )
+    .await;
 
     let day = (now - Duration::days(2)).with_timezone(&chrono_tz::America::Chicago).date_naive();
     let mut digests = Vec::new();
@@ -109,6 +144,27 @@ async fn main() {
         mentions = d.figures.mentions;
     }
     println!("daily digest query set for {day} ({mentions} mentions that day): median {:.1} ms of 5", median(digests));
+    let t = Instant::now();
+    let today = now.with_timezone(&chrono_tz::America::Chicago).date_naive();
+    let live = carebot::digest::gather(&ctx, today).await.expect("digest");
+    println!(
+        "today's digest (live: {} open, {} overdue): {:.1} ms",
+        live.open_cases,
+        live.overdue.len(),
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    println!("bench process memory after the digests: {}", memory());
+    let at = now.timestamp_millis();
+    explain(
+        pool,
+        &format!(
+            "SELECT id, priority, situation, site, state, owner, opened_at, risk FROM cases WHERE state <> 'resolved' \
+             AND ((state = 'open' AND (ack_due < {at} OR response_due < {at} OR resolve_due < {at})) \
+             OR (state = 'claimed' AND (response_due < {at} OR resolve_due < {at})) \
+             OR (state IN ('responded', 'offline') AND resolve_due < {at}) OR risk = 1) ORDER BY opened_at, id"
+        ),
+    )
+    .await;
 
     ctx.store.close().await;
     sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut conn).await.expect("drop db");

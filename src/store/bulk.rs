@@ -12,16 +12,17 @@ use sqlx::Row;
 use std::collections::HashMap;
 
 /// Rows per multi-row statement: well inside SQLite's 32,766 and Postgres's 65,535 bound
-/// parameters for the widest table (cases, 22 per row).
+/// parameters for the widest table (cases, 24 per row).
 const CHUNK: usize = 500;
 
-/// The placeholder sign: `$N` on Postgres; `?N` on SQLite, whose parser looks each `$N`
-/// up by name in a list (quadratic in a statement with thousands of them) but takes `?N`
-/// by number.
-fn sign(backend: Backend) -> char {
+/// The placeholder style: `$N` on Postgres; a bare `?` on SQLite, where every numbered or
+/// named parameter is looked up by walking a list (`sqlite3_bind_parameter_name`, called
+/// once per parameter by the driver): quadratic in a statement with thousands of them.
+/// Either way each placeholder appears once, in bind order.
+fn sign(backend: Backend) -> Option<char> {
     match backend {
-        Backend::Postgres => '$',
-        Backend::Sqlite => '?',
+        Backend::Postgres => Some('$'),
+        Backend::Sqlite => None,
     }
 }
 
@@ -37,13 +38,13 @@ fn rows_sql(rows: usize, cols: usize, row: impl Fn(usize) -> String) -> String {
     out
 }
 
-/// `$b, $b+1, …`: `cols` placeholders from `b`.
-fn marks(sign: char, b: usize, cols: usize) -> Vec<String> {
-    (b..b + cols).map(|i| format!("{sign}{i}")).collect()
+/// `$b, $b+1, …` (or `?, ?, …`): `cols` placeholders from `b`.
+fn marks(sign: Option<char>, b: usize, cols: usize) -> Vec<String> {
+    (b..b + cols).map(|i| sign.map_or_else(|| "?".to_string(), |s| format!("{s}{i}"))).collect()
 }
 
 /// `($b, $b+1, …)` with `cols` placeholders.
-fn plain_row(sign: char, b: usize, cols: usize) -> String {
+fn plain_row(sign: Option<char>, b: usize, cols: usize) -> String {
     format!("({})", marks(sign, b, cols).join(", "))
 }
 
@@ -132,7 +133,7 @@ pub async fn insert_mentions(
         // The rating is bound with a presence flag (see `cases::insert_mention`).
         let values = rows_sql(chunk.len(), 15, |b| {
             let p = marks(sign(backend), b, 15);
-            format!("({}, CASE WHEN {} = 1 THEN {} END, {})", p[..6].join(", "), p[14], p[6], p[7..14].join(", "))
+            format!("({}, CASE WHEN {} = 1 THEN {} END, {})", p[..6].join(", "), p[6], p[7], p[8..].join(", "))
         });
         let sql = format!(
             "INSERT INTO mentions (id, source, external_id, url, author, text, rating, posted_at, received_at, \
@@ -149,6 +150,7 @@ pub async fn insert_mentions(
                 .bind(&m.url)
                 .bind(&m.author)
                 .bind(&m.text)
+                .bind(flag(m.rating.is_some()))
                 .bind(m.rating.unwrap_or(0.0))
                 .bind(m.posted_at.timestamp_millis())
                 .bind(received_at)
@@ -156,8 +158,7 @@ pub async fn insert_mentions(
                 .bind(m.visibility.as_str())
                 .bind(&m.forwarded_by)
                 .bind(flag(m.confidential))
-                .bind(r.case_id)
-                .bind(flag(m.rating.is_some()));
+                .bind(r.case_id);
         }
         inserted += q.execute(&mut **tx).await.context("inserting mentions")?.rows_affected();
     }
@@ -173,23 +174,11 @@ pub struct CaseInsert<'a> {
 }
 
 pub async fn insert_cases(tx: &mut Tx<'_>, backend: Backend, rows: &[CaseInsert<'_>]) -> anyhow::Result<()> {
-    const COLS: usize = 22;
+    const COLS: usize = 24;
     for chunk in rows.chunks(CHUNK) {
         let values = rows_sql(chunk.len(), COLS, |b| {
             let p = marks(sign(backend), b, COLS);
-            // opened_at doubles as updated_at; a case that similar mentions joined was
-            // noted when it opened.
-            format!(
-                "({}, {}, 'open', {}, {}, {}, {}, CASE WHEN {} > 0 THEN {} END)",
-                p[0],
-                p[1],
-                p[2..16].join(", "),
-                p[15],
-                p[16..21].join(", "),
-                p[21],
-                p[21],
-                p[15],
-            )
+            format!("({}, 'open', {})", p[..2].join(", "), p[2..].join(", "))
         });
         let sql = format!(
             "INSERT INTO cases (id, mention_id, state, situation, priority, channel, site, categories, sentiment, \
@@ -217,12 +206,15 @@ pub async fn insert_cases(tx: &mut Tx<'_>, backend: Backend, rows: &[CaseInsert<
                 .bind(flag(c.confidential))
                 .bind(serde_json::to_string(&c.reasons)?)
                 .bind(c.opened_at)
+                .bind(c.opened_at)
                 .bind(c.ack_due)
                 .bind(c.response_due)
                 .bind(c.follow_up_due)
                 .bind(c.resolve_due)
                 .bind(c.fingerprint)
-                .bind(r.similar);
+                .bind(r.similar)
+                // A case that similar mentions joined was noted when it opened.
+                .bind((r.similar > 0).then_some(c.opened_at));
         }
         q.execute(&mut **tx).await.context("inserting cases")?;
     }
