@@ -81,36 +81,57 @@ fn bench_triage(pb: &Playbooks) {
 }
 
 /// The database's own rate for the same rows intake writes, with nothing in between: per
-/// batch of 500, one multi-row INSERT each into mentions (RETURNING ids), cases (RETURNING
-/// ids), case_events and outbox, in one transaction. Rows are already triaged (fixed
-/// values): no lookup, no triage, no storm check.
+/// batch of 500, the ids taken (a sequence on Postgres, the table's top on SQLite under its
+/// write lock) and one multi-row INSERT each into mentions, cases, case_events and outbox,
+/// in one transaction. Rows are already triaged (fixed values): no lookup, no triage, no
+/// storm check.
 async fn raw_chain_rate(ctx: &Ctx, ms: &[Mention]) -> f64 {
     let pool = ctx.store.pool();
     let start = Instant::now();
     for chunk in ms.chunks(500) {
         let mut tx = pool.begin().await.expect("begin");
         let now = chrono::Utc::now().timestamp_millis();
-        // `?N` on SQLite: its parser looks `$N` up by name, quadratic in a long statement.
-        let sign = if ctx.store.backend() == carebot::store::Backend::Sqlite { '?' } else { '$' };
+        // Bare `?` on SQLite: the driver looks every numbered parameter up by walking a
+        // list, quadratic in a long statement.
+        let sqlite = ctx.store.backend() == carebot::store::Backend::Sqlite;
+        let mark = |i: usize| if sqlite { "?".to_string() } else { format!("${i}") };
         let values = |cols: usize, n: usize| {
             (0..n)
-                .map(|r| {
-                    format!(
-                        "({})",
-                        (1..=cols).map(|c| format!("{sign}{}", r * cols + c)).collect::<Vec<_>>().join(", ")
-                    )
-                })
+                .map(|r| format!("({})", (1..=cols).map(|c| mark(r * cols + c)).collect::<Vec<_>>().join(", ")))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let mut ids = Vec::new();
+        for table in ["mentions", "cases"] {
+            let taken: Vec<i64> = if sqlite {
+                let top: i64 = sqlx::Row::get(
+                    &sqlx::query(&format!("SELECT COALESCE(MAX(id), 0) FROM {table}"))
+                        .fetch_one(&mut *tx)
+                        .await
+                        .expect("ids"),
+                    0,
+                );
+                (1..=chunk.len() as i64).map(|i| top + i).collect()
+            } else {
+                let sql = format!(
+                    "SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, {})",
+                    chunk.len()
+                );
+                let rows = sqlx::query(&sql).fetch_all(&mut *tx).await.expect("ids");
+                rows.iter().map(|r| sqlx::Row::get::<i64, _>(r, 0)).collect()
+            };
+            ids.push(taken);
+        }
+        let (mention_ids, case_ids) = (&ids[0], &ids[1]);
         let sql = format!(
-            "INSERT INTO mentions (source, external_id, url, author, text, rating, posted_at, received_at, location_hint, \
-             visibility, forwarded_by, confidential) VALUES {} RETURNING id",
-            values(12, chunk.len())
+            "INSERT INTO mentions (id, source, external_id, url, author, text, rating, posted_at, received_at, \
+             location_hint, visibility, forwarded_by, confidential, case_id) VALUES {}",
+            values(14, chunk.len())
         );
         let mut q = sqlx::query(&sql);
-        for m in chunk {
+        for (m, (id, case)) in chunk.iter().zip(mention_ids.iter().zip(case_ids)) {
             q = q
+                .bind(id)
                 .bind(&m.source)
                 .bind(format!("raw-{}", m.external_id))
                 .bind(&m.url)
@@ -122,19 +143,20 @@ async fn raw_chain_rate(ctx: &Ctx, ms: &[Mention]) -> f64 {
                 .bind(&m.location_hint)
                 .bind("public")
                 .bind(&m.forwarded_by)
-                .bind(0i64);
+                .bind(0i64)
+                .bind(case);
         }
-        let mention_ids: Vec<i64> =
-            q.fetch_all(&mut *tx).await.expect("mentions").iter().map(|r| sqlx::Row::get(r, 0)).collect();
+        q.execute(&mut *tx).await.expect("mentions");
         let sql = format!(
-            "INSERT INTO cases (mention_id, state, situation, priority, channel, site, categories, sentiment, \
+            "INSERT INTO cases (id, mention_id, state, situation, priority, channel, site, categories, sentiment, \
              sentiment_score, risk, urgent, spam, positive, confidential, reasons, opened_at, updated_at, ack_due, \
-             response_due, follow_up_due, resolve_due, fingerprint) VALUES {} RETURNING id",
-            values(22, mention_ids.len())
+             response_due, follow_up_due, resolve_due, fingerprint) VALUES {}",
+            values(23, mention_ids.len())
         );
         let mut q = sqlx::query(&sql);
-        for id in &mention_ids {
+        for (id, case) in mention_ids.iter().zip(case_ids) {
             q = q
+                .bind(case)
                 .bind(id)
                 .bind("open")
                 .bind("negative-review")
@@ -158,14 +180,13 @@ async fn raw_chain_rate(ctx: &Ctx, ms: &[Mention]) -> f64 {
                 .bind(now + 259_200_000)
                 .bind(now % 1_000_003);
         }
-        let case_ids: Vec<i64> =
-            q.fetch_all(&mut *tx).await.expect("cases").iter().map(|r| sqlx::Row::get(r, 0)).collect();
+        q.execute(&mut *tx).await.expect("cases");
         let sql = format!(
             "INSERT INTO case_events (case_id, at, actor, action, detail) VALUES {}",
             values(5, case_ids.len())
         );
         let mut q = sqlx::query(&sql);
-        for id in &case_ids {
+        for id in case_ids {
             q = q
                 .bind(id)
                 .bind(now)
@@ -179,7 +200,7 @@ async fn raw_chain_rate(ctx: &Ctx, ms: &[Mention]) -> f64 {
             values(7, case_ids.len())
         );
         let mut q = sqlx::query(&sql);
-        for id in &case_ids {
+        for id in case_ids {
             q = q
                 .bind(id)
                 .bind("post_card")

@@ -30,7 +30,8 @@ fn memory() -> String {
 
 async fn explain(pool: &sqlx::AnyPool, sql: &str) {
     use sqlx::Row;
-    let rows = sqlx::query(&format!("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}")).fetch_all(pool).await.expect("explain");
+    let rows =
+        sqlx::query(&format!("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}")).fetch_all(pool).await.expect("explain");
     println!("EXPLAIN {sql}");
     for r in rows {
         println!("  {}", r.get::<String, _>(0));

@@ -15,12 +15,13 @@ const EPOCHS: usize = 12;
 const L2: f32 = 1e-5;
 const RATE: f32 = 0.5;
 
-/// One feature of a mention: its hashed slot, its value, and the word(s) behind it when it
-/// is a word feature (for explanations).
+/// One feature of a mention: its hashed slot, its value, and the word behind it when it is
+/// a word feature (for explanations): the token's index, and whether the next token joins
+/// it (a word pair).
 struct Feature {
     slot: usize,
     value: f32,
-    word: Option<String>,
+    word: Option<(usize, bool)>,
 }
 
 fn fnv(parts: &[&str]) -> u64 {
@@ -38,24 +39,51 @@ fn slot(parts: &[&str]) -> usize {
     (fnv(parts) >> (64 - DIM_BITS)) as usize
 }
 
-fn features(text: &str, rating: Option<f64>) -> Vec<Feature> {
+/// `slot(&[kind, &pieces.concat()])` without building the string.
+fn slot_joined(kind: &str, pieces: &[&str]) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let bytes = kind.as_bytes().iter().chain(b"\x1f").chain(pieces.iter().flat_map(|p| p.as_bytes())).chain(b"\x1f");
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h >> (64 - DIM_BITS)) as usize
+}
+
+/// The words a word feature stands for.
+fn feature_words(toks: &[Token], (i, pair): (usize, bool)) -> String {
+    match (pair, toks.get(i + 1)) {
+        (true, Some(next)) => format!("{} {}", toks[i].norm, next.norm),
+        _ => toks[i].norm.clone(),
+    }
+}
+
+/// A mention's features, and its tokens (which word features point into).
+fn features(text: &str, rating: Option<f64>) -> (Vec<Feature>, Vec<Token>) {
     let toks: Vec<Token> = tokens(text);
-    let mut out = Vec::with_capacity(toks.len() * 8);
-    let mut word = |kind: &str, w: String| out.push(Feature { slot: slot(&[kind, &w]), value: 1.0, word: Some(w) });
+    let mut out = Vec::with_capacity(toks.len() * 14);
     for (i, t) in toks.iter().enumerate() {
         if t.norm.chars().count() > 1 {
-            word("w", t.norm.clone());
+            out.push(Feature { slot: slot(&["w", &t.norm]), value: 1.0, word: Some((i, false)) });
         }
         if let Some(next) = toks.get(i + 1).filter(|n| !n.after_break) {
-            word("b", format!("{} {}", t.norm, next.norm));
+            let slot = slot_joined("b", &[&t.norm, " ", &next.norm]);
+            out.push(Feature { slot, value: 1.0, word: Some((i, true)) });
         }
     }
+    // Character n-grams of the padded word, hashed in place (buffers reused).
+    let (mut padded, mut starts) = (String::new(), Vec::new());
     for t in &toks {
-        let padded: Vec<char> = format!(" {} ", t.norm).chars().collect();
+        padded.clear();
+        padded.push(' ');
+        padded.push_str(&t.norm);
+        padded.push(' ');
+        starts.clear();
+        starts.extend(padded.char_indices().map(|(i, _)| i));
+        starts.push(padded.len());
         for n in 3..=5 {
-            for g in padded.windows(n) {
-                let g: String = g.iter().collect();
-                out.push(Feature { slot: slot(&["c", &g]), value: 1.0, word: None });
+            for w in starts.windows(n + 1) {
+                out.push(Feature { slot: slot(&["c", &padded[w[0]..w[n]]]), value: 1.0, word: None });
             }
         }
     }
@@ -65,7 +93,7 @@ fn features(text: &str, rating: Option<f64>) -> Vec<Feature> {
     for f in &mut out {
         f.value *= norm;
     }
-    out
+    (out, toks)
 }
 
 fn sigmoid(x: f32) -> f32 {
@@ -114,7 +142,7 @@ impl Model {
         let mut bias = vec![0f32; n];
         let mut grad_sq = vec![1e-6f32; DIM * n];
         let mut bias_sq = vec![1e-6f32; n];
-        let feats: Vec<Vec<Feature>> = corpus.iter().map(|c| features(&c.text, c.rating)).collect();
+        let feats: Vec<Vec<Feature>> = corpus.iter().map(|c| features(&c.text, c.rating).0).collect();
         // Rare labels weigh more, so a recall-first label (risk) is not drowned by the rest.
         let pos_weight: Vec<f32> = labels
             .iter()
@@ -171,17 +199,23 @@ impl Model {
     }
 
     /// Every label's verdict for one mention.
-    pub fn predict(&self, text: &str, rating: Option<f64>) -> HashMap<String, Verdict> {
-        let feats = features(text, rating);
+    /// Each label's probability; the words behind it only where the probability reaches
+    /// `explain_from` (naming them costs more than the verdict).
+    pub fn predict(&self, text: &str, rating: Option<f64>, explain_from: f32) -> HashMap<String, Verdict> {
+        let (feats, toks) = features(text, rating);
         let n = self.labels.len();
         self.labels
             .iter()
             .enumerate()
             .map(|(li, label)| {
                 let z = self.bias[li] + feats.iter().map(|f| self.weights[f.slot * n + li] * f.value).sum::<f32>();
-                let mut words: Vec<(f32, &str)> = feats
+                let probability = sigmoid(z);
+                if probability < explain_from {
+                    return (label.clone(), Verdict { probability, because: Vec::new() });
+                }
+                let mut words: Vec<(f32, (usize, bool))> = feats
                     .iter()
-                    .filter_map(|f| f.word.as_deref().map(|w| (self.weights[f.slot * n + li], w)))
+                    .filter_map(|f| f.word.map(|w| (self.weights[f.slot * n + li], w)))
                     .filter(|(w, _)| *w > 0.0)
                     .collect();
                 words.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -190,11 +224,12 @@ impl Model {
                     if because.len() == 3 {
                         break;
                     }
-                    if !because.iter().any(|b| b.contains(w) || w.contains(b.as_str())) {
-                        because.push(w.to_string());
+                    let w = feature_words(&toks, w);
+                    if !because.iter().any(|b| b.contains(&w) || w.contains(b.as_str())) {
+                        because.push(w);
                     }
                 }
-                (label.clone(), Verdict { probability: sigmoid(z), because })
+                (label.clone(), Verdict { probability, because })
             })
             .collect()
     }
@@ -224,11 +259,11 @@ mod tests {
         }
         let model = Model::train(&corpus, &["risk".to_string(), "spam".to_string()]);
         assert_eq!(model.labels(), ["risk"], "a label nobody carries is not trained");
-        let risky = &model.predict("her appendix ruptured at home", None)["risk"];
-        let calm = &model.predict("the garage was full", None)["risk"];
+        let risky = &model.predict("her appendix ruptured at home", None, 0.0)["risk"];
+        let calm = &model.predict("the garage was full", None, 0.0)["risk"];
         assert!(risky.probability > 0.7 && calm.probability < 0.3, "{risky:?} {calm:?}");
         assert!(risky.because.iter().any(|w| w.contains("ruptured") || w.contains("appendix")), "{risky:?}");
         let again = Model::train(&corpus, &["risk".to_string()]);
-        assert_eq!(again.predict("appendix", None)["risk"], model.predict("appendix", None)["risk"]);
+        assert_eq!(again.predict("appendix", None, 0.0)["risk"], model.predict("appendix", None, 0.0)["risk"]);
     }
 }

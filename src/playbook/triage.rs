@@ -390,7 +390,10 @@ impl Triage {
         let mut possible_risk = any_possible(&self.rules, &hit);
         let mut late = Vec::new();
         if let Some((model, set)) = &self.model {
-            let verdicts = model.predict(text, m.rating);
+            let explain_from = [set.possible_risk, set.category, set.urgent, set.spam, set.positive]
+                .into_iter()
+                .fold(f64::MAX, f64::min);
+            let verdicts = model.predict(text, m.rating, explain_from as f32 - 1e-6);
             let said = |v: &super::model::Verdict| {
                 let mut s = format!("model {:.2}", v.probability);
                 if !v.because.is_empty() {
