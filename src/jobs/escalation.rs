@@ -37,10 +37,20 @@ const PAGE: i64 = 500;
 /// A step due outside its hours is looked at again this much later.
 const OUTSIDE_HOURS_RECHECK_MS: i64 = 5 * 60_000;
 
+/// Steps fired together in one transaction (a catch-up after downtime fires thousands).
+const FIRE_BATCH: usize = 100;
+
+/// A step of a case that is due now.
+struct Due<'p> {
+    case_id: i64,
+    index: usize,
+    step: &'p EscalationStep,
+    round: i64,
+}
+
 /// What looking at one case did.
 #[derive(Default)]
 struct Looked {
-    fired: usize,
     reminded: usize,
     /// When the sweep must look at the case next (`i64::MAX`: only after it changes).
     next: i64,
@@ -67,14 +77,15 @@ pub async fn sweep(ctx: &Ctx, at: DateTime<Utc>) -> anyhow::Result<String> {
         let ids: Vec<i64> = page.iter().map(|c| c.id).collect();
         let fired = ctx.store.fired_rounds(&ids).await?;
         let mut next = Vec::with_capacity(page.len());
+        let mut to_fire = Vec::new();
         for case in &page {
-            let looked = look_at(ctx, &pb, case, &fired, at).await?;
-            sent += looked.fired;
+            let looked = look_at(ctx, &pb, case, &fired, at, &mut to_fire).await?;
             reminded += looked.reminded;
             if !looked.changed {
                 next.push((case.id, case.version, looked.next));
             }
         }
+        sent += fire_all(ctx, &to_fire, at).await?;
         ctx.store.set_next_checks(&next).await?;
         if (page.len() as i64) < PAGE {
             break;
@@ -87,12 +98,13 @@ pub async fn sweep(ctx: &Ctx, at: DateTime<Utc>) -> anyhow::Result<String> {
 }
 
 /// Fires what is due on one case and works out when it is next due.
-async fn look_at(
+async fn look_at<'p>(
     ctx: &Ctx,
-    pb: &crate::playbook::Playbooks,
+    pb: &'p crate::playbook::Playbooks,
     case: &CaseRow,
     fired: &std::collections::HashMap<(i64, i64), i64>,
     at: DateTime<Utc>,
+    to_fire: &mut Vec<Due<'p>>,
 ) -> anyhow::Result<Looked> {
     let at_ms = at.timestamp_millis();
     let mut looked = Looked { next: i64::MAX, ..Looked::default() };
@@ -126,23 +138,10 @@ async fn look_at(
             soon(&mut looked, at_ms + OUTSIDE_HOURS_RECHECK_MS);
             continue;
         }
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match fire(ctx, case.id, i, step, round, at).await {
-                Ok(fired) => {
-                    looked.fired += usize::from(fired);
-                    // Fired (the case changed) or not (it changed, or another sweep fired
-                    // it): either way the next sweep looks again.
-                    looked.changed = true;
-                    break;
-                }
-                Err(e) if attempt < 10 && is_contention(&e) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(10 * attempt)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        // Fired with the rest of the page, below; either way the case changes (or another
+        // sweep fired it): the next sweep looks again.
+        to_fire.push(Due { case_id: case.id, index: i, step, round });
+        looked.changed = true;
     }
     let Some(lead) = situation.remind_before else { return Ok(looked) };
     if case.owner.is_none() {
@@ -215,33 +214,76 @@ async fn remind(ctx: &Ctx, case_id: i64, step: i64, clock: &str, at: DateTime<Ut
     Ok(true)
 }
 
-#[tracing::instrument(skip_all, fields(case_id, step = i, round))]
-async fn fire(
-    ctx: &Ctx,
-    case_id: i64,
-    i: usize,
-    step: &EscalationStep,
-    round: i64,
-    at: DateTime<Utc>,
-) -> anyhow::Result<bool> {
+/// Fires the due steps, `FIRE_BATCH` to a transaction; a batch that meets contention is
+/// fired again one step per transaction. Returns how many fired.
+async fn fire_all(ctx: &Ctx, due: &[Due<'_>], at: DateTime<Utc>) -> anyhow::Result<usize> {
+    let mut sent = 0;
+    for batch in due.chunks(FIRE_BATCH) {
+        let together = async {
+            let mut tx = ctx.store.begin().await?;
+            let mut n = 0;
+            for d in batch {
+                n += usize::from(fire(ctx, &mut tx, d, at).await?);
+            }
+            tx.commit().await?;
+            anyhow::Ok(n)
+        };
+        match together.await {
+            Ok(n) => sent += n,
+            Err(e) if is_contention(&e) => {
+                for d in batch {
+                    sent += usize::from(fire_alone(ctx, d, at).await?);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(sent)
+}
+
+/// One step in a transaction of its own, retried while the database reports contention.
+async fn fire_alone(ctx: &Ctx, d: &Due<'_>, at: DateTime<Utc>) -> anyhow::Result<bool> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let once = async {
+            let mut tx = ctx.store.begin().await?;
+            let fired = fire(ctx, &mut tx, d, at).await?;
+            tx.commit().await?;
+            anyhow::Ok(fired)
+        };
+        match once.await {
+            Err(e) if attempt < 10 && is_contention(&e) => {
+                tokio::time::sleep(std::time::Duration::from_millis(10 * attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Fires one step inside `tx`: claims (case, step, round), raises the level and queues the
+/// nudges. False (and nothing written) if the case moved on or the step already fired.
+#[tracing::instrument(skip_all, fields(case_id = d.case_id, step = d.index, round = d.round))]
+async fn fire(ctx: &Ctx, tx: &mut crate::store::Tx<'_>, d: &Due<'_>, at: DateTime<Utc>) -> anyhow::Result<bool> {
+    let (case_id, i, step, round) = (d.case_id, d.index, d.step, d.round);
     let pb = ctx.playbooks();
     let now = at.timestamp_millis();
-    let mut tx = ctx.store.begin().await?;
     // Re-read inside the transaction: the case may have moved on since the sweep began.
-    let Some(case) = cases::case_in_tx(&mut tx, case_id).await? else { return Ok(false) };
+    let Some(case) = cases::case_in_tx(tx, case_id).await? else { return Ok(false) };
     let snoozed = case.snoozed_until.is_some_and(|u| u > now);
     if snoozed || case.state == CaseState::Resolved || !step.while_states.contains(&case.state) {
         return Ok(false);
     }
-    if !escalation::claim_fire(&mut tx, case_id, i as i64, round, now).await? {
+    if !escalation::claim_fire(tx, case_id, i as i64, round, now).await? {
         return Ok(false);
     }
     // The level rises through the state machine and the case's version check, like any
     // other change: a case changed meanwhile is left for the next sweep.
     let action = Action::Escalate { to: EscalationTarget::Channel, note: None };
     let Ok(t) = apply(&case.status(), &Actor::system(), &action) else { return Ok(false) };
-    if !cases::update_status(&mut tx, case_id, case.version, &t.next, cases::Stamps::default(), now).await? {
-        tx.rollback().await?;
+    if !cases::update_status(tx, case_id, case.version, &t.next, cases::Stamps::default(), now).await? {
+        // Changed meanwhile: the claim goes too (the batch's other steps stand).
+        escalation::unclaim_fire(tx, case_id, i as i64, round).await?;
         return Ok(false);
     }
     let mut people = Vec::new();
@@ -259,7 +301,7 @@ async fn fire(
             ops.push(ChatOp::ThreadReply { case_id, text: format!("{what} and is still {}.", case.state), here: true });
             continue;
         }
-        for p in resolve_targets(ctx, &mut tx, &case, target, at).await? {
+        for p in resolve_targets(ctx, tx, &case, target, at).await? {
             if !people.contains(&p.id) {
                 people.push(p.id.clone());
                 ops.push(ChatOp::DirectMessage {
@@ -276,14 +318,13 @@ async fn fire(
         "step": i, "round": round, "clock": clock_name(step), "people": people,
         "notify": step.notify.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
     });
-    cases::append_event(&mut tx, case_id, now, "carebot", "escalation", &detail).await?;
+    cases::append_event(tx, case_id, now, "carebot", "escalation", &detail).await?;
     ops.push(ChatOp::UpdateCard { case_id });
     for op in &ops {
         // Due at once, even when the sweep runs "as if at" a later time (`run-job --at`).
         let queued = now.min(ctx.now_ms());
-        crate::chat::queue(&mut tx, op, queued, queued).await?;
+        crate::chat::queue(tx, op, queued, queued).await?;
     }
-    tx.commit().await?;
     tracing::info!(case_id, step = i, round, notified = people.len(), "escalation step fired");
     Ok(true)
 }

@@ -133,6 +133,17 @@ pub async fn claim_fire(tx: &mut Tx<'_>, case_id: i64, step: i64, round: i64, no
     Ok(r.rows_affected() == 1)
 }
 
+/// Takes back a claim of (case, step, round) made in this transaction.
+pub async fn unclaim_fire(tx: &mut Tx<'_>, case_id: i64, step: i64, round: i64) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM escalation_fires WHERE case_id = $1 AND step = $2 AND round = $3")
+        .bind(case_id)
+        .bind(step)
+        .bind(round)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Who covers `rotation` at `at` by override, read through `exec` (the pool, or the
 /// transaction of a case action so it never waits for a second connection).
 pub async fn oncall_override_with<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
