@@ -293,7 +293,38 @@ async fn snoozes_show_in_the_digest_and_do_not_hide_overdue_cases(b: Backend) {
     assert!(gather(&e.ctx, day(22)).await.unwrap().snoozes.is_empty(), "only on the day it was set");
 }
 
+/// A hospital that fell behind: the digest counts every overdue case but lists only the
+/// most urgent ones (priority, then age), so it stays readable and its cost stays bounded.
+async fn a_long_overdue_backlog_is_counted_in_full_and_listed_by_urgency(b: Backend) {
+    let e = env(b).await;
+    let batch: Vec<_> = (0..130)
+        .map(|i| mention("google", &format!("o-{i}"), &format!("Waited {i} hours at Riverside"), Some(1.0)))
+        .collect();
+    ingest(&e.ctx, &batch).await.unwrap();
+    e.clock.set(t0() + Duration::minutes(10));
+    let risk = ingest(
+        &e.ctx,
+        &[mention("google", "o-risk", "They gave my mother the wrong medication at Riverside", Some(1.0))],
+    )
+    .await
+    .unwrap()[0]
+        .case_id();
+    e.clock.set(t0() + Duration::hours(5));
+    let today = (t0() + Duration::hours(5)).with_timezone(&chrono_tz::America::Chicago).date_naive();
+    let d = gather(&e.ctx, today).await.unwrap();
+    assert_eq!((d.open_cases, d.overdue_count), (131, 131));
+    assert_eq!(d.overdue.len(), 100, "the JSON and CSV list the 100 most urgent");
+    assert_eq!(d.overdue[0].case_id, risk, "the P1 risk case leads the list");
+    assert!(d.overdue[1..].windows(2).all(|w| w[0].opened_at <= w[1].opened_at), "then the oldest first");
+    let text = d.to_text();
+    assert!(text.contains("Open cases: 131; overdue: 131"), "{text}");
+    assert!(text.contains("the 10 most urgent"), "{text}");
+    let csv = d.to_csv().unwrap();
+    assert!(csv.contains("overdue,total,131"), "{csv}");
+}
+
 on_both_backends!(
+    a_long_overdue_backlog_is_counted_in_full_and_listed_by_urgency,
     a_failed_chart_upload_is_retried_without_posting_the_digest_twice,
     weekly_themes_are_phrases_people_wrote_and_praise_is_recognition,
     snoozes_show_in_the_digest_and_do_not_hide_overdue_cases,

@@ -22,6 +22,8 @@ use std::collections::BTreeMap;
 
 /// Overdue cases the digest text lists (by priority, then oldest).
 pub const OVERDUE_SHOWN: usize = 10;
+/// Overdue cases listed in the digest's JSON and CSV (the most urgent; the count is of all).
+pub const OVERDUE_LISTED: i64 = 100;
 
 /// Display names for the team-file ids reports carry: people, sites and triage categories.
 /// An id with no entry shows as itself.
@@ -173,6 +175,9 @@ pub struct Digest {
     pub sites: Vec<SiteSummary>,
     /// Cases open at the end of the day (or now, for today).
     pub open_cases: i64,
+    /// Open cases past a due time, all of them.
+    pub overdue_count: i64,
+    /// The most urgent of those (priority, then age), at most `OVERDUE_LISTED`.
     pub overdue: Vec<CaseLine>,
     /// Risk cases opened that day.
     pub risk: Vec<CaseLine>,
@@ -373,6 +378,7 @@ pub fn compute(rows: &DayRows<'_>, team: &Team, names: Names) -> Digest {
         by_sentiment: BTreeMap::new(),
         sites: Vec::new(),
         open_cases: rows.open.count,
+        overdue_count: rows.open.overdue_count,
         overdue: rows.open.overdue.iter().map(brief_line).collect(),
         risk: Vec::new(),
         // Oldest first.
@@ -477,7 +483,7 @@ pub async fn gather(ctx: &Ctx, date: NaiveDate) -> anyhow::Result<Digest> {
         .map(|i| day_bounds(tz, date - Duration::days(chart::DAYS - 1) + Duration::days(i)).0)
         .collect();
     let month = ctx.store.day_groups(&day_starts, as_of.min(end)).await?;
-    let open = ctx.store.open_summary(as_of, live, &chart::age_bounds_ms()).await?;
+    let open = ctx.store.open_summary(as_of, live, &chart::age_bounds_ms(), OVERDUE_LISTED).await?;
     let revisions = ctx.store.events_between("revised", start, end).await?;
     let snoozes = ctx.store.events_between("snooze", start, end).await?;
     let published = ctx.store.events_between("published", month_start, end).await?;
@@ -617,14 +623,14 @@ impl Digest {
                 sla_of(x),
             ));
         }
-        o.push_str(&format!("Open cases: {}; overdue: {}\n", self.open_cases, self.overdue.len()));
-        // The most urgent first, and only a screenful: the full list is in the JSON and CSV
-        // and `carebot cases --overdue`.
+        o.push_str(&format!("Open cases: {}; overdue: {}\n", self.open_cases, self.overdue_count));
+        // The most urgent first, and only a screenful: the JSON and CSV list the 100 most
+        // urgent, `carebot cases --overdue` all of them.
         let mut overdue: Vec<&CaseLine> = self.overdue.iter().collect();
         overdue.sort_by(|a, b| {
             a.priority.cmp(&b.priority).then(a.opened_at.cmp(&b.opened_at)).then(a.case_id.cmp(&b.case_id))
         });
-        if overdue.len() > OVERDUE_SHOWN {
+        if self.overdue_count > OVERDUE_SHOWN as i64 {
             o.push_str(&format!("  the {OVERDUE_SHOWN} most urgent (all: carebot cases --overdue):\n"));
         }
         for c in overdue.into_iter().take(OVERDUE_SHOWN) {
@@ -744,6 +750,7 @@ impl Digest {
             w.write_record(["site_within_sla_share", name, &share(f.within_sla_share)])?;
         }
         w.write_record(["open", "total", &self.open_cases.to_string()])?;
+        w.write_record(["overdue", "total", &self.overdue_count.to_string()])?;
         for c in &self.overdue {
             let owner = c.owner.as_deref().map_or("unclaimed", |o| self.name(o));
             w.write_record(["overdue", &c.case_id.to_string(), owner])?;

@@ -68,11 +68,11 @@ pub async fn sweep(ctx: &Ctx, at: DateTime<Utc>) -> anyhow::Result<String> {
     let at_ms = at.timestamp_millis();
     ctx.store.recheck_unless(&version).await?;
     let (mut sent, mut reminded, mut checked) = (0, 0, 0);
-    let mut after = 0;
+    let mut after = (i64::MIN, 0);
     loop {
         let page = ctx.store.cases_to_check(at_ms, after, PAGE).await?;
         let Some(last) = page.last() else { break };
-        after = last.id;
+        after = (last.next_check_at, last.id);
         checked += page.len();
         let ids: Vec<i64> = page.iter().map(|c| c.id).collect();
         let fired = ctx.store.fired_rounds(&ids).await?;

@@ -80,6 +80,8 @@ pub struct CaseRow {
     pub recovery_at: Option<i64>,
     /// Escalation steps and nudges pause until then (ms); SLA due times do not move.
     pub snoozed_until: Option<i64>,
+    /// When the escalation sweep next looks at the case (ms; 0: at its next run).
+    pub next_check_at: i64,
 }
 
 impl CaseRow {
@@ -166,7 +168,7 @@ pub(crate) const CASE_COLS: &str =
     "id, mention_id, state, owner, outcome, situation, priority, channel, site, categories, \
     sentiment, sentiment_score, risk, urgent, spam, positive, confidential, escalation_level, reasons, opened_at, \
     updated_at, claimed_at, first_response_at, resolved_at, ack_due, response_due, follow_up_due, resolve_due, version, \
-    similar_count, recovery_at, snoozed_until";
+    similar_count, recovery_at, snoozed_until, next_check_at";
 
 const MENTION_COLS: &str =
     "id, source, external_id, url, author, text, rating, posted_at, received_at, location_hint, \
@@ -219,6 +221,7 @@ pub(crate) fn case_from_row(r: &AnyRow) -> anyhow::Result<CaseRow> {
         resolve_due: r.try_get("resolve_due")?,
         version: r.try_get("version")?,
         snoozed_until: r.try_get("snoozed_until")?,
+        next_check_at: r.try_get("next_check_at")?,
         similar_count: r.try_get("similar_count")?,
         recovery_at: r.try_get("recovery_at")?,
     })

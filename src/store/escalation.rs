@@ -14,14 +14,14 @@ impl Store {
     }
 
     /// Up to `limit` unresolved cases the sweep must look at by `at` (their next check has
-    /// come), with ids above `after`: one page of what is due, not everything open
-    /// (served by the partial index `cases_next_check`).
-    pub async fn cases_to_check(&self, at: i64, after: i64, limit: i64) -> anyhow::Result<Vec<CaseRow>> {
+    /// come), after the key `after` (next check, id) of the previous page: one page of what
+    /// is due, not everything open (a range of the partial index `cases_next_check`).
+    pub async fn cases_to_check(&self, at: i64, after: (i64, i64), limit: i64) -> anyhow::Result<Vec<CaseRow>> {
         let sql = format!(
-            "SELECT {CASE_COLS} FROM cases WHERE state <> 'resolved' AND next_check_at <= $1 AND id > $2 \
-             ORDER BY id LIMIT $3"
+            "SELECT {CASE_COLS} FROM cases WHERE state <> 'resolved' AND next_check_at <= $1 \
+             AND (next_check_at > $2 OR (next_check_at = $2 AND id > $3)) ORDER BY next_check_at, id LIMIT $4"
         );
-        let rows = sqlx::query(&sql).bind(at).bind(after).bind(limit).fetch_all(self.pool()).await?;
+        let rows = sqlx::query(&sql).bind(at).bind(after.0).bind(after.1).bind(limit).fetch_all(self.pool()).await?;
         rows.iter().map(case_from_row).collect()
     }
 

@@ -148,12 +148,14 @@ pub struct CaseBrief {
     pub risk: bool,
 }
 
-/// The cases open at a moment, summed up in the database: how many, the overdue and the
-/// risk ones (as briefs), and how many per age bucket (`age_bounds_ms`, exclusive upper
+/// The cases open at a moment, summed up in the database: how many, how many overdue and
+/// the most urgent of those, the risk ones (as briefs), and how many per age bucket (`age_bounds_ms`, exclusive upper
 /// bounds; one bucket more for the rest).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OpenSummary {
     pub count: i64,
+    pub overdue_count: i64,
+    /// The most urgent overdue cases (priority, then age), as many as asked for.
     pub overdue: Vec<CaseBrief>,
     pub risk: Vec<CaseBrief>,
     pub by_age: Vec<i64>,
@@ -190,11 +192,23 @@ impl Store {
     /// timestamps (opened before, not resolved by then). Overdue is judged as the digest
     /// does: live, a clock past due in a state it applies to; for a past moment, a clock
     /// past due whose step had not happened by then.
-    pub async fn open_summary(&self, at: i64, live: bool, age_bounds_ms: &[i64]) -> anyhow::Result<OpenSummary> {
+    pub async fn open_summary(
+        &self,
+        at: i64,
+        live: bool,
+        age_bounds_ms: &[i64],
+        overdue_listed: i64,
+    ) -> anyhow::Result<OpenSummary> {
+        // Two index ranges, not a scan of every case ever opened: the unresolved ones
+        // (partial index `cases_unresolved`), and for a past moment the ones resolved since
+        // (`cases_resolved_at`).
         let open = if live {
-            "state <> 'resolved'".to_string()
+            "(SELECT * FROM cases WHERE state <> 'resolved') c".to_string()
         } else {
-            format!("opened_at < {at} AND (resolved_at IS NULL OR resolved_at >= {at})")
+            format!(
+                "(SELECT * FROM cases WHERE state <> 'resolved' AND opened_at < {at} \
+                 UNION ALL SELECT * FROM cases WHERE state = 'resolved' AND resolved_at >= {at} AND opened_at < {at}) c"
+            )
         };
         let overdue = if live {
             format!(
@@ -210,47 +224,53 @@ impl Store {
                  OR (resolve_due < {at} AND (resolved_at IS NULL OR resolved_at > {at})))"
             )
         };
-        let ages: Vec<i64> = age_bounds_ms.iter().map(|b| at.saturating_sub(*b)).collect();
         // Older than the bound ⇔ opened before at − bound: buckets from the youngest.
         let mut age_case = String::from("CASE");
-        for (i, b) in ages.iter().enumerate() {
-            age_case.push_str(&format!(" WHEN opened_at > {b} THEN {i}"));
+        for (i, b) in age_bounds_ms.iter().enumerate() {
+            age_case.push_str(&format!(" WHEN opened_at > {} THEN {i}", at.saturating_sub(*b)));
         }
-        age_case.push_str(&format!(" ELSE {} END", ages.len()));
+        age_case.push_str(&format!(" ELSE {} END", age_bounds_ms.len()));
         let rows = sqlx::query(&format!(
-            "SELECT {age_case} AS bucket, COUNT(*) AS n FROM cases WHERE {open} GROUP BY {age_case}"
+            "SELECT {age_case} AS bucket, COUNT(*) AS n, \
+             CAST(SUM(CASE WHEN {overdue} THEN 1 ELSE 0 END) AS BIGINT) AS late FROM {open} GROUP BY {age_case}"
         ))
         .fetch_all(self.pool())
         .await?;
         let mut summary = OpenSummary { by_age: vec![0; age_bounds_ms.len() + 1], ..Default::default() };
         for r in &rows {
-            let (b, n): (i64, i64) = (r.try_get("bucket")?, r.try_get("n")?);
+            let (b, n, late): (i64, i64, i64) = (r.try_get("bucket")?, r.try_get("n")?, r.try_get("late")?);
             summary.by_age[b as usize] += n;
             summary.count += n;
+            summary.overdue_count += late;
         }
-        let rows = sqlx::query(&format!(
-            "SELECT id, priority, situation, site, state, owner, opened_at, risk, \
-             CASE WHEN {overdue} THEN 1 ELSE 0 END AS late FROM cases \
-             WHERE {open} AND ({overdue} OR risk = 1) ORDER BY opened_at, id"
-        ))
-        .fetch_all(self.pool())
-        .await?;
-        for r in &rows {
-            let brief = CaseBrief {
-                id: r.try_get("id")?,
-                priority: r.try_get("priority")?,
-                situation: r.try_get("situation")?,
-                site: r.try_get("site")?,
-                state: r.try_get("state")?,
-                owner: r.try_get("owner")?,
-                opened_at: r.try_get("opened_at")?,
-                risk: r.try_get::<i64, _>("risk")? == 1,
-            };
-            if brief.risk {
-                summary.risk.push(brief.clone());
-            }
-            if r.try_get::<i64, _>("late")? == 1 {
-                summary.overdue.push(brief);
+        let cols = "id, priority, situation, site, state, owner, opened_at, risk";
+        // The most urgent overdue cases (the count says how many there are in all), and every
+        // open risk case, oldest first.
+        for (risk, sql) in [
+            (
+                false,
+                format!(
+                    "SELECT {cols} FROM {open} WHERE {overdue} ORDER BY priority, opened_at, id LIMIT {overdue_listed}"
+                ),
+            ),
+            (true, format!("SELECT {cols} FROM {open} WHERE risk = 1 ORDER BY opened_at, id")),
+        ] {
+            for r in &sqlx::query(&sql).fetch_all(self.pool()).await? {
+                let brief = CaseBrief {
+                    id: r.try_get("id")?,
+                    priority: r.try_get("priority")?,
+                    situation: r.try_get("situation")?,
+                    site: r.try_get("site")?,
+                    state: r.try_get("state")?,
+                    owner: r.try_get("owner")?,
+                    opened_at: r.try_get("opened_at")?,
+                    risk: r.try_get::<i64, _>("risk")? == 1,
+                };
+                if risk {
+                    summary.risk.push(brief);
+                } else {
+                    summary.overdue.push(brief);
+                }
             }
         }
         Ok(summary)
