@@ -129,8 +129,10 @@ async fn main() {
     explain(
         pool,
         &format!(
-            "SELECT * FROM cases WHERE state <> 'resolved' AND next_check_at <= {} AND id > 0 ORDER BY id LIMIT 500",
-            now.timestamp_millis()
+            "SELECT * FROM cases WHERE state <> 'resolved' AND next_check_at <= {} \
+             AND (next_check_at > {min} OR (next_check_at = {min} AND id > 0)) ORDER BY next_check_at, id LIMIT 500",
+            now.timestamp_millis(),
+            min = i64::MIN
         ),
     )
     .await;
@@ -159,14 +161,23 @@ async fn main() {
     explain(
         pool,
         &format!(
-            "SELECT id, priority, situation, site, state, owner, opened_at, risk FROM cases WHERE state <> 'resolved' \
-             AND ((state = 'open' AND (ack_due < {at} OR response_due < {at} OR resolve_due < {at})) \
+            "SELECT id, priority, situation, site, state, owner, opened_at, risk \
+             FROM (SELECT * FROM cases WHERE state <> 'resolved') c \
+             WHERE ((state = 'open' AND (ack_due < {at} OR response_due < {at} OR resolve_due < {at})) \
              OR (state = 'claimed' AND (response_due < {at} OR resolve_due < {at})) \
-             OR (state IN ('responded', 'offline') AND resolve_due < {at}) OR risk = 1) ORDER BY opened_at, id"
+             OR (state IN ('responded', 'offline') AND resolve_due < {at})) ORDER BY priority, opened_at, id LIMIT 100"
         ),
     )
     .await;
-
+    let end = carebot::digest::day_bounds(chrono_tz::America::Chicago, day).1;
+    explain(
+        pool,
+        &format!(
+            "SELECT COUNT(*) FROM (SELECT * FROM cases WHERE state <> 'resolved' AND opened_at < {end} \
+             UNION ALL SELECT * FROM cases WHERE state = 'resolved' AND resolved_at >= {end} AND opened_at < {end}) c"
+        ),
+    )
+    .await;
     ctx.store.close().await;
     sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut conn).await.expect("drop db");
 }
