@@ -73,7 +73,9 @@ pub async fn known_keys(
              JOIN mentions m ON m.source = v.column1 AND m.external_id = v.column2",
             rows_sql(chunk.len(), 2, |b| plain_row(sign(backend), b, 2))
         );
-        let mut q = sqlx::query(&sql);
+        // Not kept in the connection's statement cache: one prepared statement per batch
+        // size and table, thousands of parameters each, would hold memory for good.
+        let mut q = sqlx::query(&sql).persistent(false);
         for (source, id) in chunk {
             q = q.bind(*source).bind(*id);
         }
@@ -140,7 +142,9 @@ pub async fn insert_mentions(
              location_hint, visibility, forwarded_by, confidential, case_id) VALUES {values} \
              ON CONFLICT (source, external_id) DO NOTHING"
         );
-        let mut q = sqlx::query(&sql);
+        // Not kept in the connection's statement cache: one prepared statement per batch
+        // size and table, thousands of parameters each, would hold memory for good.
+        let mut q = sqlx::query(&sql).persistent(false);
         for r in chunk {
             let m = r.mention;
             q = q
@@ -186,7 +190,9 @@ pub async fn insert_cases(tx: &mut Tx<'_>, backend: Backend, rows: &[CaseInsert<
              ack_due, response_due, follow_up_due, resolve_due, fingerprint, similar_count, similar_noted_at) \
              VALUES {values}"
         );
-        let mut q = sqlx::query(&sql);
+        // Not kept in the connection's statement cache: one prepared statement per batch
+        // size and table, thousands of parameters each, would hold memory for good.
+        let mut q = sqlx::query(&sql).persistent(false);
         for r in chunk {
             let c = r.case;
             q = q
@@ -236,7 +242,9 @@ pub async fn insert_events(tx: &mut Tx<'_>, backend: Backend, rows: &[EventInser
             "INSERT INTO case_events (case_id, at, actor, action, detail) VALUES {}",
             rows_sql(chunk.len(), 5, |b| plain_row(sign(backend), b, 5))
         );
-        let mut q = sqlx::query(&sql);
+        // Not kept in the connection's statement cache: one prepared statement per batch
+        // size and table, thousands of parameters each, would hold memory for good.
+        let mut q = sqlx::query(&sql).persistent(false);
         for e in chunk {
             q = q.bind(e.case_id).bind(e.at).bind(&e.actor).bind(e.action).bind(&e.detail);
         }
@@ -262,7 +270,9 @@ pub async fn insert_outbox(tx: &mut Tx<'_>, backend: Backend, rows: &[OutboxInse
             "INSERT INTO outbox (case_id, op, payload, next_attempt_at, created_at, lane, priority) VALUES {}",
             rows_sql(chunk.len(), 7, |b| plain_row(sign(backend), b, 7))
         );
-        let mut q = sqlx::query(&sql);
+        // Not kept in the connection's statement cache: one prepared statement per batch
+        // size and table, thousands of parameters each, would hold memory for good.
+        let mut q = sqlx::query(&sql).persistent(false);
         for o in chunk {
             q = q
                 .bind(o.case_id)
