@@ -269,17 +269,6 @@ fn brief_line(c: &CaseBrief) -> CaseLine {
     }
 }
 
-/// Whether a case was overdue at `at`, from its timestamps, for a moment in the past: a
-/// clock whose due time had passed and whose step (claim, first response, resolution) had
-/// not happened by then. A case taken offline has no response clock.
-pub fn overdue_as_of(c: &CaseRow, at: i64) -> bool {
-    let late = |due: Option<i64>, done: Option<i64>| due.is_some_and(|d| d < at) && done.is_none_or(|x| x > at);
-    let offline = c.state == crate::domain::CaseState::Offline && c.first_response_at.is_none();
-    late(c.ack_due, c.claimed_at)
-        || (!offline && late(c.response_due, c.first_response_at))
-        || late(c.resolve_due, c.resolved_at)
-}
-
 /// The value below which `q` of the sorted values fall (nearest rank).
 pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     if sorted.is_empty() {

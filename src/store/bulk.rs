@@ -132,7 +132,9 @@ pub async fn insert_mentions(
 ) -> anyhow::Result<u64> {
     let mut inserted = 0;
     for chunk in rows.chunks(CHUNK) {
-        // The rating is bound with a presence flag (see `cases::insert_mention`).
+        // The rating is bound as a value plus a presence flag: sqlx 0.8's `Any` driver binds
+        // a NULL f64 as FLOAT4 but a present one as FLOAT8, so on Postgres a statement first
+        // prepared with a missing rating would reject every later rating on that connection.
         let values = rows_sql(chunk.len(), 15, |b| {
             let p = marks(sign(backend), b, 15);
             format!("({}, CASE WHEN {} = 1 THEN {} END, {})", p[..6].join(", "), p[6], p[7], p[8..].join(", "))

@@ -1,7 +1,7 @@
 //! Mentions, cases, their event history and the chat messages that show them.
 
 use super::{flag, Store, Tx};
-use crate::domain::{CaseState, CaseStatus, Mention, Outcome, Priority};
+use crate::domain::{CaseState, CaseStatus, Outcome, Priority};
 use crate::playbook::triage::{Reason, Sentiment};
 use anyhow::Context as _;
 use sqlx::any::AnyRow;
@@ -262,37 +262,6 @@ pub(crate) fn event_from_row(r: &AnyRow) -> anyhow::Result<EventRow> {
     })
 }
 
-// Optional floats are bound as a value plus a presence flag: sqlx 0.8's `Any` driver binds
-// a NULL f64 as FLOAT4 but a present one as FLOAT8, so on Postgres a statement first
-// prepared with a missing rating rejects every later rating on that connection.
-
-/// Inserts a mention unless (source, external id) is known; returns the new id, or `None`.
-pub async fn insert_mention(tx: &mut Tx<'_>, m: &Mention, received_at: i64) -> anyhow::Result<Option<i64>> {
-    let row = sqlx::query(
-        "INSERT INTO mentions (source, external_id, url, author, text, rating, posted_at, received_at, \
-         location_hint, visibility, forwarded_by, confidential) \
-         VALUES ($1, $2, $3, $4, $5, CASE WHEN $13 = 1 THEN $6 END, $7, $8, $9, $10, $11, $12) \
-         ON CONFLICT (source, external_id) DO NOTHING RETURNING id",
-    )
-    .bind(&m.source)
-    .bind(&m.external_id)
-    .bind(&m.url)
-    .bind(&m.author)
-    .bind(&m.text)
-    .bind(m.rating.unwrap_or(0.0))
-    .bind(m.posted_at.timestamp_millis())
-    .bind(received_at)
-    .bind(&m.location_hint)
-    .bind(m.visibility.as_str())
-    .bind(&m.forwarded_by)
-    .bind(flag(m.confidential))
-    .bind(flag(m.rating.is_some()))
-    .fetch_optional(&mut **tx)
-    .await
-    .context("inserting mention")?;
-    Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?)
-}
-
 pub async fn mention_by_key(tx: &mut Tx<'_>, source: &str, external_id: &str) -> anyhow::Result<Option<MentionRow>> {
     let sql = format!("SELECT {MENTION_COLS} FROM mentions WHERE source = $1 AND external_id = $2");
     let row = sqlx::query(&sql).bind(source).bind(external_id).fetch_optional(&mut **tx).await?;
@@ -313,42 +282,6 @@ pub async fn revise_mention(tx: &mut Tx<'_>, id: i64, text: &str, rating: Option
     .await
     .context("revising mention")?;
     Ok(())
-}
-
-pub async fn insert_case(tx: &mut Tx<'_>, mention_id: i64, c: &NewCase) -> anyhow::Result<i64> {
-    let row = sqlx::query(
-        "INSERT INTO cases (mention_id, state, situation, priority, channel, site, categories, sentiment, \
-         sentiment_score, risk, urgent, spam, positive, confidential, reasons, opened_at, updated_at, \
-         ack_due, response_due, follow_up_due, resolve_due, fingerprint) \
-         VALUES ($1, 'open', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17, $18, $19, $20) \
-         RETURNING id",
-    )
-    .bind(mention_id)
-    .bind(&c.situation)
-    .bind(c.priority.as_str())
-    .bind(&c.channel)
-    .bind(&c.site)
-    .bind(c.categories.join(","))
-    .bind(c.sentiment.as_str())
-    .bind(c.sentiment_score)
-    .bind(flag(c.risk))
-    .bind(flag(c.urgent))
-    .bind(flag(c.spam))
-    .bind(flag(c.positive))
-    .bind(flag(c.confidential))
-    .bind(serde_json::to_string(&c.reasons)?)
-    .bind(c.opened_at)
-    .bind(c.ack_due)
-    .bind(c.response_due)
-    .bind(c.follow_up_due)
-    .bind(c.resolve_due)
-    .bind(c.fingerprint)
-    .fetch_one(&mut **tx)
-    .await
-    .context("inserting case")?;
-    let id: i64 = row.try_get(0)?;
-    sqlx::query("UPDATE mentions SET case_id = $1 WHERE id = $2").bind(id).bind(mention_id).execute(&mut **tx).await?;
-    Ok(id)
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(case_id = id))]

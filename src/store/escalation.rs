@@ -1,18 +1,13 @@
 //! Escalation bookkeeping: which steps fired for which cases, and on-call overrides.
 
 use super::cases::{case_from_row, CASE_COLS};
-use super::{cases, Store, Tx};
+use super::{Store, Tx};
 use crate::store::CaseRow;
 use anyhow::Context as _;
 use sqlx::Row;
 use std::collections::HashMap;
 
 impl Store {
-    /// Unresolved cases (served by the partial index `cases_unresolved`).
-    pub async fn unresolved_cases(&self) -> anyhow::Result<Vec<CaseRow>> {
-        self.list_cases(&cases::CaseFilter { open_only: true, ..Default::default() }).await
-    }
-
     /// Up to `limit` unresolved cases the sweep must look at by `at` (their next check has
     /// come), after the key `after` (next check, id) of the previous page: one page of what
     /// is due, not everything open (a range of the partial index `cases_next_check`).

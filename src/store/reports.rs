@@ -60,17 +60,6 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
-
-    /// Cases that were open at `at` (ms): opened before it and not resolved by then. A case
-    /// resolved, reopened and resolved again counts by its last resolution.
-    pub async fn cases_open_at(&self, at: i64) -> anyhow::Result<Vec<CaseRow>> {
-        let sql = format!(
-            "SELECT {CASE_COLS} FROM cases WHERE opened_at < $1 AND (resolved_at IS NULL OR resolved_at >= $1) ORDER BY id"
-        );
-        let rows = sqlx::query(&sql).bind(at).fetch_all(self.pool()).await?;
-        rows.iter().map(case_from_row).collect()
-    }
-
     /// Unresolved cases past a due time, per situation and clock (the same rule as the
     /// digest's overdue list: acknowledge while open, first response until answered, resolve
     /// until resolved), for the alertable gauges on /metrics.
