@@ -34,9 +34,10 @@ pub async fn ingest(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Inges
     let mut attempt = 0;
     // Contention is retried briefly; a lock held longer is answered like an outage.
     let give_up = std::time::Instant::now() + 2 * ctx.settings.database.acquire_timeout.as_std();
+    let triaged = triage_new(ctx, mentions).await?;
     loop {
         attempt += 1;
-        match ingest_once(ctx, mentions).await {
+        match ingest_once(ctx, mentions, &triaged).await {
             Ok(out) => {
                 for (m, r) in mentions.iter().zip(&out) {
                     if matches!(r, Ingested::Opened(_) | Ingested::Similar(_)) {
@@ -56,6 +57,62 @@ pub async fn ingest(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Inges
             Err(e) => return Err(e),
         }
     }
+}
+
+/// What triage decided for a new mention, decided before the transaction opens.
+struct Triaged {
+    result: crate::playbook::TriageResult,
+    fingerprint: Option<i64>,
+}
+
+/// Batches at least this large are triaged on every core.
+const PARALLEL_FROM: usize = 32;
+
+/// Triage is intake's CPU work: it runs before the transaction opens (so a transaction,
+/// and SQLite's write lock, is held only for the writes), only for mentions whose key is
+/// not stored yet, and a large batch is split across the cores. A mention that turns out
+/// new only inside the transaction (a race) is triaged there.
+async fn triage_new(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Option<Triaged>>> {
+    let keys: Vec<(&str, &str)> = mentions.iter().map(|m| (m.source.as_str(), m.external_id.as_str())).collect();
+    let known = {
+        let mut conn = ctx.store.pool().acquire().await.context("looking up known mentions")?;
+        bulk::known_keys(&mut conn, ctx.store.backend(), &keys).await?
+    };
+    let mut seen = std::collections::HashSet::new();
+    let fresh: Vec<usize> = (0..mentions.len())
+        .filter(|&i| {
+            let key = (mentions[i].source.clone(), mentions[i].external_id.clone());
+            !known.contains_key(&key) && seen.insert(key)
+        })
+        .collect();
+    let (triage, pb) = (ctx.triage(), ctx.playbooks());
+    let one = move |m: &Mention| Triaged { result: triage.triage(m), fingerprint: storm_fingerprint(&pb, m) };
+    let results: Vec<Triaged> = if fresh.len() < PARALLEL_FROM {
+        fresh.iter().map(|&i| one(&mentions[i])).collect()
+    } else {
+        let todo: Vec<Mention> = fresh.iter().map(|&i| mentions[i].clone()).collect();
+        tokio::task::spawn_blocking(move || {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+            let chunks: Vec<&[Mention]> = todo.chunks(todo.len().div_ceil(cores)).collect();
+            let one = &one;
+            std::thread::scope(|s| {
+                let rest: Vec<_> =
+                    chunks[1..].iter().map(|c| s.spawn(move || c.iter().map(one).collect::<Vec<_>>())).collect();
+                let mut out: Vec<Triaged> = chunks[0].iter().map(one).collect();
+                for h in rest {
+                    out.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+                }
+                out
+            })
+        })
+        .await
+        .context("triaging the batch")?
+    };
+    let mut out: Vec<Option<Triaged>> = (0..mentions.len()).map(|_| None).collect();
+    for (i, t) in fresh.into_iter().zip(results) {
+        out[i] = Some(t);
+    }
+    Ok(out)
 }
 
 /// A new case must not be folded into a case that raced it: the batch is tried again.
@@ -83,7 +140,7 @@ enum Candidate {
 /// One batch, set-based: one lookup of the known keys; triage and storm folding in
 /// memory; then one multi-row statement per table (mentions, cases, events, outbox).
 /// Known mentions (revisions) go one by one after that, as before.
-async fn ingest_once(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Ingested>> {
+async fn ingest_once(ctx: &Ctx, mentions: &[Mention], triaged: &[Option<Triaged>]) -> anyhow::Result<Vec<Ingested>> {
     let now = ctx.now_ms();
     let pb = ctx.playbooks();
     let mut tx = ctx.store.begin().await?;
@@ -115,7 +172,15 @@ async fn ingest_once(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Inge
     let mut opened: Vec<(usize, NewCase, Vec<String>)> = Vec::new();
     for &i in &fresh {
         let m = &mentions[i];
-        let fp = storm_fingerprint(ctx, m);
+        let late;
+        let t = match &triaged[i] {
+            Some(t) => t,
+            None => {
+                late = Triaged { result: ctx.triage().triage(m), fingerprint: storm_fingerprint(&pb, m) };
+                &late
+            }
+        };
+        let fp = t.fingerprint;
         let joined = match (storm, fp) {
             (Some(s), Some(fp)) => candidates
                 .iter()
@@ -129,7 +194,7 @@ async fn ingest_once(ctx: &Ctx, mentions: &[Mention]) -> anyhow::Result<Vec<Inge
             Some(Candidate::Stored(id)) => Plan::JoinStored(id),
             Some(Candidate::New(n)) => Plan::JoinNew(n),
             None => {
-                let (case, channels) = new_case(ctx, m, fp, now);
+                let (case, channels) = new_case(&pb, m, &t.result, fp, now);
                 if let Some(fp) = fp {
                     candidates.push((Candidate::New(opened.len()), fp));
                 }
@@ -283,8 +348,7 @@ fn storm_ops(ctx: &Ctx, case_id: i64, situation: &str, count: i64, now: i64) -> 
 
 /// The storm fingerprint of a mention, if storms are configured and it may join one
 /// (a forwarded private post is never folded into a public storm).
-fn storm_fingerprint(ctx: &Ctx, m: &Mention) -> Option<i64> {
-    let pb = ctx.playbooks();
+fn storm_fingerprint(pb: &crate::playbook::Playbooks, m: &Mention) -> Option<i64> {
     let storm = pb.triage_rules.storm.as_ref()?;
     if m.confidential {
         return None;
@@ -309,10 +373,14 @@ async fn join_stored(ctx: &Ctx, tx: &mut Tx<'_>, case_id: i64, k: i64, now: i64)
 }
 
 /// Triage, situation and due times of a new case, and the channels its card goes to.
-fn new_case(ctx: &Ctx, m: &Mention, fingerprint: Option<i64>, now: i64) -> (NewCase, Vec<String>) {
-    let pb = ctx.playbooks();
-    let t = ctx.triage().triage(m);
-    let situation = pb.situations.pick(&t, m);
+fn new_case(
+    pb: &crate::playbook::Playbooks,
+    m: &Mention,
+    t: &crate::playbook::TriageResult,
+    fingerprint: Option<i64>,
+    now: i64,
+) -> (NewCase, Vec<String>) {
+    let situation = pb.situations.pick(t, m);
     let due = |s: Option<crate::domain::Span>| s.map(|s| now + s.as_millis());
     let case = NewCase {
         situation: situation.id.clone(),
@@ -327,7 +395,7 @@ fn new_case(ctx: &Ctx, m: &Mention, fingerprint: Option<i64>, now: i64) -> (NewC
         spam: t.spam,
         positive: t.positive,
         confidential: m.confidential,
-        reasons: t.reasons,
+        reasons: t.reasons.clone(),
         opened_at: now,
         ack_due: due(situation.sla.acknowledge),
         response_due: due(situation.sla.first_response),

@@ -62,7 +62,7 @@ async fn serve_on(backend: Backend) {
     wait_for("ten cards and two extra copies for #risk", || screen.text().matches("· new case").count() >= 12).await;
     let text = screen.text();
     // One card per sample; the clinical-risk one goes to #risk and #px-triage, and so does
-    // the news item the model is unsure about (possible risk: confirm or dismiss).
+    // the news item on readmission figures (possible risk: confirm or dismiss).
     for n in 1..=10 {
         assert!(text.contains(&format!("Case #{n} ·")), "card {n} missing:\n{text}");
     }

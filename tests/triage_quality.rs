@@ -22,13 +22,13 @@ fn report(name: &str, ev: &Evaluation) {
 fn triage_holds_its_floors_on_the_development_corpus_by_cross_validation() {
     let pb = Playbooks::load(&common::repo().join("playbooks")).unwrap();
     let dev = corpus::load(&common::repo().join("playbooks/triage-corpus.jsonl")).unwrap();
-    assert!(dev.len() >= 450, "the development corpus has {} mentions", dev.len());
+    assert!(dev.len() >= 1000, "the development corpus has {} mentions", dev.len());
     let ev = corpus::cross_validate(&pb, &dev, 5).unwrap();
     report("development corpus, 5-fold cross-validation", &ev);
-    assert!(ev.risk.recall() >= 0.93, "risk recall (with possible risk) {:.2}", ev.risk.recall());
-    assert!(ev.risk_confirmed.precision() >= 0.85, "confirmed risk precision {:.2}", ev.risk_confirmed.precision());
-    assert!(ev.urgent.recall() >= 0.75, "on-site recall {:.2}", ev.urgent.recall());
-    assert!(ev.category_micro().f1() >= 0.72, "category micro-F1 {:.2}", ev.category_micro().f1());
+    assert!(ev.risk.recall() >= 0.96, "risk recall (with possible risk) {:.2}", ev.risk.recall());
+    assert!(ev.risk_confirmed.precision() >= 0.8, "confirmed risk precision {:.2}", ev.risk_confirmed.precision());
+    assert!(ev.urgent.recall() >= 0.94, "on-site recall {:.2}", ev.urgent.recall());
+    assert!(ev.category_micro().f1() >= 0.78, "category micro-F1 {:.2}", ev.category_micro().f1());
     assert!(ev.site_accuracy() >= 0.95, "site accuracy {:.2}", ev.site_accuracy());
 }
 
@@ -45,9 +45,9 @@ fn triage_holds_its_floors_on_the_held_out_set() {
     );
     let ev = Evaluation::run(&triage, &held_out);
     report("held-out set", &ev);
-    assert!(ev.risk.recall() >= 0.74, "risk recall (with possible risk) {:.2}", ev.risk.recall());
+    assert!(ev.risk.recall() >= 0.83, "risk recall (with possible risk) {:.2}", ev.risk.recall());
     assert!(ev.risk.precision() >= 0.7, "risk precision (with possible risk) {:.2}", ev.risk.precision());
-    assert!(ev.urgent.recall() >= 0.64, "on-site recall {:.2}", ev.urgent.recall());
-    assert!(ev.category_micro().f1() >= 0.7, "category micro-F1 {:.2}", ev.category_micro().f1());
+    assert!(ev.urgent.recall() >= 0.8, "on-site recall {:.2}", ev.urgent.recall());
+    assert!(ev.category_micro().f1() >= 0.77, "category micro-F1 {:.2}", ev.category_micro().f1());
     assert!(ev.site_accuracy() >= 0.95, "site accuracy {:.2}", ev.site_accuracy());
 }

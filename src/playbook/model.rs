@@ -151,6 +151,7 @@ impl Model {
                 ((corpus.len() as f32 - pos) / pos).sqrt().clamp(1.0, 4.0)
             })
             .collect();
+        let wanted: Vec<Vec<bool>> = labels.iter().map(|l| corpus.iter().map(|c| has_label(c, l)).collect()).collect();
         // A fixed visiting order (a linear congruential shuffle) keeps training deterministic.
         let mut order: Vec<usize> = (0..corpus.len()).collect();
         let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
@@ -160,17 +161,38 @@ impl Model {
                 order.swap(i, (seed >> 33) as usize % (i + 1));
             }
             for &i in &order {
-                for (li, label) in labels.iter().enumerate() {
-                    let y = if has_label(&corpus[i], label) { 1.0 } else { 0.0 };
-                    let z = bias[li] + feats[i].iter().map(|f| weights[f.slot * n + li] * f.value).sum::<f32>();
-                    let err = sigmoid(z) - y;
-                    let err = if y > 0.5 { err * pos_weight[li] } else { err };
-                    for f in &feats[i] {
-                        let k = f.slot * n + li;
+                // Every label's score in one pass over the features (labels' weights sit
+                // side by side per slot), then every label's update in a second pass.
+                let mut z = vec![0f32; n];
+                for f in &feats[i] {
+                    for (li, zl) in z.iter_mut().enumerate() {
+                        *zl += weights[f.slot * n + li] * f.value;
+                    }
+                }
+                for (zl, b) in z.iter_mut().zip(&bias) {
+                    *zl += b;
+                }
+                let errs: Vec<f32> = (0..n)
+                    .map(|li| {
+                        let y = if wanted[li][i] { 1.0 } else { 0.0 };
+                        let err = sigmoid(z[li]) - y;
+                        if y > 0.5 {
+                            err * pos_weight[li]
+                        } else {
+                            err
+                        }
+                    })
+                    .collect();
+                for f in &feats[i] {
+                    let row = f.slot * n;
+                    for (li, err) in errs.iter().enumerate() {
+                        let k = row + li;
                         let g = err * f.value + L2 * weights[k];
                         grad_sq[k] += g * g;
                         weights[k] -= RATE * g / grad_sq[k].sqrt();
                     }
+                }
+                for (li, err) in errs.iter().enumerate() {
                     bias_sq[li] += err * err;
                     bias[li] -= RATE * err / bias_sq[li].sqrt();
                 }

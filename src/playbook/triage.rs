@@ -405,7 +405,7 @@ impl Triage {
             let risk_now = any_of(&self.rules, &hit, RuleKind::Risk);
             let short = words.toks.len() < MODEL_MIN_WORDS;
             let risk_probability = verdicts.get("risk").filter(|v| f64::from(v.probability) >= set.possible_risk);
-            if let Some(v) = risk_probability.filter(|_| !risk_now && !possible_risk) {
+            if let Some(v) = risk_probability.filter(|_| !risk_now && !possible_risk && !short) {
                 possible_risk = true;
                 late.push(Reason { kind: "possible_risk".into(), rule: "model".into(), matched: said(v) });
             }
@@ -438,9 +438,14 @@ impl Triage {
 
         let score = self.vader.polarity_scores(text).get("compound").copied().unwrap_or(0.0);
         let praise_hit = self.rules.iter().zip(&hit).any(|(r, h)| *h && r.praise);
-        // Four or five stars, praise and warm words: "the receptionist Maria was so kind"
-        // is about the front desk, not a complaint about it.
-        let glowing = praise_hit && m.rating.is_some_and(|r| r >= 4.0) && score >= self.book.positive_above;
+        // Four or five stars (or no rating and very warm words), praise and warm words:
+        // "the receptionist Maria was so kind" is about the front desk, not a complaint
+        // about it.
+        let glowing = praise_hit
+            && match m.rating {
+                Some(r) => r >= 4.0 && score >= self.book.positive_above,
+                None => score >= self.book.positive_min_sentiment,
+            };
         let complaint =
             !glowing && self.rules.iter().zip(&hit).any(|(r, h)| *h && r.kind == RuleKind::Category && !r.praise);
         let sentiment = match m.rating {
@@ -460,7 +465,7 @@ impl Triage {
             .rules
             .iter()
             .zip(&hit)
-            .filter(|(r, h)| **h && r.kind == RuleKind::Category)
+            .filter(|(r, h)| **h && r.kind == RuleKind::Category && (r.praise || !glowing))
             .map(|(r, _)| r.id.clone())
             .collect();
         let praise = self.rules.iter().zip(&hit).any(|(r, h)| *h && r.praise);
@@ -565,6 +570,32 @@ mod tests {
             t.triage(&mention("Nurses were so kind but we waited 5 hours in the waiting room", Some(3.0), None));
         assert!(!mixed.positive);
         assert!(mixed.categories.contains(&"wait_times".to_string()));
+    }
+
+    #[test]
+    fn praise_of_the_front_desk_is_praise_not_a_front_desk_complaint() {
+        let (t, _) = triage();
+        let r = t.triage(&mention(
+            "Huge thank you to the front desk at Northgate, Rosa was so kind and helpful",
+            Some(5.0),
+            None,
+        ));
+        assert!(r.positive, "{r:?}");
+        assert_eq!(r.categories, ["praise"], "a glowing review files no complaint");
+        let unrated =
+            t.triage(&mention("Shout out to the wonderful front desk team at Eastbrook, amazing!", None, None));
+        assert_eq!(unrated.categories, ["praise"]);
+        let rude = t.triage(&mention("The front desk at Northgate was rude to my mother", Some(1.0), None));
+        assert!(rude.categories.contains(&"front_office".to_string()));
+    }
+
+    #[test]
+    fn a_few_words_are_never_possible_risk_on_the_model_alone() {
+        let (t, _) = triage();
+        let r = t.triage(&mention("Billing sent me two bills", Some(1.0), None));
+        assert!(!r.risk && !r.possible_risk, "{:?}", r.reasons);
+        // A rule still reads short mentions.
+        assert!(t.triage(&mention("Wrong medication given", None, None)).risk);
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub struct Known {
 
 /// The stored mentions among these (source, external id) keys.
 pub async fn known_keys(
-    tx: &mut Tx<'_>,
+    db: &mut sqlx::AnyConnection,
     backend: Backend,
     keys: &[(&str, &str)],
 ) -> anyhow::Result<HashMap<(String, String), Known>> {
@@ -79,7 +79,7 @@ pub async fn known_keys(
         for (source, id) in chunk {
             q = q.bind(*source).bind(*id);
         }
-        for r in q.fetch_all(&mut **tx).await.context("looking up known mentions")? {
+        for r in q.fetch_all(&mut *db).await.context("looking up known mentions")? {
             known.insert(
                 (r.try_get("source")?, r.try_get("external_id")?),
                 Known { case_id: r.try_get("case_id")?, text: r.try_get("text")?, rating: r.try_get("rating")? },
