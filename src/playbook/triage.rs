@@ -365,8 +365,13 @@ impl Triage {
             'first: for &(a0, b0) in firsts {
                 let mut parts = vec![(a0, b0)];
                 for li in 1..combo.all.len() {
+                    // Near the first part, and other words than the parts found so far:
+                    // "fell" alone is not a fall and its injury.
                     let near = combo_hits.get(&(ci, li)).and_then(|occ| {
-                        occ.iter().find(|(a, b)| a.abs_diff(a0) <= combo.within || b.abs_diff(b0) <= combo.within)
+                        occ.iter().find(|(a, b)| {
+                            (a.abs_diff(a0) <= combo.within || b.abs_diff(b0) <= combo.within)
+                                && !parts.iter().any(|(pa, pb)| a <= pb && pa <= b)
+                        })
                     });
                     match near {
                         Some(x) => parts.push(*x),
@@ -468,6 +473,10 @@ impl Triage {
             .filter(|(r, h)| **h && r.kind == RuleKind::Category && (r.praise || !glowing))
             .map(|(r, _)| r.id.clone())
             .collect();
+        if glowing {
+            // The card's tags say the same as the case's categories.
+            reasons.retain(|r| r.kind != "category" || categories.contains(&r.rule));
+        }
         let praise = self.rules.iter().zip(&hit).any(|(r, h)| *h && r.praise);
         let risk = any(RuleKind::Risk);
         if risk {
@@ -552,6 +561,19 @@ mod tests {
     }
 
     #[test]
+    fn waiting_for_a_call_back_is_not_being_on_site() {
+        let (t, _) = triage();
+        let r = t.triage(&mention(
+            "Called Northgate billing 4 times, each time someone will call me back. Still waiting.",
+            Some(1.0),
+            None,
+        ));
+        assert!(!r.urgent, "{:?}", r.reasons);
+        let here = t.triage(&mention("Still waiting in the Riverside ER with my dad, nobody has come", None, None));
+        assert!(here.urgent, "{:?}", here.reasons);
+    }
+
+    #[test]
     fn phrases_match_whole_words_only() {
         let (t, _) = triage();
         // "sue" must not match inside "issue", "bill" not inside "billboard".
@@ -582,6 +604,7 @@ mod tests {
         ));
         assert!(r.positive, "{r:?}");
         assert_eq!(r.categories, ["praise"], "a glowing review files no complaint");
+        assert!(!r.reasons.iter().any(|x| x.rule == "front_office"), "nor shows one: {:?}", r.reasons);
         let unrated =
             t.triage(&mention("Shout out to the wonderful front desk team at Eastbrook, amazing!", None, None));
         assert_eq!(unrated.categories, ["praise"]);
