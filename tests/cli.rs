@@ -366,6 +366,18 @@ fn check_lists_the_problems_of_every_broken_file_in_one_run() {
 }
 
 #[test]
+fn a_category_renamed_in_the_rules_but_not_in_the_corpus_is_refused() {
+    let cli = Cli::new(None);
+    let triage = cli.playbook("triage.yaml");
+    replace_in(&triage, "  - id: parking\n", "  - id: car_park\n");
+    let err = cli.err(&["check"]);
+    assert!(
+        err.contains("triage.yaml:") && err.contains("category \"parking\", which is not a category here"),
+        "{err}"
+    );
+}
+
+#[test]
 fn oncall_set_runs_as_the_readme_shows_and_is_refused_to_non_leads() {
     let cli = Cli::new(None);
     let out = cli.ok(&["oncall", "set", "px-oncall", "priya", "--until", "2099-11-27T17:00:00-06:00", "--as", "dena"]);

@@ -346,15 +346,38 @@ pub(crate) fn load(path: &Path) -> Result<TriageBook, Problems> {
                 );
                 None
             }
-            Ok(corpus) => Some(ModelSettings {
-                corpus,
-                corpus_file: m.corpus.value.clone(),
-                possible_risk: m.possible_risk.value,
-                category: m.category.value,
-                urgent: m.urgent.value,
-                spam: m.spam.value,
-                positive: m.positive.value,
-            }),
+            Ok(corpus) => {
+                // A category renamed in the rules but not in the corpus would silently
+                // leave the model without its examples.
+                let mut unknown: Vec<(&str, usize)> = Vec::new();
+                for c in corpus.iter().flat_map(|l| &l.expect.categories) {
+                    if !rules.iter().any(|r| r.kind == RuleKind::Category && r.id == *c) {
+                        match unknown.iter_mut().find(|(u, _)| u == c) {
+                            Some((_, n)) => *n += 1,
+                            None => unknown.push((c, 1)),
+                        }
+                    }
+                }
+                for (c, n) in unknown {
+                    rep.at(
+                        m.corpus.referenced.line(),
+                        format!(
+                            "model.corpus: {n} mention(s) in {} are labelled with category {c:?}, which is not a \
+                             category here (renamed? rename it in the corpus too)",
+                            m.corpus.value
+                        ),
+                    );
+                }
+                Some(ModelSettings {
+                    corpus,
+                    corpus_file: m.corpus.value.clone(),
+                    possible_risk: m.possible_risk.value,
+                    category: m.category.value,
+                    urgent: m.urgent.value,
+                    spam: m.spam.value,
+                    positive: m.positive.value,
+                })
+            }
             Err(p) => {
                 for problem in p.0.into_iter().take(5) {
                     rep.at(m.corpus.referenced.line(), format!("model.corpus: {problem}"));
