@@ -52,6 +52,17 @@ pub fn context_for(
     if let Some(owner) = site.and_then(|s| team.person(&s.owner)) {
         allowed.push(owner.name.clone());
     }
+    if praise {
+        // Staff on the recognition list agreed to be named: a thank-you to praise of their
+        // site may pass the kind words on to them by name.
+        let site_id = site.map(|s| s.id.as_str());
+        allowed.extend(
+            team.recognition
+                .iter()
+                .filter(|r| r.site.is_none() || r.site.as_deref() == site_id)
+                .map(|r| r.name.replace(',', " ")),
+        );
+    }
     ReplyContext {
         max_chars: platform.and_then(compliance::platform_limit),
         public_phone: match site {

@@ -408,6 +408,16 @@ fn lint_checks_a_text_alone_and_names_what_blocks_it() {
     let ok =
         cli.ok(&["lint", "Thank you for the kind words! We'll share them. — Dena", "--platform", "google", "--praise"]);
     assert!(ok.contains("ok: nothing found"), "{ok}");
+    // Nurse Alicia is on team.yaml's recognition list for Northgate (she agreed to be
+    // named): a thank-you to praise there may pass the words on to her; elsewhere, or in
+    // a reply to a complaint, naming her still blocks.
+    let thanks = "Thank you! We'll pass your kind words on to Nurse Alicia. — Dena";
+    let ok = cli.ok(&["lint", thanks, "--site", "northgate", "--praise"]);
+    assert!(ok.contains("ok: nothing found"), "{ok}");
+    for args in [&["--site", "riverside", "--praise"][..], &["--site", "northgate"][..]] {
+        let out = cli.run(&[&["lint", thanks][..], args].concat());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("BLOCK staff_name \"Nurse Alicia\""), "{args:?}");
+    }
     let out = cli.run(&["lint", "Sorry about the Tylenol mix-up. Please send us a direct message.", "--platform", "x"]);
     assert_eq!(out.status.code(), Some(1));
     let said = String::from_utf8_lossy(&out.stdout);
@@ -431,15 +441,20 @@ fn triage_eval_measures_a_labelled_file_and_names_bad_lines() {
             r#"{"text": "They sent my dad home from Riverside and two days later he was in the ICU with sepsis.", "expect": {"site": "riverside", "risk": true}}"#,
             "\n",
             r#"{"text": "Parking garage at Northgate is always full, circled for 20 minutes.", "rating": 2, "expect": {"site": "northgate", "categories": ["parking"]}}"#,
+            "\n",
+            r#"{"text": "There was a mistake with my results at Riverside and I am still confused about what happened next.", "rating": 2, "expect": {"site": "riverside", "risk": true}}"#,
             "\n"
         ),
     )
     .unwrap();
     let out = cli.ok(&["triage", "eval", file.to_str().unwrap(), "--misses"]);
-    assert!(out.contains("2 labelled mentions"), "{out}");
-    assert!(out.contains("risk (with possible risk)    precision 1.00  recall 1.00"), "{out}");
-    assert!(out.contains("parking") && out.contains("Site right: 1.00 (2 of 2)"), "{out}");
-    assert!(out.contains("spam                         n/a"), "{out}");
+    assert!(out.contains("3 labelled mentions"), "{out}");
+    assert!(out.contains("risk (with possible risk)        precision 1.00  recall 1.00"), "{out}");
+    assert!(out.contains("  Parking    ") && out.contains("Site right: 1.00 (3 of 3)"), "{out}");
+    assert!(out.contains("spam                             n/a"), "{out}");
+    // Caught, but only as possible risk: --misses says which ones a person must confirm.
+    let possible = out.split("risk (caught only as possible risk: a person confirms it):\n").nth(1).unwrap_or("");
+    assert!(possible.starts_with("  - There was a mistake with my results"), "{out}");
     std::fs::write(&file, "{\"text\": \"ok\", \"expect\": {}}\n{\"text\": \"no labels\"}\n").unwrap();
     let err = cli.err(&["triage", "eval", file.to_str().unwrap()]);
     assert!(err.contains("mine.jsonl:2: not a labelled mention") && err.contains("expect"), "{err}");

@@ -1024,6 +1024,11 @@ async fn a_possible_risk_is_confirmed_or_dismissed_with_one_click(b: Backend) {
     assert!(said["text"].as_str().unwrap().contains("possible risk confirmed by Sam Whitfield"), "{said}");
     let after = r.ctx.store.case(confirmed).await.unwrap().unwrap();
     assert_eq!((after.situation.as_str(), after.channel.as_str(), after.risk), ("clinical-risk", "risk", true));
+    // The card still says what raised it, now as confirmed risk, and by whom.
+    let card = carebot::present::card_for(&r.ctx, confirmed).await.unwrap();
+    let tag = card.tags.iter().find(|t| t.label.starts_with('⚠')).expect("a risk tag");
+    assert_eq!(tag.label, "⚠ Risk confirmed by Sam Whitfield", "{:?}", card.tags);
+    assert!(tag.why.contains("mistake"), "{tag:?}");
     let again = command(&r, RUTH, &format!("risk {confirmed} dismiss")).await;
     assert!(
         again["text"].as_str().unwrap().contains("possible risk was already confirmed by Sam Whitfield"),

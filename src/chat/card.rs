@@ -371,15 +371,23 @@ impl Card {
                 .map(|r| r.label.clone())
                 .unwrap_or_else(|| id.to_string()),
         };
-        // Once someone confirmed or dismissed it, "possible risk" is history, not a tag.
-        let decided = events.iter().any(|e| e.action == "confirm_risk" || e.action == "dismiss_risk");
+        // Once someone dismissed it, "possible risk" is history, not a tag; once someone
+        // confirmed it, the tag says so and keeps what raised it.
+        let decision = events.iter().rev().find(|e| e.action == "confirm_risk" || e.action == "dismiss_risk");
+        let dismissed = decision.is_some_and(|e| e.action == "dismiss_risk");
+        let confirmed_by = decision
+            .filter(|e| e.action == "confirm_risk")
+            .map(|e| team.person(&e.actor).map(|p| p.name.clone()).unwrap_or_else(|| e.actor.clone()));
         let tags = case
             .reasons
             .iter()
-            .filter(|r| r.kind != "site" && !(decided && r.kind == "possible_risk"))
+            .filter(|r| r.kind != "site" && !(dismissed && r.kind == "possible_risk"))
             .map(|r| Tag {
                 label: match r.kind.as_str() {
                     "risk" => format!("⚠ {}", rule_label(&r.kind, &r.rule)),
+                    "possible_risk" if confirmed_by.is_some() => {
+                        format!("⚠ Risk confirmed by {}", confirmed_by.as_deref().unwrap_or_default())
+                    }
                     "possible_risk" if r.rule == "model" => "⚠? Possible risk (model)".to_string(),
                     "possible_risk" => format!("⚠? {}", rule_label("risk", &r.rule)),
                     "model" => format!("{} (model)", rule_label("category", &r.rule)),

@@ -127,6 +127,10 @@ fn ratio(a: u32, b: u32) -> f64 {
     }
 }
 
+/// The `--misses` heading of risk mentions that reached the risk channel only as
+/// "possible risk" (counted as caught; a person confirms them).
+const ONLY_POSSIBLE: &str = "risk (caught only as possible risk: a person confirms it)";
+
 /// Triage measured on a labelled set.
 #[derive(Debug, Default, Clone)]
 pub struct Evaluation {
@@ -144,6 +148,8 @@ pub struct Evaluation {
     pub confusions: BTreeMap<(String, String), u32>,
     /// Texts triage got wrong, per label (for `--misses`).
     pub misses: BTreeMap<String, Vec<String>>,
+    /// Category id → its label in triage.yaml, for the report.
+    pub names: BTreeMap<String, String>,
 }
 
 impl Evaluation {
@@ -153,24 +159,30 @@ impl Evaluation {
         for l in corpus {
             let Ok(m) = l.mention() else { continue };
             let r = triage.triage(&m);
+            for c in l.expect.categories.iter().chain(&r.categories) {
+                ev.names.entry(c.clone()).or_insert_with(|| triage.category_label(c).to_string());
+            }
+            let name = |c: &str| format!("category {}", triage.category_label(c));
+            let why: Vec<String> = r
+                .reasons
+                .iter()
+                .filter(|x| x.kind != "site")
+                .map(|x| format!("{} {}: {}", x.kind, x.rule, x.matched))
+                .collect();
+            let shown = if why.is_empty() { l.text.clone() } else { format!("{}  [{}]", l.text, why.join("; ")) };
+            if l.expect.risk && r.possible_risk {
+                ev.misses.entry(ONLY_POSSIBLE.into()).or_default().push(shown.clone());
+            }
             let mut miss = |label: &str, expected: bool, got: bool| {
                 if expected != got {
                     let tag = if expected { "missed" } else { "false alarm" };
-                    let why: Vec<String> = r
-                        .reasons
-                        .iter()
-                        .filter(|x| x.kind != "site")
-                        .map(|x| format!("{} {}: {}", x.kind, x.rule, x.matched))
-                        .collect();
-                    let shown =
-                        if why.is_empty() { l.text.clone() } else { format!("{}  [{}]", l.text, why.join("; ")) };
-                    ev.misses.entry(format!("{label} ({tag})")).or_default().push(shown);
+                    ev.misses.entry(format!("{label} ({tag})")).or_default().push(shown.clone());
                 }
             };
             miss("risk", l.expect.risk, r.risk || r.possible_risk);
-            miss("urgent", l.expect.urgent, r.urgent);
+            miss("on site now", l.expect.urgent, r.urgent);
             miss("spam", l.expect.spam, r.spam);
-            miss("positive", l.expect.positive, r.positive);
+            miss("shout-out", l.expect.positive, r.positive);
             ev.risk.add(l.expect.risk, r.risk || r.possible_risk);
             ev.risk_confirmed.add(l.expect.risk, r.risk);
             ev.urgent.add(l.expect.urgent, r.urgent);
@@ -184,12 +196,12 @@ impl Evaluation {
             }
             for c in &l.expect.categories {
                 if !r.categories.contains(c) {
-                    miss(&format!("category {c}"), true, false);
+                    miss(&name(c), true, false);
                 }
             }
             for c in &r.categories {
                 if !l.expect.categories.contains(c) {
-                    miss(&format!("category {c}"), false, true);
+                    miss(&name(c), false, true);
                 }
             }
             judged.push((l.expect.categories.clone(), r.categories.clone()));
@@ -236,6 +248,7 @@ impl Evaluation {
         for (k, v) in other.misses {
             self.misses.entry(k).or_default().extend(v);
         }
+        self.names.extend(other.names);
     }
 
     /// Category counts summed over labels (micro average).
@@ -264,15 +277,24 @@ impl Evaluation {
         let mut s = String::new();
         let line = |s: &mut String, name: &str, c: &Counts| {
             if c.tp + c.fp + c.fn_ == 0 {
-                let _ = writeln!(s, "  {name:<28} n/a (none labelled, none triaged)");
+                let _ = writeln!(s, "  {name:<32} n/a (none labelled, none triaged)");
                 return;
             }
+            // A ratio over nothing is not a figure: no mention labelled (recall) or none
+            // triaged (precision) with this label.
+            let fig = |n: u32, d: u32| {
+                if d == 0 {
+                    "—   ".to_string()
+                } else {
+                    format!("{:.2}", f64::from(n) / f64::from(d))
+                }
+            };
+            let f1 = if c.support() == 0 || c.tp + c.fp == 0 { "—   ".to_string() } else { format!("{:.2}", c.f1()) };
             let _ = writeln!(
                 s,
-                "  {name:<28} precision {:.2}  recall {:.2}  F1 {:.2}  ({} labelled, {} caught, {} false alarms)",
-                c.precision(),
-                c.recall(),
-                c.f1(),
+                "  {name:<32} precision {}  recall {}  F1 {f1}  ({} labelled, {} caught, {} false alarms)",
+                fig(c.tp, c.tp + c.fp),
+                fig(c.tp, c.support()),
                 c.support(),
                 c.tp,
                 c.fp
@@ -287,7 +309,7 @@ impl Evaluation {
         line(&mut s, "shout-out", &self.positive);
         let _ = writeln!(s, "Categories:");
         for (c, counts) in &self.categories {
-            line(&mut s, c, counts);
+            line(&mut s, self.names.get(c).map_or(c, |n| n), counts);
         }
         let micro = self.category_micro();
         let _ = writeln!(
@@ -303,8 +325,9 @@ impl Evaluation {
             let _ = writeln!(s, "Category confusions (labelled → triaged, times):");
             let mut pairs: Vec<_> = self.confusions.iter().collect();
             pairs.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            let name = |c: &String| self.names.get(c).cloned().unwrap_or_else(|| c.clone());
             for ((want, got), n) in pairs.into_iter().take(15) {
-                let _ = writeln!(s, "  {want} → {got}: {n}");
+                let _ = writeln!(s, "  {} → {}: {n}", name(want), name(got));
             }
         }
         if misses {
@@ -353,6 +376,22 @@ mod tests {
         assert_eq!((c.tp, c.fp, c.fn_), (2, 1, 1));
         assert!((c.precision() - 2.0 / 3.0).abs() < 1e-9 && (c.recall() - 2.0 / 3.0).abs() < 1e-9);
         assert!((c.f1() - 2.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_report_names_categories_and_shows_no_ratio_over_nothing() {
+        let mut ev = Evaluation { mentions: 3, ..Default::default() };
+        ev.categories.insert("billing".into(), Counts { tp: 0, fp: 2, fn_: 0 });
+        ev.categories.insert("parking".into(), Counts { tp: 1, fp: 0, fn_: 1 });
+        ev.names.insert("billing".into(), "Billing".into());
+        ev.names.insert("parking".into(), "Parking".into());
+        ev.confusions.insert(("parking".into(), "billing".into()), 1);
+        let out = ev.render(false);
+        // Nobody labelled billing: there is no recall to give, not "1.00" nor "0.00".
+        assert!(out.contains("  Billing                          precision 0.00  recall —"), "{out}");
+        assert!(out.contains("  Parking                          precision 1.00  recall 0.50"), "{out}");
+        assert!(out.contains("  Parking → Billing: 1"), "{out}");
+        assert!(!out.contains("billing") && !out.contains("parking"), "ids stay out of the report: {out}");
     }
 
     #[test]

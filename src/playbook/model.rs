@@ -58,6 +58,22 @@ fn feature_words(toks: &[Token], (i, pair): (usize, bool)) -> String {
     }
 }
 
+/// Words that carry weight in the model but tell a reader nothing on their own ("the",
+/// "to", "my"): a reason names the words around them instead.
+const FILLER: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "did", "do", "for", "from", "had", "has", "have",
+    "he", "her", "him", "his", "i", "i'm", "in", "is", "it", "it's", "just", "me", "my", "of", "on", "or", "our",
+    "she", "so", "that", "the", "their", "them", "then", "there", "they", "this", "to", "us", "was", "we", "were",
+    "with", "you", "your", "el", "la", "los", "las", "de", "del", "que", "y", "en", "por", "con", "un", "una", "mi",
+    "se", "lo", "es", "al",
+];
+
+/// Whether a word feature is worth naming: not filler alone, and a pair not of two fillers.
+fn telling(toks: &[Token], (i, pair): (usize, bool)) -> bool {
+    let filler = |t: Option<&Token>| t.is_none_or(|t| FILLER.contains(&t.norm.as_str()));
+    !(filler(toks.get(i)) && (!pair || filler(toks.get(i + 1))))
+}
+
 /// A mention's features, and its tokens (which word features point into).
 fn features(text: &str, rating: Option<f64>) -> (Vec<Feature>, Vec<Token>) {
     let toks: Vec<Token> = tokens(text);
@@ -226,19 +242,25 @@ impl Model {
     pub fn predict(&self, text: &str, rating: Option<f64>, explain_from: f32) -> HashMap<String, Verdict> {
         let (feats, toks) = features(text, rating);
         let n = self.labels.len();
+        // Every label's score in one pass: a feature's weights sit side by side.
+        let mut z = self.bias.clone();
+        for f in &feats {
+            for (zl, w) in z.iter_mut().zip(&self.weights[f.slot * n..(f.slot + 1) * n]) {
+                *zl += w * f.value;
+            }
+        }
         self.labels
             .iter()
             .enumerate()
             .map(|(li, label)| {
-                let z = self.bias[li] + feats.iter().map(|f| self.weights[f.slot * n + li] * f.value).sum::<f32>();
-                let probability = sigmoid(z);
+                let probability = sigmoid(z[li]);
                 if probability < explain_from {
                     return (label.clone(), Verdict { probability, because: Vec::new() });
                 }
                 let mut words: Vec<(f32, (usize, bool))> = feats
                     .iter()
                     .filter_map(|f| f.word.map(|w| (self.weights[f.slot * n + li], w)))
-                    .filter(|(w, _)| *w > 0.0)
+                    .filter(|(w, word)| *w > 0.0 && telling(&toks, *word))
                     .collect();
                 words.sort_by(|a, b| b.0.total_cmp(&a.0));
                 let mut because: Vec<String> = Vec::new();

@@ -81,13 +81,30 @@ pub fn normalise_phrase(phrase: &str) -> String {
 pub fn distance_within(a: &str, b: &str, max: usize) -> Option<usize> {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
+    osa_within(&a, &b, max)
+}
+
+/// `distance_within` on letters already split out; the three rows live on the stack for
+/// words of up to 47 letters (every word a speller compares), so a comparison allocates
+/// nothing.
+fn osa_within(a: &[char], b: &[char], max: usize) -> Option<usize> {
     if a.len().abs_diff(b.len()) > max {
         return None;
     }
     let (n, m) = (a.len(), b.len());
-    let mut prev2 = vec![0usize; m + 1];
-    let mut prev: Vec<usize> = (0..=m).collect();
-    let mut cur = vec![0usize; m + 1];
+    let mut stack = [0usize; 3 * 48];
+    let mut heap = Vec::new();
+    let rows: &mut [usize] = if m < 48 {
+        &mut stack[..3 * (m + 1)]
+    } else {
+        heap.resize(3 * (m + 1), 0);
+        &mut heap
+    };
+    let (mut prev2, rest) = rows.split_at_mut(m + 1);
+    let (mut prev, mut cur) = rest.split_at_mut(m + 1);
+    for (j, v) in prev.iter_mut().enumerate() {
+        *v = j;
+    }
     for i in 1..=n {
         cur[0] = i;
         let mut row_min = cur[0];
@@ -109,13 +126,6 @@ pub fn distance_within(a: &str, b: &str, max: usize) -> Option<usize> {
     Some(prev[m]).filter(|d| *d <= max)
 }
 
-fn same_letters(a: &str, b: &str) -> bool {
-    let (mut x, mut y): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    x.sort_unstable();
-    y.sort_unstable();
-    x == y
-}
-
 /// How many typing slips a word of this length may carry and still count: none below six
 /// letters (too many real words lie one letter apart), one up to eight, two beyond.
 pub fn slips_allowed(len: usize) -> usize {
@@ -127,21 +137,48 @@ pub fn slips_allowed(len: usize) -> usize {
 }
 
 /// The words a misspelt word may stand for: the playbook's own vocabulary, bucketed by
-/// first letter (people rarely mistype the first letter).
+/// first letter (people rarely mistype the first letter), each with its letters split out
+/// and sorted once.
 #[derive(Debug, Default, Clone)]
 pub struct Speller {
     exact: std::collections::HashSet<String>,
-    by_first: std::collections::HashMap<char, Vec<String>>,
+    by_first: std::collections::HashMap<char, Vec<Candidate>>,
+}
+
+#[derive(Debug, Clone)]
+struct Candidate {
+    word: String,
+    letters: Vec<char>,
+    sorted: Vec<char>,
+    mask: u32,
+}
+
+/// Which letters a word has, one bit each (other characters share the top bits). One slip
+/// changes at most two bits, so words whose masks differ in more bits than twice the slips
+/// allowed cannot be a slip of each other: most of the vocabulary is ruled out without
+/// comparing letters.
+fn letter_mask(letters: &[char]) -> u32 {
+    letters.iter().fold(0, |m, c| match c {
+        'a'..='z' => m | 1 << (*c as u32 - 'a' as u32),
+        c => m | 1 << (26 + *c as u32 % 6),
+    })
 }
 
 impl Speller {
     pub fn new<'a>(words: impl IntoIterator<Item = &'a str>) -> Speller {
         let mut s = Speller::default();
         for w in words {
-            if s.exact.insert(w.to_string()) && w.chars().count() >= 6 {
-                if let Some(c) = w.chars().next() {
-                    s.by_first.entry(c).or_default().push(w.to_string());
-                }
+            let letters: Vec<char> = w.chars().collect();
+            if s.exact.insert(w.to_string()) && letters.len() >= 6 {
+                let mut sorted = letters.clone();
+                sorted.sort_unstable();
+                let mask = letter_mask(&letters);
+                s.by_first.entry(letters[0]).or_default().push(Candidate {
+                    word: w.to_string(),
+                    letters,
+                    sorted,
+                    mask,
+                });
             }
         }
         s
@@ -152,25 +189,38 @@ impl Speller {
         if self.exact.contains(word) {
             return None;
         }
-        let len = word.chars().count();
+        let letters: Vec<char> = word.chars().collect();
+        let len = letters.len();
         let max = slips_allowed(len);
-        if max == 0 || word.chars().any(|c| c.is_ascii_digit()) {
+        if max == 0 || letters.iter().any(char::is_ascii_digit) {
             return None;
         }
-        let first = word.chars().next()?;
+        let bucket = self.by_first.get(&letters[0])?;
+        let mask = letter_mask(&letters);
+        let mut sorted: Option<Vec<char>> = None;
         let mut best: Option<(usize, &str)> = None;
-        for cand in self.by_first.get(&first)? {
-            let clen = cand.chars().count();
+        for cand in bucket {
+            let clen = cand.letters.len();
             let allowed = max.min(slips_allowed(clen));
+            if clen.abs_diff(len) > allowed || (cand.mask ^ mask).count_ones() as usize > 2 * allowed {
+                continue;
+            }
             // In words under eight letters a changed letter too often makes another real
             // word ("showed"/"shoved", "wanted"/"waited"): there only a dropped, doubled or
             // swapped letter counts as a slip.
-            if len < 8 && clen == len && !same_letters(word, cand) {
-                continue;
+            if len < 8 && clen == len {
+                let sorted = sorted.get_or_insert_with(|| {
+                    let mut s = letters.clone();
+                    s.sort_unstable();
+                    s
+                });
+                if *sorted != cand.sorted {
+                    continue;
+                }
             }
-            if let Some(d) = distance_within(word, cand, allowed) {
+            if let Some(d) = osa_within(&letters, &cand.letters, allowed) {
                 if best.is_none_or(|(bd, _)| d < bd) {
-                    best = Some((d, cand));
+                    best = Some((d, cand.word.as_str()));
                 }
             }
         }

@@ -264,6 +264,11 @@ impl Triage {
         })
     }
 
+    /// A category's label ("Wait times") from its id, or the id when no rule has it.
+    pub fn category_label<'a>(&'a self, id: &'a str) -> &'a str {
+        self.book.category(id).map_or(id, |r| r.label.as_str())
+    }
+
     /// How many labelled mentions the model learnt from (0: rules only).
     pub fn model_trained_on(&self) -> usize {
         self.model.as_ref().map_or(0, |(m, _)| m.trained_on)
