@@ -298,6 +298,7 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    carebot::jobs::limit_allocator_arenas();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Serve) {
         // `carebot cases | head` should end quietly when `head` stops reading, as other

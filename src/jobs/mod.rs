@@ -35,3 +35,24 @@ pub async fn queue_report(ctx: &Ctx, at: DateTime<Utc>, weekly: bool) -> anyhow:
     ctx.outbox_wake.notify_one();
     Ok(format!("{} for {date} queued", ops[0].name()))
 }
+
+/// A long-running `serve` keeps the memory a large job (a sweep or digest over many cases)
+/// briefly needed: glibc's allocator holds freed pages in per-thread arenas. Fewer arenas
+/// (set once at start) and handing free pages back after each job keep the resident set
+/// near what the bot actually uses.
+pub fn limit_allocator_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes the allocator's tuning; it is safe to call at any time.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// See `limit_allocator_arenas`: returns freed heap pages to the system.
+pub fn give_back_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it is safe to call at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

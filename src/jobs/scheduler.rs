@@ -65,6 +65,7 @@ async fn run_due(ctx: &Arc<Ctx>, s: &mut Scheduled, now: DateTime<Utc>) {
             if let Err(e) = ctx.store.finish_job_run(job.name, due_ms, ctx.now_ms(), ok, &detail).await {
                 tracing::error!(job = job.name, error = %format!("{e:#}"), "could not record job result");
             }
+            super::give_back_memory();
         }
         Ok(false) => {} // another replica has this run
         Err(e) => {
