@@ -245,7 +245,16 @@ fn a_yaml_syntax_error_and_an_unknown_key_are_located() {
     replace_in(&team, "    name: Sam Whitfield", "    name: Sam Whitfield\n    nickname: Sammy");
     let err = cli.err(&["check"]);
     let line = line_of(&team, "nickname: Sammy");
-    assert!(err.contains(&format!("team.yaml:{line}:")) && err.contains("nickname"), "{err}");
+    assert!(err.contains(&format!("team.yaml:{line}: unknown key `nickname`")), "{err}");
+
+    // A word where a number belongs is named in plain words, with what was written.
+    let cli = Cli::new(None);
+    let triage = cli.playbook("triage.yaml");
+    replace_in(&triage, "  max_distance: 10 ", "  max_distance: ten ");
+    let err = cli.err(&["check"]);
+    let line = line_of(&triage, "max_distance: ten");
+    assert!(err.contains(&format!("triage.yaml:{line}: a whole number was expected here, not \"ten\"")), "{err}");
+    assert!(!err.contains("u32"), "no Rust type names: {err}");
 }
 
 #[test]

@@ -89,8 +89,45 @@ pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<
         // The library's own message may repeat the location and a snippet; keep the first line.
         let full = e.to_string();
         let message = full.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid YAML").trim().to_string();
-        Problems(vec![Problem { file: path.to_path_buf(), line, message }])
+        let found = e.location().and_then(|l| value_at(&text, l.line(), l.column()));
+        Problems(vec![Problem { file: path.to_path_buf(), line, message: plain(&message, found) }])
     })
+}
+
+/// The value written at a 1-based line and column: up to a comma, bracket, comment or the
+/// end of the line.
+fn value_at(text: &str, line: u64, column: u64) -> Option<&str> {
+    let l = text.lines().nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+    let start = l.char_indices().nth(usize::try_from(column).ok()?.checked_sub(1)?)?.0;
+    let rest = &l[start..];
+    let end = rest.find([',', ']', '}', '#']).unwrap_or(rest.len());
+    Some(rest[..end].trim()).filter(|v| !v.is_empty())
+}
+
+/// The YAML library speaks of Rust types ("invalid u32"); a PX lead editing a playbook reads
+/// what was expected instead, with the value they wrote.
+fn plain(message: &str, found: Option<&str>) -> String {
+    // "error: line 14 column 17: invalid u32": the file:line is shown already.
+    let message = message.strip_prefix("error: ").unwrap_or(message);
+    let (place, what) = match message.split_once(": ") {
+        Some((p, w)) if p.starts_with("line ") => (Some(p), w),
+        _ => (None, message),
+    };
+    let expected = match what.trim_start_matches("invalid type: ").rsplit(' ').next().unwrap_or_default() {
+        "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" | "isize" => Some("a whole number"),
+        "f32" | "f64" => Some("a number"),
+        "bool" | "boolean" => Some("true or false"),
+        _ => None,
+    };
+    let said = match (expected, found) {
+        (Some(e), Some(f)) => format!("{e} was expected here, not {f:?}"),
+        (Some(e), None) => format!("{e} was expected here"),
+        _ => what.replace("unknown field", "unknown key").replace("missing field", "missing key"),
+    };
+    match place {
+        Some(p) => format!("{said} ({p})"),
+        None => said,
+    }
 }
 
 /// The validated playbook set the bot runs on.
