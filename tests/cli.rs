@@ -452,14 +452,17 @@ fn triage_eval_measures_a_labelled_file_and_names_bad_lines() {
             r#"{"text": "Parking garage at Northgate is always full, circled for 20 minutes.", "rating": 2, "expect": {"site": "northgate", "categories": ["parking"]}}"#,
             "\n",
             r#"{"text": "There was a mistake with my results at Riverside and I am still confused about what happened next.", "rating": 2, "expect": {"site": "riverside", "risk": true}}"#,
+            "\n",
+            r#"{"text": "Visited the Northgate lobby today to drop off a form.", "expect": {"site": "eastbrook"}}"#,
             "\n"
         ),
     )
     .unwrap();
     let out = cli.ok(&["triage", "eval", file.to_str().unwrap(), "--misses"]);
-    assert!(out.contains("3 labelled mentions"), "{out}");
+    assert!(out.contains("4 labelled mentions"), "{out}");
     assert!(out.contains("risk (with possible risk)        precision 1.00  recall 1.00"), "{out}");
-    assert!(out.contains("  Parking    ") && out.contains("Site right: 1.00 (3 of 3)"), "{out}");
+    assert!(out.contains("  Parking    ") && out.contains("Site right: 0.75 (3 of 4)"), "{out}");
+    assert!(out.contains("site (labelled eastbrook, triaged northgate):\n  - Visited the Northgate lobby"), "{out}");
     assert!(out.contains("spam                             n/a"), "{out}");
     // Caught, but only as possible risk: --misses says which ones a person must confirm.
     let possible = out.split("risk (caught only as possible risk: a person confirms it):\n").nth(1).unwrap_or("");

@@ -173,6 +173,11 @@ impl Evaluation {
             if l.expect.risk && r.possible_risk {
                 ev.misses.entry(ONLY_POSSIBLE.into()).or_default().push(shown.clone());
             }
+            if l.expect.site != r.site {
+                let site = |s: &Option<String>| s.clone().unwrap_or_else(|| "none".into());
+                let key = format!("site (labelled {}, triaged {})", site(&l.expect.site), site(&r.site));
+                ev.misses.entry(key).or_default().push(shown.clone());
+            }
             let mut miss = |label: &str, expected: bool, got: bool| {
                 if expected != got {
                     let tag = if expected { "missed" } else { "false alarm" };
