@@ -403,7 +403,17 @@ fn new_case(
         resolve_due: due(situation.sla.resolve),
         fingerprint,
     };
-    let channels = std::iter::once(&situation.channel).chain(&situation.also_post_to).cloned().collect();
+    let mut channels: Vec<String> =
+        std::iter::once(&situation.channel).chain(&situation.also_post_to).cloned().collect();
+    // A possible risk that went to another situation first (someone on site now) still
+    // reaches the channel that confirms or dismisses possible risk.
+    if t.possible_risk && !t.risk && situation.when.possible_risk != Some(true) {
+        if let Some(p) = pb.situations.situations.iter().find(|s| s.when.possible_risk == Some(true)) {
+            if !channels.contains(&p.channel) {
+                channels.push(p.channel.clone());
+            }
+        }
+    }
     (case, channels)
 }
 

@@ -299,7 +299,7 @@ pub fn lint(
 pub fn lint_report(findings: &[crate::domain::compliance::Finding]) -> String {
     let mut out: Vec<String> = findings.iter().map(|f| f.to_string()).collect();
     out.push(if crate::domain::compliance::blocks(findings) {
-        "blocked: fix the BLOCK findings (or a lead overrides with --override)".into()
+        "blocked: fix the BLOCK findings (or, on the case, a lead overrides: `case respond N --override`)".into()
     } else if findings.is_empty() {
         "ok: nothing found".into()
     } else {

@@ -742,6 +742,12 @@ fn approval_messages(
 }
 
 /// Applies a triage correction inside the case's transaction; returns what it was. A new
+/// A case triage flagged as possible risk that is not (yet) a risk case, whatever
+/// situation it went to.
+pub fn flagged_possible_risk(case: &CaseRow) -> bool {
+    !case.risk && case.reasons.iter().any(|r| r.kind == "possible_risk")
+}
+
 /// Where a possible-risk case goes on a verdict: confirmed, the first risk situation;
 /// dismissed, the situation its mention would have had without the possible-risk flag.
 async fn judged_situation(
@@ -751,17 +757,25 @@ async fn judged_situation(
     confirm: bool,
 ) -> Result<String, ActError> {
     let book = &ctx.playbooks().situations;
-    if book.get(&case.situation).is_none_or(|s| s.when.possible_risk != Some(true)) {
+    let in_possible = book.get(&case.situation).is_some_and(|s| s.when.possible_risk == Some(true));
+    if !in_possible {
         let events = cases::events_with(&mut **tx, case.id).await?;
         if let Some(e) = events.iter().rev().find(|e| e.action == "confirm_risk" || e.action == "dismiss_risk") {
             let who = ctx.playbooks().team.person(&e.actor).map(|p| p.name.clone()).unwrap_or_else(|| e.actor.clone());
             let what = if e.action == "confirm_risk" { "confirmed" } else { "dismissed" };
             return Err(ActError::Invalid(format!("case {}'s possible risk was already {what} by {who}", case.id)));
         }
-        return Err(ActError::Invalid(format!(
-            "case {} is not marked possible risk; to change its situation, a lead uses `set {} situation …`",
-            case.id, case.id
-        )));
+        if !flagged_possible_risk(case) {
+            return Err(ActError::Invalid(format!(
+                "case {} is not marked possible risk; to change its situation, a lead uses `set {} situation …`",
+                case.id, case.id
+            )));
+        }
+        // Flagged possible risk in another situation (someone on site now): dismissed, it
+        // stays where it is; confirmed, it becomes a risk case like any other.
+        if !confirm {
+            return Ok(case.situation.clone());
+        }
     }
     if confirm {
         let risk = book.situations.iter().find(|s| s.when.risk == Some(true)).ok_or_else(|| {

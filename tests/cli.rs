@@ -467,6 +467,8 @@ fn triage_eval_measures_a_labelled_file_and_names_bad_lines() {
     // Caught, but only as possible risk: --misses says which ones a person must confirm.
     let possible = out.split("risk (caught only as possible risk: a person confirms it):\n").nth(1).unwrap_or("");
     assert!(possible.starts_with("  - There was a mistake with my results"), "{out}");
+    // Why, in the playbook's words: the rule's label and what it matched.
+    assert!(possible.contains("[Possible clinical harm (to confirm): results … mistake"), "{out}");
     std::fs::write(&file, "{\"text\": \"ok\", \"expect\": {}}\n{\"text\": \"no labels\"}\n").unwrap();
     let err = cli.err(&["triage", "eval", file.to_str().unwrap()]);
     assert!(err.contains("mine.jsonl:2: not a labelled mention") && err.contains("expect"), "{err}");
@@ -632,4 +634,35 @@ fn a_risk_reply_goes_for_approval_and_a_lead_approves_the_waiting_text_from_the_
     let actions: Vec<&str> =
         shown["events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["opened", "claim", "request_approval", "approve_reply", "respond"]);
+}
+
+#[test]
+fn a_possible_risk_on_site_now_reaches_the_risk_channel_and_can_be_confirmed_or_dismissed() {
+    // Someone on site now goes to the on-site queue first (P1); triage also saw a possible
+    // risk ("no interpreter"): the risk channel gets the card too, and the verdict works
+    // from there as for any possible risk.
+    let cli = Cli::new(None);
+    let mentions = cli.dir.path().join("onsite.jsonl");
+    let line = |id: &str, text: &str| format!("{{\"source\":\"x\",\"external_id\":\"{id}\",\"text\":\"{text}\"}}\n");
+    let one = "We are at Riverside ER right now with my dad and there is no interpreter, he does not understand \
+               what the nurse is asking him.";
+    let two = "Sitting in the Eastbrook lobby right now, mi mama has been here since noon, no interpreter came.";
+    std::fs::write(&mentions, [line("os-1", one), line("os-2", two)].concat()).unwrap();
+    cli.ok(&["ingest", mentions.to_str().unwrap()]);
+    let shown: serde_json::Value = serde_json::from_str(&cli.ok(&["case", "show", "1", "--json"])).unwrap();
+    assert_eq!(shown["case"]["situation"], "on-site-now", "{shown}");
+    let outbox = cli.ok(&["outbox"]);
+    assert!(outbox.contains("channel:risk") && outbox.contains("channel:px-triage"), "{outbox}");
+
+    let done = cli.ok(&["case", "risk", "1", "confirm", "--as", "sam"]);
+    assert!(done.contains("possible risk confirmed by Sam Whitfield"), "{done}");
+    let shown: serde_json::Value = serde_json::from_str(&cli.ok(&["case", "show", "1", "--json"])).unwrap();
+    assert_eq!((&shown["case"]["situation"], &shown["case"]["risk"]), (&"clinical-risk".into(), &true.into()));
+
+    let done = cli.ok(&["case", "risk", "2", "dismiss", "--as", "ruth"]);
+    assert!(done.contains("possible risk dismissed by Ruth Adeyemi"), "{done}");
+    let shown: serde_json::Value = serde_json::from_str(&cli.ok(&["case", "show", "2", "--json"])).unwrap();
+    assert_eq!(shown["case"]["situation"], "on-site-now", "dismissed, it stays on site now: {shown}");
+    let err = cli.err(&["case", "risk", "2", "confirm", "--as", "sam"]);
+    assert!(err.contains("already dismissed by Ruth Adeyemi"), "{err}");
 }

@@ -438,7 +438,8 @@ impl Card {
             latest_step: last.map(|e| describe_event(e, playbooks)),
             buttons: {
                 let mut b = Vec::new();
-                let possible = situation.is_some_and(|s| s.when.possible_risk == Some(true));
+                let possible = situation.is_some_and(|s| s.when.possible_risk == Some(true))
+                    || (!case.risk && decision.is_none() && case.reasons.iter().any(|r| r.kind == "possible_risk"));
                 if possible && case.state != CaseState::Resolved {
                     b.extend([Button::ConfirmRisk, Button::DismissRisk]);
                 }

@@ -163,12 +163,8 @@ impl Evaluation {
                 ev.names.entry(c.clone()).or_insert_with(|| triage.category_label(c).to_string());
             }
             let name = |c: &str| format!("category {}", triage.category_label(c));
-            let why: Vec<String> = r
-                .reasons
-                .iter()
-                .filter(|x| x.kind != "site")
-                .map(|x| format!("{} {}: {}", x.kind, x.rule, x.matched))
-                .collect();
+            let why: Vec<String> =
+                r.reasons.iter().filter(|x| x.kind != "site").map(|x| triage.reason_text(x)).collect();
             let shown = if why.is_empty() { l.text.clone() } else { format!("{}  [{}]", l.text, why.join("; ")) };
             if l.expect.risk && r.possible_risk {
                 ev.misses.entry(ONLY_POSSIBLE.into()).or_default().push(shown.clone());
@@ -178,9 +174,14 @@ impl Evaluation {
                 let key = format!("site (labelled {}, triaged {})", site(&l.expect.site), site(&r.site));
                 ev.misses.entry(key).or_default().push(shown.clone());
             }
+            let only_possible = r.possible_risk && !r.risk;
             let mut miss = |label: &str, expected: bool, got: bool| {
                 if expected != got {
-                    let tag = if expected { "missed" } else { "false alarm" };
+                    let tag = match (expected, label) {
+                        (true, _) => "missed",
+                        (false, "risk") if only_possible => "false alarm, as possible risk",
+                        (false, _) => "false alarm",
+                    };
                     ev.misses.entry(format!("{label} ({tag})")).or_default().push(shown.clone());
                 }
             };
@@ -317,12 +318,18 @@ impl Evaluation {
             line(&mut s, self.names.get(c).map_or(c, |n| n), counts);
         }
         let micro = self.category_micro();
+        let ratio =
+            |n: u32, d: u32| if d == 0 { "—".to_string() } else { format!("{:.2}", f64::from(n) / f64::from(d)) };
         let _ = writeln!(
             s,
-            "  micro: precision {:.2}  recall {:.2}  F1 {:.2};  macro F1 {:.2}",
-            micro.precision(),
-            micro.recall(),
-            micro.f1(),
+            "  micro: precision {}  recall {}  F1 {};  macro F1 {:.2}",
+            ratio(micro.tp, micro.tp + micro.fp),
+            ratio(micro.tp, micro.support()),
+            if micro.tp + micro.fp == 0 || micro.support() == 0 {
+                "—".to_string()
+            } else {
+                format!("{:.2}", micro.f1())
+            },
             self.category_macro_f1()
         );
         let _ = writeln!(s, "Site right: {:.2} ({} of {})", self.site_accuracy(), self.site_right, self.mentions);

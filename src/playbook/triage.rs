@@ -269,6 +269,18 @@ impl Triage {
         self.book.category(id).map_or(id, |r| r.label.as_str())
     }
 
+    /// How a reason reads to a person: "On site now: call light", "Poor follow-up
+    /// (model): model 0.91: …", "Possible risk (model): model 0.64: …".
+    pub fn reason_text(&self, r: &Reason) -> String {
+        let label = self.book.rules.iter().find(|x| x.id == r.rule).map_or(r.rule.as_str(), |x| x.label.as_str());
+        match r.kind.as_str() {
+            "possible_risk" if r.rule == "model" => format!("Possible risk (model): {}", r.matched),
+            "model" if r.rule == "positive" => format!("Shout-out (model): {}", r.matched),
+            "model" => format!("{label} (model): {}", r.matched),
+            _ => format!("{label}: {}", r.matched),
+        }
+    }
+
     /// How many labelled mentions the model learnt from (0: rules only).
     pub fn model_trained_on(&self) -> usize {
         self.model.as_ref().map_or(0, |(m, _)| m.trained_on)

@@ -298,7 +298,7 @@ pub(crate) fn load(path: &Path) -> Result<TriageBook, Problems> {
                     let first = e.to_string().lines().last().unwrap_or("invalid").trim().to_string();
                     rep.at(
                         p.referenced.line(),
-                        format!("pattern {:?} in rule {} does not compile: {first}", p.value, r.id.value),
+                        format!("pattern '{}' in rule {} does not compile: {first}", p.value, r.id.value),
                     );
                 }
             }
