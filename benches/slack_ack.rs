@@ -1,12 +1,14 @@
-//! Click-to-ack latency for signed Slack Claim clicks (release build:
+//! Click-to-ack latency for signed Claim clicks, Slack then Discord (release build:
 //! `cargo bench --bench slack_ack`).
 //!
 //! The running app (HTTP listener, outbox worker delivering card updates to a local fake
-//! Slack) on a fresh Postgres database at CAREBOT_TEST_PG_URL (default
+//! Slack or Discord) on a fresh Postgres database at CAREBOT_TEST_PG_URL (default
 //! postgres://postgres@127.0.0.1:5432/test). Rounds of 50 concurrent signed Claim clicks —
-//! 10 cases, 5 agents racing on each — measured from send to HTTP answer; then checks that
+//! 10 cases, 5 clicks racing on each — measured from send to HTTP answer; then checks that
 //! every case has exactly one claim.
 
+#[path = "../tests/fakes/discord.rs"]
+mod fake_discord;
 #[path = "../tests/fakes/slack.rs"]
 mod fake_slack;
 mod support;
@@ -188,6 +190,111 @@ async fn main() {
     println!("  cases marked responded with the submitted text: {responded}/{}", case_ids.len());
     assert_eq!(responded, case_ids.len(), "a reply submission did not mark its case responded");
 
+    let _ = stop.send(());
+    let _ = server.await;
+    drop(ctx);
+    db.drop().await;
+    assert_eq!(exactly_one, case_ids.len(), "a case was claimed more than once or not at all");
+    discord().await;
+}
+
+/// The same rounds through Discord: Ed25519-signed component interactions, answered with
+/// the redrawn card (UPDATE_MESSAGE) or a private refusal. Three people have Discord ids
+/// in the shipped team file, so each case gets five clicks from them (two double clicks).
+async fn discord() {
+    use fake_discord as fd;
+    let db = support::BenchDb::create("ackd").await;
+    let fake = fd::FakeDiscord::start().await;
+    let mut s = Settings::default();
+    s.playbooks.dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("playbooks");
+    s.http.listen = ([127, 0, 0, 1], 0).into();
+    s.secrets.database_url = Some(db.url.clone());
+    s.database.max_connections = 20;
+    s.sources.files.enabled = false;
+    s.chat.surface = SurfaceKind::Discord;
+    s.discord.api_url = fake.base.as_str().into();
+    s.secrets.discord_bot_token = Some(fd::BOT_TOKEN.into());
+    s.secrets.discord_public_key = Some(fd::public_key_hex());
+    s.secrets.discord_application_id = Some(fd::APP_ID.into());
+    let surfaces = chat_surfaces(&s).expect("discord surface");
+    let mut ctx = Ctx::new(s, surfaces.chat.clone(), Arc::new(SystemClock)).await.expect("context");
+    surfaces.attach(&mut ctx);
+    let app = App::from_ctx(ctx).await.expect("bind");
+    let (url, ctx) = (format!("http://{}/discord/interactions", app.addr()), app.ctx());
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+
+    let total = ROUNDS * CASES_PER_ROUND;
+    let mentions = support::mentions("ackd", total, 1.0);
+    let mut case_ids = Vec::new();
+    for chunk in mentions.chunks(100) {
+        case_ids.extend(carebot::intake::ingest(&ctx, chunk).await.expect("ingest").iter().map(|r| r.case_id()));
+    }
+    case_ids.sort_unstable();
+    case_ids.dedup();
+    const CLICKERS: [&str; 5] =
+        ["401000000000000001", "401000000000000002", "401000000000000003", "401000000000000001", "401000000000000002"];
+    let client = reqwest::Client::new();
+    let signed = |body: serde_json::Value| {
+        let text = body.to_string();
+        let ts = chrono::Utc::now().timestamp().to_string();
+        client
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("x-signature-ed25519", fd::sign(&ts, &text))
+            .header("x-signature-timestamp", ts)
+            .body(text)
+    };
+    let _ = signed(fd::component(CLICKERS[0], &format!("release:{}", case_ids[0]), None, "800000000000000001"))
+        .send()
+        .await;
+
+    let mut latencies = Vec::with_capacity(total * CLICKERS.len());
+    let started = Instant::now();
+    for round in case_ids.chunks(CASES_PER_ROUND) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for &case_id in round {
+            for who in CLICKERS {
+                let req = signed(fd::component(who, &format!("claim:{case_id}"), None, "800000000000000001"));
+                tasks.spawn(async move {
+                    let t = Instant::now();
+                    let res = req.send().await.expect("click");
+                    let status = res.status().as_u16();
+                    (t.elapsed(), status)
+                });
+            }
+        }
+        while let Some(r) = tasks.join_next().await {
+            let (d, status) = r.expect("task");
+            assert_eq!(status, 200);
+            latencies.push(d);
+        }
+    }
+    let wall = started.elapsed();
+    latencies.sort_unstable();
+    let mut exactly_one = 0;
+    for &id in &case_ids {
+        let claims = ctx.store.events(id).await.expect("events").iter().filter(|e| e.action == "claim").count();
+        if claims == 1 {
+            exactly_one += 1;
+        }
+    }
+    println!(
+        "discord click-to-ack (Postgres, {} signed Claim clicks in rounds of {} concurrent):",
+        latencies.len(),
+        CASES_PER_ROUND * CLICKERS.len()
+    );
+    println!(
+        "  p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({:.0} clicks/s)",
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.90).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        latencies.last().unwrap().as_secs_f64() * 1e3,
+        latencies.len() as f64 / wall.as_secs_f64()
+    );
+    println!("  cases with exactly one claim: {exactly_one}/{}", case_ids.len());
     let _ = stop.send(());
     let _ = server.await;
     drop(ctx);

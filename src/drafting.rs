@@ -60,7 +60,7 @@ pub fn context_for(
             team.recognition
                 .iter()
                 .filter(|r| r.site.is_none() || r.site.as_deref() == site_id)
-                .map(|r| r.name.replace(',', " ")),
+                .flat_map(|r| [r.name.replace(',', " ")].into_iter().chain(r.person_name())),
         );
     }
     ReplyContext {
@@ -78,7 +78,7 @@ pub fn context_for(
             .into_iter()
             .collect(),
         allowed_names: allowed,
-        staff_names: team.people.iter().map(|p| p.name.clone()).collect(),
+        staff_names: team.staff_names(),
         recent_replies: Vec::new(),
         vocabulary: playbooks.reply_check.vocabulary.clone(),
         praise,

@@ -267,7 +267,7 @@ async fn ingest_once(ctx: &Ctx, mentions: &[Mention], triaged: &[Option<Triaged>
             action: "opened",
             detail: detail.to_string(),
         });
-        let rank = outbox_rank(case.priority);
+        let rank = crate::chat::outbox_rank(case.priority);
         let home = format!("channel:{}", case.channel);
         let mut ops: Vec<(ChatOp, i64)> =
             channels.iter().map(|channel| (ChatOp::PostCard { case_id, channel: channel.clone() }, now)).collect();
@@ -317,17 +317,6 @@ async fn ingest_once(ctx: &Ctx, mentions: &[Mention], triaged: &[Option<Triaged>
     }
     tx.commit().await.context("committing intake")?;
     Ok(out)
-}
-
-/// The outbox priority of a case's messages (1 = P1 … 4 = P4).
-fn outbox_rank(p: crate::domain::Priority) -> i64 {
-    use crate::domain::Priority::*;
-    match p {
-        P1 => 1,
-        P2 => 2,
-        P3 => 3,
-        P4 => 4,
-    }
 }
 
 /// What a storm's growth queues on its case: the card refreshed after a short delay, so a

@@ -236,7 +236,8 @@ pub async fn act_publishing(
                 ctx.outbox_wake.notify_one();
                 return Ok(done);
             }
-            // Someone changed the case between our read and write: read again and re-decide.
+            // Someone else's change committed (the update waited for it): decide again now.
+            Ok(None) if attempt < 20 => continue,
             Ok(None) => {}
             Err(ActError::Internal(e)) if is_contention(&e) && attempt < 20 && std::time::Instant::now() < give_up => {}
             Err(ActError::Internal(e)) if is_contention(&e) => {
@@ -521,9 +522,11 @@ async fn try_act(
     let pb = ctx.playbooks();
     let now_dt = ctx.clock.now();
     let now = now_dt.timestamp_millis();
-    let mut tx = ctx.store.begin().await?;
-    let case = cases::case_in_tx(&mut tx, case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
+    // Read and decided before any transaction opens: a refused click ("already claimed")
+    // costs one read; the version check in the update catches a case changed since.
+    let case = ctx.store.case(case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
     let mut t = apply(&case.status(), actor, action).map_err(|r| refused(ctx, case_id, r))?;
+    let mut tx = ctx.store.begin().await?;
     // A possible-risk verdict moves the case to the situation it decides.
     let judged = match action {
         Action::JudgeRisk { confirm } => Some(judged_situation(ctx, &mut tx, &case, *confirm).await?),
@@ -555,10 +558,11 @@ async fn try_act(
     if case.state == CaseState::Resolved && t.next.state != CaseState::Resolved {
         stamps.clear_resolved = true;
     }
-    if !cases::update_status(&mut tx, case_id, case.version, &t.next, stamps, now).await? {
+    let Some(updated) = cases::update_status_returning(&mut tx, case_id, case.version, &t.next, stamps, now).await?
+    else {
         tx.rollback().await.map_err(anyhow::Error::from)?;
         return Ok(None);
-    }
+    };
     if let Action::Snooze { until } = action {
         cases::set_snooze(&mut tx, case_id, *until).await?;
     }
@@ -656,10 +660,14 @@ async fn try_act(
         }
     }
     ops.extend(new_channels.into_iter().map(|channel| ChatOp::PostCard { case_id, channel }));
-    for op in &ops {
-        crate::chat::queue(&mut tx, op, now, now).await?;
-    }
-    let case = cases::case_in_tx(&mut tx, case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
+    // A snooze or a new situation changed the row again since the update returned it.
+    let case = match (action, &judged) {
+        (Action::Snooze { .. } | Action::Reclassify { .. }, _) | (_, Some(_)) => {
+            cases::case_in_tx(&mut tx, case_id).await?.ok_or(ActError::UnknownCase(case_id))?
+        }
+        _ => updated,
+    };
+    crate::chat::queue_for_case(&mut tx, ctx.store.backend(), &ops, &case, now).await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
     Ok(Some(Acted { case, event, summary }))
 }

@@ -28,7 +28,7 @@ fn triage_holds_its_floors_on_the_development_corpus_by_cross_validation() {
     assert!(ev.risk.recall() >= 0.96, "risk recall (with possible risk) {:.2}", ev.risk.recall());
     assert!(ev.risk_confirmed.precision() >= 0.8, "confirmed risk precision {:.2}", ev.risk_confirmed.precision());
     assert!(ev.urgent.recall() >= 0.94, "on-site recall {:.2}", ev.urgent.recall());
-    assert!(ev.category_micro().f1() >= 0.78, "category micro-F1 {:.2}", ev.category_micro().f1());
+    assert!(ev.category_micro().f1() >= 0.80, "category micro-F1 {:.2}", ev.category_micro().f1());
     assert!(ev.site_accuracy() >= 0.95, "site accuracy {:.2}", ev.site_accuracy());
 }
 
@@ -45,7 +45,7 @@ fn triage_holds_its_floors_on_the_held_out_set() {
     );
     let ev = Evaluation::run(&triage, &held_out);
     report("held-out set", &ev);
-    assert!(ev.risk.recall() >= 0.83, "risk recall (with possible risk) {:.2}", ev.risk.recall());
+    assert!(ev.risk.recall() >= 0.88, "risk recall (with possible risk) {:.2}", ev.risk.recall());
     assert!(ev.risk.precision() >= 0.7, "risk precision (with possible risk) {:.2}", ev.risk.precision());
     assert!(ev.urgent.recall() >= 0.8, "on-site recall {:.2}", ev.urgent.recall());
     assert!(ev.category_micro().f1() >= 0.77, "category micro-F1 {:.2}", ev.category_micro().f1());

@@ -160,6 +160,42 @@ pub async fn queue(tx: &mut crate::store::Tx<'_>, op: &ChatOp, now: i64, due: i6
     crate::store::outbox::insert(tx, op.case_id(), op.name(), &payload, op.lane().as_deref(), now, due).await
 }
 
+/// The outbox priority of a case's messages (1 = P1 … 4 = P4).
+pub fn outbox_rank(p: crate::domain::Priority) -> i64 {
+    use crate::domain::Priority::*;
+    match p {
+        P1 => 1,
+        P2 => 2,
+        P3 => 3,
+        P4 => 4,
+    }
+}
+
+/// Queues every op of an action on `case` (as it is after the action) in one statement:
+/// the same rows as `queue` one by one, with the lane and priority taken from the case.
+pub async fn queue_for_case(
+    tx: &mut crate::store::Tx<'_>,
+    backend: crate::store::Backend,
+    ops: &[ChatOp],
+    case: &crate::store::CaseRow,
+    now: i64,
+) -> anyhow::Result<()> {
+    let mut rows = Vec::with_capacity(ops.len());
+    for op in ops {
+        let ours = op.case_id() == Some(case.id);
+        rows.push(crate::store::bulk::OutboxInsert {
+            case_id: op.case_id(),
+            op: op.name(),
+            payload: serde_json::to_string(op)?,
+            lane: op.lane().unwrap_or_else(|| format!("channel:{}", case.channel)),
+            priority: if ours { outbox_rank(case.priority) } else { 5 },
+            created_at: now,
+            due: now,
+        });
+    }
+    crate::store::bulk::insert_outbox(tx, backend, &rows).await
+}
+
 /// How fast one lane may send: `per_second` sustained, `burst` at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pacing {

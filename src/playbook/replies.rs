@@ -321,7 +321,7 @@ pub(crate) fn load(
                                 .into_iter()
                                 .chain(["Alexandria".to_string()])
                                 .collect(),
-                            staff_names: team.people.iter().map(|p| p.name.clone()).collect(),
+                            staff_names: team.staff_names(),
                             recent_replies: Vec::new(),
                             vocabulary: vocabulary.clone(),
                             praise,

@@ -154,6 +154,19 @@ pub struct Recognised {
 }
 
 impl Recognised {
+    /// The person's name without title or credentials ("Alicia Moreno" for "Alicia
+    /// Moreno, RN", "Amir Haddad" for "Dr. Amir Haddad"); None for a team or unit
+    /// ("Front desk team"), whose name is not capitalised word by word.
+    pub fn person_name(&self) -> Option<String> {
+        let bare = self.name.split(',').next().unwrap_or_default();
+        let words: Vec<&str> = bare
+            .split_whitespace()
+            .filter(|w| !matches!(w.trim_end_matches('.').to_lowercase().as_str(), "dr" | "nurse" | "doctor"))
+            .collect();
+        let capitalised = |w: &&str| w.chars().next().is_some_and(char::is_uppercase);
+        (words.len() >= 2 && words.iter().all(capitalised)).then(|| words.join(" "))
+    }
+
     /// Whether a review about `site` with these words names them.
     fn named_in(&self, words: &str, site: Option<&str>) -> bool {
         let site_ok = match (&self.site, site) {
@@ -220,6 +233,12 @@ impl Team {
     }
     pub fn site(&self, id: &str) -> Option<&Site> {
         self.sites.iter().find(|s| s.id == id)
+    }
+    /// Names a public reply should not use unless allowed: the team file's people and the
+    /// people on the recognition list (they agreed to be named only for praise of their site).
+    pub fn staff_names(&self) -> Vec<String> {
+        let recognised = self.recognition.iter().filter_map(Recognised::person_name);
+        self.people.iter().map(|p| p.name.clone()).chain(recognised).collect()
     }
     /// Whether a person called `name` (one word, as written after "Nurse" or "Dr.") is on
     /// the recognition list for `site`: some entry's phrase has that word.
@@ -487,5 +506,14 @@ mod recognition_tests {
         );
         let line = text.lines().position(|l| l.contains("site: southside")).unwrap() + 1;
         assert!(problems.contains(&format!("team.yaml:{line}:")), "{problems}");
+    }
+
+    #[test]
+    fn recognised_people_are_staff_names_but_teams_are_not() {
+        let team = load_text(&shipped()).expect("shipped team file");
+        let names = team.staff_names();
+        assert!(names.contains(&"Alicia Moreno".to_string()), "{names:?}");
+        assert!(names.contains(&"Amir Haddad".to_string()), "{names:?}");
+        assert!(!names.iter().any(|n| n.contains("team") || n.contains("nurses")), "{names:?}");
     }
 }

@@ -298,20 +298,26 @@ impl Triage {
                 return Some((self.site_ids[*i].clone(), l.clone()));
             }
         }
+        // The site named most often; on a tie, the one named first ("went to Eastbrook …
+        // ended up at the Riverside ER" is about Eastbrook). The location hint counts first.
         let mut hits = vec![0u32; self.site_ids.len()];
-        let mut first_word: Vec<Option<String>> = vec![None; self.site_ids.len()];
+        let mut first: Vec<Option<(usize, String)>> = vec![None; self.site_ids.len()];
+        let mut order = 0;
         for hay in [m.location_hint.as_deref(), Some(m.text.as_str())].into_iter().flatten() {
             let bytes = hay.as_bytes();
             for hit in self.site_words.find_overlapping_iter(hay) {
                 if on_word_boundary(bytes, hit.start(), hit.end()) {
                     let s = self.site_word_site[hit.pattern().as_usize()];
                     hits[s] += 1;
-                    first_word[s].get_or_insert_with(|| hay[hit.start()..hit.end()].to_string());
+                    order += 1;
+                    first[s].get_or_insert_with(|| (order, hay[hit.start()..hit.end()].to_string()));
                 }
             }
         }
-        let (best, n) = hits.iter().enumerate().max_by_key(|(i, n)| (**n, std::cmp::Reverse(*i)))?;
-        (*n > 0).then(|| (self.site_ids[best].clone(), first_word[best].clone().unwrap_or_default()))
+        let best = (0..hits.len())
+            .filter(|&i| hits[i] > 0)
+            .max_by_key(|&i| (hits[i], std::cmp::Reverse(first[i].as_ref().map_or(usize::MAX, |f| f.0))))?;
+        first[best].take().map(|(_, word)| (self.site_ids[best].clone(), word))
     }
 
     /// A negating word ("no", "not", "never", "didn't") among the three words before word

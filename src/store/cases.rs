@@ -312,30 +312,44 @@ pub async fn update_status(
     stamps: Stamps,
     now: i64,
 ) -> anyhow::Result<bool> {
-    let r = sqlx::query(
+    Ok(update_status_returning(tx, id, version, s, stamps, now).await?.is_some())
+}
+
+/// `update_status`, answering with the case as it now is (one round trip); `None` when
+/// the case changed since `version` was read.
+pub async fn update_status_returning(
+    tx: &mut Tx<'_>,
+    id: i64,
+    version: i64,
+    s: &CaseStatus,
+    stamps: Stamps,
+    now: i64,
+) -> anyhow::Result<Option<CaseRow>> {
+    let sql = format!(
         "UPDATE cases SET state = $1, owner = $2, outcome = $3, escalation_level = $4, updated_at = $5, \
          claimed_at = COALESCE(claimed_at, $6), \
          first_response_at = CASE WHEN $12 = 1 THEN NULL ELSE COALESCE(first_response_at, $7) END, \
          resolved_at = CASE WHEN $8 = 1 THEN NULL ELSE COALESCE($9, resolved_at) END, version = version + 1, \
          next_check_at = 0 \
-         WHERE id = $10 AND version = $11",
-    )
-    .bind(s.state.as_str())
-    .bind(&s.owner)
-    .bind(s.outcome.map(|o| o.as_str()))
-    .bind(s.escalation_level)
-    .bind(now)
-    .bind(stamps.claimed_at)
-    .bind(stamps.first_response_at)
-    .bind(flag(stamps.clear_resolved))
-    .bind(stamps.resolved_at)
-    .bind(id)
-    .bind(version)
-    .bind(flag(stamps.clear_first_response))
-    .execute(&mut **tx)
-    .await
-    .context("updating case status")?;
-    Ok(r.rows_affected() == 1)
+         WHERE id = $10 AND version = $11 RETURNING {CASE_COLS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(s.state.as_str())
+        .bind(&s.owner)
+        .bind(s.outcome.map(|o| o.as_str()))
+        .bind(s.escalation_level)
+        .bind(now)
+        .bind(stamps.claimed_at)
+        .bind(stamps.first_response_at)
+        .bind(flag(stamps.clear_resolved))
+        .bind(stamps.resolved_at)
+        .bind(id)
+        .bind(version)
+        .bind(flag(stamps.clear_first_response))
+        .fetch_optional(&mut **tx)
+        .await
+        .context("updating case status")?;
+    row.as_ref().map(case_from_row).transpose()
 }
 
 /// A corrected site (`None`: no site) or category list.
