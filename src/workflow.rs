@@ -526,20 +526,6 @@ async fn try_act(
     // costs one read; the version check in the update catches a case changed since.
     let case = ctx.store.case(case_id).await?.ok_or(ActError::UnknownCase(case_id))?;
     let mut t = apply(&case.status(), actor, action).map_err(|r| refused(ctx, case_id, r))?;
-    let mut tx = ctx.store.begin().await?;
-    // A possible-risk verdict moves the case to the situation it decides.
-    let judged = match action {
-        Action::JudgeRisk { confirm } => Some(judged_situation(ctx, &mut tx, &case, *confirm).await?),
-        _ => None,
-    };
-    // Who asked for the approval a lead now decides (read before this event is added).
-    let requester = match action {
-        Action::ApproveReply { .. } | Action::RequestChanges { .. } => {
-            let events = cases::events_with(&mut *tx, case_id).await?;
-            cases::awaiting_approval(&events).map(|e| (e.actor.clone(), e.detail["publish"] == true))
-        }
-        _ => None,
-    };
     if let (Some(detail), Some(more)) = (t.detail.as_object_mut(), extra.as_object()) {
         detail.extend(more.clone());
     }
@@ -558,6 +544,59 @@ async fn try_act(
     if case.state == CaseState::Resolved && t.next.state != CaseState::Resolved {
         stamps.clear_resolved = true;
     }
+    // Which playbooks decided it (a reload changes rules; the history says which applied).
+    if let Some(d) = t.detail.as_object_mut() {
+        d.insert("playbooks".into(), serde_json::json!(ctx.playbook_version()));
+    }
+    // Most actions (claim, release, resolve, notes, replies) touch the case, its history and
+    // the chat queue only: on PostgreSQL they are one statement, one round trip, one commit.
+    // The others read more in the transaction, or their messages name the event's id.
+    let in_one = ctx.store.backend() == crate::store::Backend::Postgres
+        && !matches!(
+            action,
+            Action::JudgeRisk { .. }
+                | Action::RequestApproval { .. }
+                | Action::ApproveReply { .. }
+                | Action::RequestChanges { .. }
+                | Action::Reclassify { .. }
+                | Action::Snooze { .. }
+                | Action::Escalate { .. }
+        )
+        && extra.get("publish").is_none();
+    if in_one {
+        let mut event = EventRow {
+            id: 0,
+            case_id,
+            at: now,
+            actor: actor.id.clone(),
+            action: t.event.to_string(),
+            detail: t.detail.clone(),
+        };
+        let summary = describe_event(&event, &pb);
+        let ops = chat_ops(ctx, &case, actor, action, &event, &summary, None, extra, Vec::new(), Vec::new())?;
+        let rows = crate::chat::outbox_rows(&ops, &case, now)?;
+        let event_of = (actor.id.as_str(), t.event, &t.detail);
+        let done = cases::act_in_one(&ctx.store, case_id, case.version, &t.next, stamps, now, event_of, &rows).await?;
+        return Ok(done.map(|(case, id)| {
+            event.id = id;
+            Acted { case, event, summary }
+        }));
+    }
+
+    let mut tx = ctx.store.begin().await?;
+    // A possible-risk verdict moves the case to the situation it decides.
+    let judged = match action {
+        Action::JudgeRisk { confirm } => Some(judged_situation(ctx, &mut tx, &case, *confirm).await?),
+        _ => None,
+    };
+    // Who asked for the approval a lead now decides (read before this event is added).
+    let requester = match action {
+        Action::ApproveReply { .. } | Action::RequestChanges { .. } => {
+            let events = cases::events_with(&mut *tx, case_id).await?;
+            cases::awaiting_approval(&events).map(|e| (e.actor.clone(), e.detail["publish"] == true))
+        }
+        _ => None,
+    };
     let Some(updated) = cases::update_status_returning(&mut tx, case_id, case.version, &t.next, stamps, now).await?
     else {
         tx.rollback().await.map_err(anyhow::Error::from)?;
@@ -580,10 +619,6 @@ async fn try_act(
             d.insert("from".into(), from);
         }
     }
-    // Which playbooks decided it (a reload changes rules; the history says which applied).
-    if let Some(d) = t.detail.as_object_mut() {
-        d.insert("playbooks".into(), serde_json::json!(ctx.playbook_version()));
-    }
     let event_id = cases::append_event(&mut tx, case_id, now, &actor.id, t.event, &t.detail).await?;
     let event = EventRow {
         id: event_id,
@@ -594,6 +629,42 @@ async fn try_act(
         detail: t.detail.clone(),
     };
     let summary = describe_event(&event, &pb);
+    let targets = match action {
+        Action::Escalate { to, .. } => resolve_targets(ctx, &mut tx, &case, to, now_dt).await?,
+        _ => Vec::new(),
+    };
+    let ops = chat_ops(ctx, &case, actor, action, &event, &summary, requester.as_ref(), extra, targets, new_channels)?;
+    // A snooze or a new situation changed the row again since the update returned it.
+    let case = match (action, &judged) {
+        (Action::Snooze { .. } | Action::Reclassify { .. }, _) | (_, Some(_)) => {
+            cases::case_in_tx(&mut tx, case_id).await?.ok_or(ActError::UnknownCase(case_id))?
+        }
+        _ => updated,
+    };
+    crate::chat::queue_for_case(&mut tx, ctx.store.backend(), &ops, &case, now).await?;
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    Ok(Some(Acted { case, event, summary }))
+}
+
+/// What an action tells chat: the card redrawn, the step line (thread, channel or none),
+/// DMs to whoever it reaches, the approval round, a reply to publish or remove, and the
+/// card posted to channels a new situation adds.
+#[allow(clippy::too_many_arguments)]
+fn chat_ops(
+    ctx: &Ctx,
+    case: &CaseRow,
+    actor: &crate::domain::Actor,
+    action: &Action,
+    event: &EventRow,
+    summary: &str,
+    requester: Option<&(String, bool)>,
+    extra: &serde_json::Value,
+    escalated_to: Vec<Person>,
+    new_channels: Vec<String>,
+) -> Result<Vec<ChatOp>, ActError> {
+    let pb = ctx.playbooks();
+    let case_id = case.id;
+    let summary = summary.to_string();
     let mut ops = vec![ChatOp::UpdateCard { case_id }];
     let lines = pb.situations.get(&case.situation).map(|s| s.step_lines).unwrap_or_default();
     // Escalating to the channel notifies it (`@here`), whatever the situation's step lines.
@@ -609,13 +680,13 @@ async fn try_act(
         }),
         crate::playbook::StepLines::Off => {}
     }
-    if let Action::Escalate { to, note } = action {
+    if let Action::Escalate { note, .. } = action {
         let who = pb.team.person(&actor.id).map(|p| p.name.clone()).unwrap_or_else(|| actor.id.clone());
         let mut text = format!("Case #{case_id} ({}) was escalated to you by {who}.", case.priority);
         if let Some(n) = note {
             text.push_str(&format!(" Note: {n}"));
         }
-        for p in resolve_targets(ctx, &mut tx, &case, to, now_dt).await? {
+        for p in &escalated_to {
             ops.push(ChatOp::DirectMessage {
                 person: p.id.clone(),
                 text: text.clone(),
@@ -638,7 +709,7 @@ async fn try_act(
             approve: None,
         });
     }
-    ops.extend(approval_messages(ctx, &case, &actor.id, action, requester.as_ref(), &event));
+    ops.extend(approval_messages(ctx, case, &actor.id, action, requester, event));
     if let (Some(plan), Action::Respond { text: Some(text), .. }) = (extra.get("publish"), action) {
         let plan: PublishPlan = serde_json::from_value(plan.clone()).map_err(anyhow::Error::from)?;
         ops.push(ChatOp::PublishReply {
@@ -660,16 +731,7 @@ async fn try_act(
         }
     }
     ops.extend(new_channels.into_iter().map(|channel| ChatOp::PostCard { case_id, channel }));
-    // A snooze or a new situation changed the row again since the update returned it.
-    let case = match (action, &judged) {
-        (Action::Snooze { .. } | Action::Reclassify { .. }, _) | (_, Some(_)) => {
-            cases::case_in_tx(&mut tx, case_id).await?.ok_or(ActError::UnknownCase(case_id))?
-        }
-        _ => updated,
-    };
-    crate::chat::queue_for_case(&mut tx, ctx.store.backend(), &ops, &case, now).await?;
-    tx.commit().await.map_err(anyhow::Error::from)?;
-    Ok(Some(Acted { case, event, summary }))
+    Ok(ops)
 }
 
 /// The direct messages of the reply-approval round: a request reaches every lead; a

@@ -171,15 +171,13 @@ pub fn outbox_rank(p: crate::domain::Priority) -> i64 {
     }
 }
 
-/// Queues every op of an action on `case` (as it is after the action) in one statement:
-/// the same rows as `queue` one by one, with the lane and priority taken from the case.
-pub async fn queue_for_case(
-    tx: &mut crate::store::Tx<'_>,
-    backend: crate::store::Backend,
+/// The outbox rows of an action's ops on `case` (as it is after the action): the same rows
+/// as `queue` writes one by one, with the lane and priority taken from the case.
+pub fn outbox_rows(
     ops: &[ChatOp],
     case: &crate::store::CaseRow,
     now: i64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<crate::store::bulk::OutboxInsert>> {
     let mut rows = Vec::with_capacity(ops.len());
     for op in ops {
         let ours = op.case_id() == Some(case.id);
@@ -193,7 +191,18 @@ pub async fn queue_for_case(
             due: now,
         });
     }
-    crate::store::bulk::insert_outbox(tx, backend, &rows).await
+    Ok(rows)
+}
+
+/// Queues every op of an action on `case` in one statement (`outbox_rows`).
+pub async fn queue_for_case(
+    tx: &mut crate::store::Tx<'_>,
+    backend: crate::store::Backend,
+    ops: &[ChatOp],
+    case: &crate::store::CaseRow,
+    now: i64,
+) -> anyhow::Result<()> {
+    crate::store::bulk::insert_outbox(tx, backend, &outbox_rows(ops, case, now)?).await
 }
 
 /// How fast one lane may send: `per_second` sustained, `burst` at once.

@@ -302,6 +302,15 @@ pub struct Stamps {
     pub clear_first_response: bool,
 }
 
+/// A status change, only if the case is still at the version read ($10 id, $11 version).
+const UPDATE_STATUS: &str =
+    "UPDATE cases SET state = $1, owner = $2, outcome = $3, escalation_level = $4, updated_at = $5, \
+     claimed_at = COALESCE(claimed_at, $6), \
+     first_response_at = CASE WHEN $12 = 1 THEN NULL ELSE COALESCE(first_response_at, $7) END, \
+     resolved_at = CASE WHEN $8 = 1 THEN NULL ELSE COALESCE($9, resolved_at) END, version = version + 1, \
+     next_check_at = 0 \
+     WHERE id = $10 AND version = $11";
+
 /// Writes a new status if the case still has `version`; false if someone got there first.
 #[tracing::instrument(level = "debug", skip_all, fields(case_id = id, version))]
 pub async fn update_status(
@@ -325,14 +334,7 @@ pub async fn update_status_returning(
     stamps: Stamps,
     now: i64,
 ) -> anyhow::Result<Option<CaseRow>> {
-    let sql = format!(
-        "UPDATE cases SET state = $1, owner = $2, outcome = $3, escalation_level = $4, updated_at = $5, \
-         claimed_at = COALESCE(claimed_at, $6), \
-         first_response_at = CASE WHEN $12 = 1 THEN NULL ELSE COALESCE(first_response_at, $7) END, \
-         resolved_at = CASE WHEN $8 = 1 THEN NULL ELSE COALESCE($9, resolved_at) END, version = version + 1, \
-         next_check_at = 0 \
-         WHERE id = $10 AND version = $11 RETURNING {CASE_COLS}"
-    );
+    let sql = format!("{UPDATE_STATUS} RETURNING {CASE_COLS}");
     let row = sqlx::query(&sql)
         .bind(s.state.as_str())
         .bind(&s.owner)
@@ -350,6 +352,70 @@ pub async fn update_status_returning(
         .await
         .context("updating case status")?;
     row.as_ref().map(case_from_row).transpose()
+}
+
+/// A whole case action in one statement (PostgreSQL): the status change, its event and
+/// its chat operations, all or nothing, and only if the case is still at `version`. One
+/// round trip and one commit. Answers the case as it now is and the event's id; `None`
+/// when the case changed since it was read.
+#[allow(clippy::too_many_arguments)]
+pub async fn act_in_one(
+    store: &Store,
+    id: i64,
+    version: i64,
+    s: &CaseStatus,
+    stamps: Stamps,
+    now: i64,
+    event: (&str, &str, &serde_json::Value),
+    outbox: &[super::bulk::OutboxInsert],
+) -> anyhow::Result<Option<(CaseRow, i64)>> {
+    debug_assert_eq!(store.backend(), super::Backend::Postgres);
+    let values: Vec<String> = (0..outbox.len())
+        .map(|i| {
+            let b = 16 + 5 * i;
+            format!("(${b}::bigint, ${}::text, ${}::text, ${}::text, ${}::bigint)", b + 1, b + 2, b + 3, b + 4)
+        })
+        .collect();
+    let queued = if values.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", o AS (INSERT INTO outbox (case_id, op, payload, next_attempt_at, created_at, lane, priority) \
+             SELECT x.case_id, x.op, x.payload, $5, $5, x.lane, x.priority FROM u, (VALUES {}) \
+             AS x (case_id, op, payload, lane, priority))",
+            values.join(", ")
+        )
+    };
+    let sql = format!(
+        "WITH u AS ({UPDATE_STATUS} RETURNING {CASE_COLS}), \
+         e AS (INSERT INTO case_events (case_id, at, actor, action, detail) SELECT id, $5, $13, $14, $15 FROM u \
+         RETURNING id){queued} \
+         SELECT u.*, (SELECT e.id FROM e) AS event_id FROM u"
+    );
+    let (actor, action, detail) = event;
+    let mut q = sqlx::query(&sql)
+        .bind(s.state.as_str())
+        .bind(&s.owner)
+        .bind(s.outcome.map(|o| o.as_str()))
+        .bind(s.escalation_level)
+        .bind(now)
+        .bind(stamps.claimed_at)
+        .bind(stamps.first_response_at)
+        .bind(flag(stamps.clear_resolved))
+        .bind(stamps.resolved_at)
+        .bind(id)
+        .bind(version)
+        .bind(flag(stamps.clear_first_response))
+        .bind(actor)
+        .bind(action)
+        .bind(detail.to_string());
+    for o in outbox {
+        q = q.bind(o.case_id).bind(o.op).bind(&o.payload).bind(&o.lane).bind(o.priority);
+    }
+    let Some(row) = q.fetch_optional(store.pool()).await.context("recording the case action")? else {
+        return Ok(None);
+    };
+    Ok(Some((case_from_row(&row)?, row.try_get("event_id")?)))
 }
 
 /// A corrected site (`None`: no site) or category list.
