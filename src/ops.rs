@@ -249,7 +249,26 @@ pub fn draft_text(d: &crate::drafting::Draft, who: &str) -> String {
 pub fn triage_eval(playbooks_dir: &Path, file: &Path, folds: usize, misses: bool) -> anyhow::Result<String> {
     use crate::playbook::corpus::{self, Evaluation};
     let playbooks = Playbooks::load(playbooks_dir)?;
-    let labelled = corpus::load(file)?;
+    // A label the playbook does not know (a typo like "westside" or "waiting") would be
+    // scored as a label nobody can ever catch: refuse it with its line.
+    let sites: Vec<&str> = playbooks.team.sites.iter().map(|s| s.id.as_str()).collect();
+    let categories: Vec<&str> = playbooks
+        .triage_rules
+        .rules
+        .iter()
+        .filter(|r| r.kind == crate::playbook::triage_rules::RuleKind::Category)
+        .map(|r| r.id.as_str())
+        .collect();
+    let labelled = corpus::load_checked(file, |l| {
+        if let Some(site) = l.expect.site.as_deref().filter(|s| !sites.contains(s)) {
+            return Some(format!("unknown site {site:?}; one of {}, or null", sites.join(", ")));
+        }
+        l.expect
+            .categories
+            .iter()
+            .find(|c| !categories.contains(&c.as_str()))
+            .map(|c| format!("unknown category {c:?}; one of {}", categories.join(", ")))
+    })?;
     if labelled.is_empty() {
         anyhow::bail!("{} has no labelled mentions", file.display());
     }

@@ -478,6 +478,13 @@ fn triage_eval_measures_a_labelled_file_and_names_bad_lines() {
     std::fs::write(&file, "{\"text\": \"ok\", \"expect\": {}}\n{\"text\": \"no labels\"}\n").unwrap();
     let err = cli.err(&["triage", "eval", file.to_str().unwrap()]);
     assert!(err.contains("mine.jsonl:2: not a labelled mention") && err.contains("expect"), "{err}");
+    // A label the playbook does not know is a typo, not a label nobody catches.
+    let typos = "{\"text\": \"Waited 3 hours\", \"expect\": {\"site\": \"westside\"}}\n\
+                 {\"text\": \"Waited 3 hours\", \"expect\": {\"categories\": [\"waiting\"]}}\n";
+    std::fs::write(&file, typos).unwrap();
+    let err = cli.err(&["triage", "eval", file.to_str().unwrap()]);
+    assert!(err.contains("mine.jsonl:1: unknown site \"westside\"; one of riverside"), "{err}");
+    assert!(err.contains("mine.jsonl:2: unknown category \"waiting\"; one of wait_times"), "{err}");
 }
 
 #[test]

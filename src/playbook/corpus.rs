@@ -62,6 +62,11 @@ impl Labelled {
 
 /// Reads a labelled file; every bad line is reported with its number.
 pub fn load(path: &Path) -> Result<Vec<Labelled>, Problems> {
+    load_checked(path, |_| None)
+}
+
+/// `load`, also refusing a line whose labels `check` finds wrong (it says why).
+pub fn load_checked(path: &Path, check: impl Fn(&Labelled) -> Option<String>) -> Result<Vec<Labelled>, Problems> {
     let problem = |line: Option<u64>, message: String| Problem { file: path.to_path_buf(), line, message };
     let text = std::fs::read_to_string(path).map_err(|e| Problems(vec![problem(None, format!("cannot read: {e}"))]))?;
     let mut out = Vec::new();
@@ -72,7 +77,10 @@ pub fn load(path: &Path) -> Result<Vec<Labelled>, Problems> {
         }
         match serde_json::from_str::<Labelled>(line) {
             Ok(l) if l.text.trim().is_empty() => problems.push(problem(Some(i as u64 + 1), "empty text".into())),
-            Ok(l) => out.push(l),
+            Ok(l) => match check(&l) {
+                Some(why) => problems.push(problem(Some(i as u64 + 1), why)),
+                None => out.push(l),
+            },
             Err(e) => problems.push(problem(Some(i as u64 + 1), format!("not a labelled mention: {e}"))),
         }
     }

@@ -305,9 +305,15 @@ impl Triage {
         let mut order = 0;
         for hay in [m.location_hint.as_deref(), Some(m.text.as_str())].into_iter().flatten() {
             let bytes = hay.as_bytes();
+            // "Riverside ER" also holds the alias "Riverside": one naming, counted once.
+            let mut counted: Vec<(usize, usize)> = Vec::new();
             for hit in self.site_words.find_overlapping_iter(hay) {
                 if on_word_boundary(bytes, hit.start(), hit.end()) {
                     let s = self.site_word_site[hit.pattern().as_usize()];
+                    if counted.iter().any(|&(site, start)| site == s && start == hit.start()) {
+                        continue;
+                    }
+                    counted.push((s, hit.start()));
                     hits[s] += 1;
                     order += 1;
                     first[s].get_or_insert_with(|| (order, hay[hit.start()..hit.end()].to_string()));
@@ -673,6 +679,16 @@ mod tests {
         ));
         assert_eq!(r.site.as_deref(), Some("eastbrook"));
         assert_eq!(r.sentiment, Sentiment::Negative);
+    }
+
+    #[test]
+    fn a_mention_naming_two_sites_is_about_the_one_named_first() {
+        let (t, _) = triage();
+        let text = "Went to Eastbrook, ended up at the Riverside ER. The doctor missed my broken ankle.";
+        assert_eq!(t.triage(&mention(text, Some(1.0), None)).site.as_deref(), Some("eastbrook"));
+        // Named more often wins: "Riverside ER" counts once, not as two names.
+        let text = "Riverside ER sent me to Eastbrook for an x-ray; back at Riverside they lost it.";
+        assert_eq!(t.triage(&mention(text, Some(1.0), None)).site.as_deref(), Some("riverside"));
     }
 
     #[test]
