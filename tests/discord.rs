@@ -205,8 +205,10 @@ async fn a_reply_is_published_from_the_editor_and_taken_down_with_care_unpublish
     let form = format!("form:reply:{case_id}");
     let (_, res) = send(&r, &modal_submit(SAM, &form, vec![("text", &draft), ("publish", "yes")])).await;
     assert!(res["data"]["content"].as_str().unwrap().contains("sent to Google"), "{res}");
+    // Posted, and recorded as published (the outbox records it once Google has answered).
     for _ in 0..300 {
-        if google.with(|f| f.google_replies.contains_key(review)) {
+        let recorded = r.ctx.store.events(case_id).await.unwrap().iter().any(|e| e.action == "published");
+        if recorded && google.with(|f| f.google_replies.contains_key(review)) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
